@@ -1,0 +1,34 @@
+// The one engine a page talks to: started on first use with backend 'auto',
+// or explicitly by sn.init().
+
+import { Runtime, type BackendChoice } from './runtime.js';
+
+let current: Runtime | null = null;
+
+export function runtime(): Runtime {
+  return (current ??= new Runtime('auto'));
+}
+
+/**
+ * Starts the engine (optional: the first op starts one with 'auto').
+ * Calling it again replaces the engine; tensors of the old one can no longer be used.
+ */
+export async function init(opts: { backend?: BackendChoice } = {}): Promise<void> {
+  const choice = opts.backend ?? 'auto';
+  if (!['auto', 'webgpu', 'cpu'].includes(choice)) throw new Error(`init: backend must be 'auto', 'webgpu' or 'cpu', got '${choice}'`);
+  current?.terminate();
+  const rt = new Runtime(choice);
+  current = rt;
+  try {
+    await rt.ready;
+  } catch (e) {
+    rt.terminate();
+    if (current === rt) current = null;
+    throw e;
+  }
+}
+
+/** The backend the engine runs on; null until the engine has started. */
+export function backend(): 'webgpu' | 'cpu' | null {
+  return current?.backend ?? null;
+}

@@ -1,0 +1,27 @@
+// shadenet: the public surface. Everything here runs on the page and only
+// records work; the engine in the worker computes.
+
+import { runtime } from './context.js';
+import type { MemoryInfo } from './protocol.js';
+
+export { init, backend } from './context.js';
+export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, randn, rand, arange, cat, stack, where, noGrad, tidy } from './tensor.js';
+export type { TensorLike, NestedArray, TensorOptions } from './tensor.js';
+export { ShapeError } from './shape.js';
+export type { DType } from './shape.js';
+export type { MemoryInfo } from './protocol.js';
+
+/** Makes randn, rand, dropout and shuffling reproducible on both backends. */
+export function manualSeed(seed: number) {
+  if (!Number.isInteger(seed)) throw new TypeError(`manualSeed: seed must be an integer, got ${seed}`);
+  runtime().enqueue(['seed', seed]);
+}
+
+/** Waits until the worker has run everything queued so far; rethrows a failure from it. */
+export const sync = (): Promise<void> => runtime().sync();
+
+/** The worker's live tensors and memory. */
+export const memory = (): Promise<MemoryInfo> => runtime().memory();
+
+/** Op-stream counters: Comlink messages and commands sent so far. */
+export const stats = () => ({ ...runtime().stats });

@@ -1,0 +1,143 @@
+// The page side of the op stream: spawns the worker, batches recorded ops
+// into one Comlink call per microtask, frees collected handles, and applies
+// backpressure when the worker falls behind.
+
+import * as Comlink from 'comlink';
+import type { Engine } from '../worker/engine.js';
+import type { Command, EngineInfo, MemoryInfo, ReadResult } from './protocol.js';
+
+export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
+
+/** Past this many ops a batch is sent without waiting for the microtask. */
+const MAX_BATCH_OPS = 4096;
+/** Past this many unfinished batches, awaited calls wait for the worker. */
+const MAX_INFLIGHT = 4;
+
+export class Runtime {
+  readonly engine: Comlink.Remote<Engine>;
+  readonly ready: Promise<EngineInfo>;
+  backend: EngineInfo['backend'] | null = null;
+  /** Counters for tests and the curious: Comlink calls sent, ops sent. */
+  readonly stats = { messages: 0, commands: 0 };
+
+  private worker: Worker;
+  private nextId = 1;
+  private pending: Command[] = [];
+  private flushScheduled = false;
+  /** Sends queued until the worker is ready, kept in order. */
+  private beforeReady: (() => void)[] | null = [];
+  private inflight = 0;
+  private drained: (() => void)[] = [];
+  private failure: Error | null = null;
+  private registry = new FinalizationRegistry<number>((id) => this.enqueue(['free', [id]]));
+
+  constructor(choice: BackendChoice) {
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.engine = Comlink.wrap<Engine>(this.worker);
+    this.ready = this.engine.init(choice).then((info) => {
+      this.backend = info.backend;
+      const queued = this.beforeReady!;
+      this.beforeReady = null;
+      for (const send of queued) send();
+      return info;
+    });
+    // A failed init surfaces through every later call; keep it from being an unhandled rejection here.
+    this.ready.catch(() => {});
+  }
+
+  newId() {
+    return this.nextId++;
+  }
+
+  /** Frees the worker's tensor when the page's handle is garbage collected. */
+  track(handle: object, id: number) {
+    this.registry.register(handle, id, handle);
+  }
+
+  untrack(handle: object) {
+    this.registry.unregister(handle);
+  }
+
+  enqueue(cmd: Command) {
+    this.pending.push(cmd);
+    if (this.pending.length >= MAX_BATCH_OPS) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  flush() {
+    this.flushScheduled = false;
+    if (!this.pending.length) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.inflight++;
+    this.stats.commands += batch.length;
+    this.post(() => {
+      this.stats.messages++;
+      this.engine.exec(batch).then(
+        () => this.finishBatch(),
+        (e) => {
+          this.failure ??= e instanceof Error ? e : new Error(String(e));
+          this.finishBatch();
+        },
+      );
+    });
+  }
+
+  private finishBatch() {
+    this.inflight--;
+    if (this.inflight <= MAX_INFLIGHT) {
+      const waiters = this.drained;
+      this.drained = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Sends in order, holding sends until the worker has initialised. */
+  private post(send: () => void) {
+    if (this.beforeReady) this.beforeReady.push(send);
+    else send();
+  }
+
+  /** Flushes, then calls the engine after everything queued before it. */
+  call<T>(fn: (engine: Comlink.Remote<Engine>) => Promise<T>): Promise<T> {
+    this.flush();
+    return new Promise<T>((resolve, reject) => {
+      this.ready.then(() => this.post(() => fn(this.engine).then(resolve, reject)), reject);
+    });
+  }
+
+  /** Waits while the worker has too many unfinished batches: where backpressure reaches loops. */
+  async throttle() {
+    this.flush();
+    while (this.inflight > MAX_INFLIGHT) await new Promise<void>((r) => this.drained.push(r));
+    this.takeFailure();
+  }
+
+  private takeFailure() {
+    const e = this.failure;
+    this.failure = null;
+    if (e) throw e;
+  }
+
+  async read(id: number): Promise<ReadResult> {
+    await this.throttle();
+    return this.call((e) => e.read(id));
+  }
+
+  async sync(): Promise<void> {
+    await this.call((e) => e.sync());
+    this.takeFailure();
+  }
+
+  async memory(): Promise<MemoryInfo> {
+    await this.sync();
+    return this.call((e) => e.memory());
+  }
+
+  terminate() {
+    this.worker.terminate();
+  }
+}

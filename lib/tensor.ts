@@ -1,0 +1,366 @@
+// The Tensor handle: an id, a shape and a dtype. Ops infer their output
+// shape here, synchronously (so a shape error throws at the user's line),
+// and append a record to the op stream; they never compute.
+
+import { OPS } from '../worker/ops/index.js';
+import type { Meta } from '../worker/ops/op.js';
+import type { Command } from './protocol.js';
+import { fmt, inferShapeFromNested, normDim, ShapeError, sizeOf, type DType } from './shape.js';
+import { runtime } from './context.js';
+
+export type TensorLike = Tensor | number;
+export type NestedArray = number | NestedArray[];
+
+/** Global autograd switch, flipped by noGrad. */
+export const gradMode = { enabled: true };
+
+/** Tensors created inside tidy() scopes, innermost last. */
+const tidyScopes: Tensor[][] = [];
+
+export class Tensor {
+  readonly id: number;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Gradient accumulated by backward(); a handle at once, its values arrive with the stream. */
+  grad: Tensor | null = null;
+  /** Name of the op that made this tensor when it is part of an autograd graph; null for leaves. */
+  readonly gradFn: string | null;
+  private _requiresGrad: boolean;
+  /** Inputs of the op that made this tensor, kept until backward frees the graph. */
+  private _inputs: Tensor[] | null;
+  private disposed = false;
+  private readonly rt = runtime();
+
+  /** @internal Use sn.tensor() and friends. */
+  constructor(id: number, shape: readonly number[], dtype: DType, requiresGrad: boolean, gradFn: string | null = null, inputs: Tensor[] | null = null) {
+    this.id = id;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this._requiresGrad = requiresGrad;
+    this.gradFn = gradFn;
+    this._inputs = inputs;
+    this.rt.track(this, id);
+    tidyScopes[tidyScopes.length - 1]?.push(this);
+  }
+
+  get requiresGrad() { return this._requiresGrad; }
+  set requiresGrad(flag: boolean) {
+    if (flag === this._requiresGrad) return;
+    if (this.gradFn) throw new Error('requiresGrad can only be changed on leaf tensors');
+    if (flag && this.dtype !== 'float32') throw new Error('only float32 tensors can require gradients');
+    this._requiresGrad = flag;
+    this.rt.enqueue(['requiresGrad', this.id, flag]);
+  }
+
+  /** PyTorch's requires_grad_(): sets the flag, returns this. */
+  requiresGrad_(flag = true): this {
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  get isLeaf() { return this.gradFn === null; }
+  get size() { return sizeOf(this.shape); }
+  get ndim() { return this.shape.length; }
+
+  toString() {
+    return `Tensor(shape=${fmt(this.shape)}, dtype=${this.dtype}${this._requiresGrad ? ', requiresGrad=true' : ''})`;
+  }
+
+  // ---- reading -------------------------------------------------------
+
+  async data(): Promise<Float32Array | Int32Array> {
+    this.check();
+    return (await this.rt.read(this.id)).data;
+  }
+
+  async array(): Promise<NestedArray> {
+    const data = await this.data();
+    const build = (dim: number, offset: number): NestedArray => {
+      if (dim === this.shape.length) return data[offset];
+      const stride = sizeOf(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, offset + i * stride));
+    };
+    return build(0, 0);
+  }
+
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item(): the tensor has ${this.size} elements (shape ${fmt(this.shape)}); only one-element tensors convert to a number`);
+    return (await this.data())[0];
+  }
+
+  // ---- lifetime ------------------------------------------------------
+
+  /** Frees the worker's copy now instead of at garbage collection. */
+  dispose() {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.rt.untrack(this);
+    this.rt.enqueue(['free', [this.id]]);
+  }
+
+  get isDisposed() { return this.disposed; }
+
+  /** @internal */
+  check() {
+    if (this.disposed) throw new Error(`${this} was disposed`);
+    if (this.rt !== runtime()) throw new Error(`${this} belongs to an engine that sn.init() replaced`);
+  }
+
+  // ---- autograd ------------------------------------------------------
+
+  /** Accumulates d(this)/d(leaf) into every reachable leaf's .grad. Frees the graph, as PyTorch does. */
+  backward(gradient?: Tensor) {
+    this.check();
+    if (!this._requiresGrad) throw new Error('backward(): the tensor does not require grad and has no grad_fn');
+    if (!gradient && this.size !== 1) throw new Error(`backward(): grad can be implicitly created only for scalar outputs, got shape ${fmt(this.shape)}`);
+    if (gradient && fmt(gradient.shape) !== fmt(this.shape)) throw new ShapeError(`backward(): gradient shape ${fmt(gradient.shape)} does not match output shape ${fmt(this.shape)}`);
+    const leaves: [number, number][] = [];
+    const graph: Tensor[] = [];
+    const seen = new Set<Tensor>([this]);
+    const stack: Tensor[] = [this];
+    while (stack.length) {
+      const t = stack.pop()!;
+      if (t.isLeaf) {
+        if (!t.grad) t.grad = new Tensor(this.rt.newId(), t.shape, 'float32', false);
+        leaves.push([t.id, t.grad.id]);
+        continue;
+      }
+      if (!t._inputs) throw new Error('backward(): trying to backward through the graph a second time (its saved tensors were freed by the first backward)');
+      graph.push(t);
+      for (const i of t._inputs) {
+        if (i._requiresGrad && !seen.has(i)) {
+          seen.add(i);
+          stack.push(i);
+        }
+      }
+    }
+    this.rt.enqueue(['backward', this.id, gradient?.id ?? 0, leaves]);
+    for (const t of graph) t._inputs = null;
+  }
+
+  /** A new leaf sharing this tensor's data, cut off from the graph. */
+  detach(): Tensor {
+    this.check();
+    const out = new Tensor(this.rt.newId(), this.shape, this.dtype, false);
+    this.rt.enqueue(['detach', out.id, this.id]);
+    return out;
+  }
+
+  // ---- ops -------------------------------------------------------------
+
+  add(o: TensorLike) { return binary('add', this, o); }
+  sub(o: TensorLike) { return binary('sub', this, o); }
+  mul(o: TensorLike) { return binary('mul', this, o); }
+  div(o: TensorLike) { return binary('div', this, o); }
+  pow(o: TensorLike) { return binary('pow', this, o); }
+  maximum(o: TensorLike) { return binary('maximum', this, o); }
+  minimum(o: TensorLike) { return binary('minimum', this, o); }
+  eq(o: TensorLike) { return binary('eq', this, o); }
+  ne(o: TensorLike) { return binary('ne', this, o); }
+  gt(o: TensorLike) { return binary('gt', this, o); }
+  ge(o: TensorLike) { return binary('ge', this, o); }
+  lt(o: TensorLike) { return binary('lt', this, o); }
+  le(o: TensorLike) { return binary('le', this, o); }
+  /** Scalar-first subtraction and division: rsub(2) is 2 - this. */
+  rsub(s: number) { return record('sub', [this], { scalar: s, reversed: true }); }
+  rdiv(s: number) { return record('div', [this], { scalar: s, reversed: true }); }
+
+  neg() { return record('neg', [this]); }
+  abs() { return record('abs', [this]); }
+  exp() { return record('exp', [this]); }
+  log() { return record('log', [this]); }
+  sqrt() { return record('sqrt', [this]); }
+  sin() { return record('sin', [this]); }
+  cos() { return record('cos', [this]); }
+  square() { return record('square', [this]); }
+  relu() { return record('relu', [this]); }
+  sigmoid() { return record('sigmoid', [this]); }
+  tanh() { return record('tanh', [this]); }
+  gelu() { return record('gelu', [this]); }
+  softplus() { return record('softplus', [this]); }
+  elu() { return record('elu', [this]); }
+  leakyRelu(slope = 0.01) { return record('leakyRelu', [this], { slope }); }
+  clamp(min?: number, max?: number) { return record('clamp', [this], { min, max }); }
+  float() { return this.dtype === 'float32' ? this : record('cast', [this], { dtype: 'float32' }); }
+  int() { return this.dtype === 'int32' ? this : record('cast', [this], { dtype: 'int32' }); }
+
+  matmul(o: Tensor) { return record('matmul', [this, o]); }
+  softmax(dim: number) { return record('softmax', [this], { dim }); }
+  logSoftmax(dim: number) { return record('logSoftmax', [this], { dim }); }
+
+  sum(dim?: number | number[], keepdim = false) { return record('sum', [this], { dims: dimList(dim), keepdim }); }
+  mean(dim?: number | number[], keepdim = false) { return record('mean', [this], { dims: dimList(dim), keepdim }); }
+  /** Values only (PyTorch's amax). */
+  max(dim?: number | number[], keepdim = false) { return record('max', [this], { dims: dimList(dim), keepdim }); }
+  min(dim?: number | number[], keepdim = false) { return record('min', [this], { dims: dimList(dim), keepdim }); }
+  argmax(dim?: number, keepdim = false) { return record('argmax', [this], { dim, keepdim }); }
+  argmin(dim?: number, keepdim = false) { return record('argmin', [this], { dim, keepdim }); }
+
+  reshape(...shape: (number | number[])[]) { return record('reshape', [this], { shape: shapeArgs(shape) }); }
+  view(...shape: (number | number[])[]) { return this.reshape(...shape); }
+  permute(...dims: (number | number[])[]) { return record('permute', [this], { dims: shapeArgs(dims) }); }
+  transpose(d0: number, d1: number) {
+    const r = this.shape.length;
+    const dims = this.shape.map((_, i) => i);
+    const a = normDim(d0, r, 'transpose', this.shape);
+    const b = normDim(d1, r, 'transpose', this.shape);
+    [dims[a], dims[b]] = [dims[b], dims[a]];
+    return record('permute', [this], { dims });
+  }
+  /** Transpose of a matrix (last two dims). */
+  get T() { return this.transpose(-2, -1); }
+  expand(...shape: (number | number[])[]) { return record('expand', [this], { shape: shapeArgs(shape) }); }
+  flatten(start = 0, end = -1) {
+    if (this.shape.length === 0) return this.reshape([1]);
+    const s = normDim(start, this.shape.length, 'flatten', this.shape);
+    const e = normDim(end, this.shape.length, 'flatten', this.shape);
+    if (s > e) throw new ShapeError(`flatten: start dim ${start} comes after end dim ${end} for ${fmt(this.shape)}`);
+    return this.reshape([...this.shape.slice(0, s), sizeOf(this.shape.slice(s, e + 1)), ...this.shape.slice(e + 1)]);
+  }
+  unsqueeze(dim: number) {
+    const d = normDim(dim, this.shape.length + 1, 'unsqueeze', this.shape);
+    const shape = [...this.shape];
+    shape.splice(d, 0, 1);
+    return this.reshape(shape);
+  }
+  squeeze(dim?: number) {
+    if (dim === undefined) return this.reshape(this.shape.filter((d) => d !== 1));
+    const d = normDim(dim, this.shape.length, 'squeeze', this.shape);
+    return this.shape[d] === 1 ? this.reshape(this.shape.filter((_, i) => i !== d)) : this;
+  }
+  /** Like x[i] in PyTorch: selects along dim 0, negative i counts from the end. */
+  index(i: number, dim = 0) { return record('select', [this], { dim, index: i }); }
+  slice(dim: number, start?: number, end?: number, step?: number) { return record('slice', [this], { dim, start, end, step }); }
+  gather(dim: number, index: Tensor) { return record('gather', [this, index], { dim }); }
+  clone() { return record('clone', [this]); }
+  where(cond: Tensor, other: TensorLike) { return where(cond, this, other); }
+}
+
+const dimList = (dim?: number | number[]) => (dim === undefined ? undefined : Array.isArray(dim) ? dim : [dim]);
+const shapeArgs = (args: (number | number[])[]) => (args.length === 1 && Array.isArray(args[0]) ? [...args[0]] : (args as number[]));
+
+const metaOf = (t: Tensor): Meta => ({ shape: [...t.shape], dtype: t.dtype });
+
+/** Records one op: infers its output here (throwing at the caller's line) and queues it for the worker. */
+export function record(name: string, inputs: Tensor[], attrs: Record<string, unknown> = {}): Tensor {
+  const def = OPS[name];
+  for (const t of inputs) t.check();
+  const out = def.shape(inputs.map(metaOf), attrs);
+  const requiresGrad = gradMode.enabled && !!def.backward && out.dtype === 'float32' && inputs.some((t) => t.requiresGrad);
+  const rt = runtime();
+  const t = new Tensor(rt.newId(), out.shape, out.dtype, requiresGrad, requiresGrad ? name : null, requiresGrad ? inputs : null);
+  rt.enqueue(['op', name, t.id, inputs.map((i) => i.id), attrs, requiresGrad] as Command);
+  return t;
+}
+
+function binary(name: string, a: Tensor, b: TensorLike): Tensor {
+  if (typeof b === 'number') return record(name, [a], { scalar: b });
+  if (!(b instanceof Tensor)) throw new TypeError(`${name}: expected a Tensor or a number, got ${typeof b}`);
+  return record(name, [a, b]);
+}
+
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  const asT = (v: TensorLike) => (typeof v === 'number' ? full([], v) : v);
+  return record('where', [cond, asT(a), asT(b)]);
+}
+
+// ---- creation ------------------------------------------------------------
+
+export interface TensorOptions {
+  dtype?: DType;
+  requiresGrad?: boolean;
+}
+
+/** sn.tensor(data, shape?, { dtype, requiresGrad }): data nested arrays, a typed array or a number. */
+export function tensor(data: NestedArray | ArrayLike<number>, shape?: readonly number[], opts: TensorOptions = {}): Tensor {
+  let flat: ArrayLike<number>;
+  let inferred: number[];
+  if (typeof data === 'number') {
+    flat = [data];
+    inferred = [];
+  } else if (Array.isArray(data)) {
+    inferred = inferShapeFromNested(data);
+    flat = (data as unknown[]).flat(Infinity) as number[];
+    if (flat.length !== sizeOf(inferred)) throw new ShapeError(`tensor: nested array is ragged; expected ${sizeOf(inferred)} elements for shape ${fmt(inferred)}, found ${flat.length}`);
+  } else {
+    flat = data;
+    inferred = [data.length];
+  }
+  const finalShape = shape ? [...shape] : inferred;
+  if (sizeOf(finalShape) !== flat.length) throw new ShapeError(`tensor: ${flat.length} values do not fill shape ${fmt(finalShape)}`);
+  const dtype = opts.dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
+  const values = dtype === 'int32' ? Int32Array.from(flat) : Float32Array.from(flat);
+  return fromTyped(values, finalShape, dtype, !!opts.requiresGrad);
+}
+
+/** @internal Wraps data already owned by the caller (no further copy). */
+export function fromTyped(values: Float32Array | Int32Array, shape: readonly number[], dtype: DType, requiresGrad = false): Tensor {
+  if (requiresGrad && dtype !== 'float32') throw new Error('only float32 tensors can require gradients');
+  const rt = runtime();
+  const t = new Tensor(rt.newId(), shape, dtype, requiresGrad);
+  rt.enqueue(['data', t.id, values, [...shape], dtype, requiresGrad]);
+  return t;
+}
+
+const leaf = (name: string, attrs: Record<string, unknown>, opts: TensorOptions) => {
+  const t = record(name, [], attrs);
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
+};
+
+export const full = (shape: readonly number[], value: number, opts: TensorOptions = {}) => leaf('full', { shape: [...shape], value, dtype: opts.dtype ?? 'float32' }, opts);
+export const zeros = (shape: readonly number[], opts: TensorOptions = {}) => full(shape, 0, opts);
+export const ones = (shape: readonly number[], opts: TensorOptions = {}) => full(shape, 1, opts);
+export const zerosLike = (t: Tensor) => full(t.shape, 0, { dtype: t.dtype });
+export const onesLike = (t: Tensor) => full(t.shape, 1, { dtype: t.dtype });
+export const randn = (shape: readonly number[], opts: TensorOptions = {}) => leaf('random', { shape: [...shape], dist: 'normal' }, opts);
+export const rand = (shape: readonly number[], opts: TensorOptions = {}) => leaf('random', { shape: [...shape], dist: 'uniform' }, opts);
+/** arange(end) or arange(start, end, step?); int32 when all arguments are integers, as in PyTorch. */
+export function arange(a: number, b?: number, step = 1, opts: TensorOptions = {}) {
+  const [start, end] = b === undefined ? [0, a] : [a, b];
+  const dtype = opts.dtype ?? ([start, end, step].every(Number.isInteger) ? 'int32' : 'float32');
+  return leaf('arange', { start, end, step, dtype }, opts);
+}
+
+export const cat = (ts: Tensor[], dim = 0) => record('cat', ts, { dim });
+export function stack(ts: Tensor[], dim = 0) {
+  if (ts.length === 0) throw new ShapeError('stack: expected a non-empty list of tensors');
+  return cat(ts.map((t) => t.unsqueeze(dim < 0 ? dim + t.shape.length + 1 : dim)), dim < 0 ? dim + ts[0].shape.length + 1 : dim);
+}
+
+// ---- scopes ----------------------------------------------------------------
+
+/** Runs fn with autograd recording off. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradMode.enabled;
+  gradMode.enabled = false;
+  try {
+    const out = fn();
+    if (out instanceof Promise) throw new Error('noGrad: fn must be synchronous (an async body would leave autograd off for unrelated code)');
+    return out;
+  } finally {
+    gradMode.enabled = prev;
+  }
+}
+
+/** Runs fn and disposes every tensor it created except those it returns. Never required: collected handles free themselves. */
+export function tidy<T>(fn: () => T): T {
+  tidyScopes.push([]);
+  let out: T;
+  try {
+    out = fn();
+  } finally {
+    const made = tidyScopes.pop()!;
+    const keep = new Set<Tensor>();
+    const collect = (v: unknown) => {
+      if (v instanceof Tensor) keep.add(v);
+      else if (Array.isArray(v)) v.forEach(collect);
+      else if (v && typeof v === 'object') Object.values(v).forEach(collect);
+    };
+    collect(out!);
+    for (const t of made) if (!keep.has(t)) t.dispose();
+    // Kept tensors belong to the enclosing scope, if any.
+    tidyScopes[tidyScopes.length - 1]?.push(...keep);
+  }
+  return out;
+}

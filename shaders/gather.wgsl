@@ -1,0 +1,31 @@
+// torch.gather and its transpose. One thread per index element: its
+// coordinates (from indexShape) with coord[dim] replaced by the index give
+// the input position. Parameter words: [total, rank, dim, inputShape[8], indexShape[8]].
+// Out-of-range indices are clamped (a GPU kernel cannot throw; the CPU twin does).
+@group(0) @binding(1) var<storage, read> src: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> index: array<i32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<{{OUT}}>;
+
+fn target_of(p: u32) -> u32 {
+  let rank = u(1u); let dim = u(2u);
+  var rem = p;
+  var target = 0u;
+  var stride = 1u;
+  for (var d = i32(rank) - 1; d >= 0; d--) {
+    let du = u32(d);
+    let n = u(11u + du);
+    var c = rem % n;
+    rem = rem / n;
+    let size = u(3u + du);
+    if (du == dim) {
+      var i = index[p];
+      if (i < 0) { i += i32(size); }
+      c = u32(clamp(i, 0, i32(size) - 1));
+    }
+    target += c * stride;
+    stride *= size;
+  }
+  return target;
+}
+
+{{KERNEL}}

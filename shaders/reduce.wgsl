@@ -1,0 +1,40 @@
+// Reduction of the middle axis of a contiguous [outer, n, inner] tensor.
+// One workgroup per output; 64 threads stride over n, then a tree in
+// workgroup memory. Parameter words: [outer, n, inner, scale bits].
+@group(0) @binding(1) var<storage, read> src: array<{{T}}>;
+@group(0) @binding(2) var<storage, read_write> dst: array<{{OUT}}>;
+var<workgroup> vals: array<{{T}}, 64>;
+var<workgroup> idxs: array<u32, 64>;
+
+fn better(a: {{T}}, ia: u32, b: {{T}}, ib: u32) -> bool {
+  // NaN wins, then the extreme value, then the lower index (PyTorch's tie rule).
+  if (a != a) { return b == b || ia < ib; }
+  if (b != b) { return false; }
+  return {{CMP}} || (a == b && ia < ib);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let o = wid.x + wid.y * nwg.x;
+  let outer = u(0u); let n = u(1u); let inner = u(2u);
+  if (o >= outer * inner) { return; }
+  let base = (o / inner) * n * inner + o % inner;
+  let t = lid.x;
+  var acc: {{T}} = {{INIT}};
+  var best: u32 = 0xffffffffu;
+  for (var j = t; j < n; j += 64u) {
+    let v = src[base + j * inner];
+    {{ACCUMULATE}}
+  }
+  vals[t] = acc;
+  idxs[t] = best;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (t < s) {
+      let a = vals[t]; let b = vals[t + s];
+      {{COMBINE}}
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u) { {{WRITE}} }
+}

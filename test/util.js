@@ -1,0 +1,50 @@
+// Shared test helpers: a seeded PRNG for inputs and closeness checks.
+import { expect } from '@esm-bundle/chai';
+
+export function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random values for a shape: kind 'normal' (default), 'positive', 'away' (|x| >= 0.2) or 'int:N' (0..N-1). */
+export function randomData(rng, size, kind = 'normal') {
+  const out = kind.startsWith('int') ? new Int32Array(size) : new Float32Array(size);
+  const n = kind.startsWith('int') ? Number(kind.split(':')[1]) : 0;
+  for (let i = 0; i < size; i++) {
+    const u = rng();
+    if (n) out[i] = Math.floor(u * n);
+    else if (kind === 'positive') out[i] = 0.2 + 2 * u;
+    else if (kind === 'away') out[i] = (u < 0.5 ? -1 : 1) * (0.2 + 1.5 * rng());
+    else out[i] = (u - 0.5) * 4;
+  }
+  return out;
+}
+
+export const sizeOf = (shape) => shape.reduce((a, b) => a * b, 1);
+
+/** Asserts two arrays agree within atol + rtol * |expected|, naming the first bad index. */
+export function expectClose(actual, expected, { atol = 1e-5, rtol = 1e-4, label = '' } = {}) {
+  expect(actual.length, `${label}: length`).to.equal(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (Number.isNaN(e) && Number.isNaN(a)) continue;
+    if (a === e) continue;
+    const ok = Math.abs(a - e) <= atol + rtol * Math.abs(e);
+    if (!ok) expect.fail(`${label}: index ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`);
+  }
+}
+
+/** Forces a full garbage collection where Chromium was started with --expose-gc. */
+export async function forceGC() {
+  for (let i = 0; i < 3; i++) {
+    globalThis.gc?.();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

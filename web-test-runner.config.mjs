@@ -1,0 +1,59 @@
+// Tests run in real headless Chromium (Debian's /usr/bin/chromium, or
+// CHROME_PATH) with WebGPU on SwiftShader, a software GPU that works on any
+// Linux machine. Nothing downloads a browser.
+import { playwrightLauncher } from '@web/test-runner-playwright';
+import { defaultReporter } from '@web/test-runner';
+
+const chromeArgs = [
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+  '--enable-unsafe-swiftshader',
+  '--no-sandbox',
+  '--js-flags=--expose-gc',
+  // This machine has no network: keep Chromium from trying.
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/** Prints 'N passed, N failed' alone on the last line, for CI. */
+function totalsReporter() {
+  let passed = 0;
+  let failed = 0;
+  const count = (suite) => {
+    for (const t of suite.tests) (t.passed ? passed++ : t.skipped ? 0 : failed++);
+    for (const s of suite.suites) count(s);
+  };
+  return {
+    reportTestFileResults({ sessionsForTestFile }) {
+      for (const s of sessionsForTestFile) {
+        if (s.testResults) count(s.testResults);
+        // A file that failed to load or threw outside a test counts as a failure.
+        if (!s.passed && (!s.testResults || s.errors?.length)) failed += Math.max(1, s.errors?.length ?? 0);
+      }
+    },
+    onTestRunFinished() {
+      setTimeout(() => console.log(`\n${passed} passed, ${failed} failed`), 0);
+    },
+  };
+}
+
+export default {
+  files: process.env.TEST_FILES ? process.env.TEST_FILES.split(',') : ['test/**/*.test.js'],
+  nodeResolve: true,
+  concurrency: 1,
+  browserStartTimeout: 120000,
+  testsStartTimeout: 120000,
+  testsFinishTimeout: 1200000,
+  testFramework: { config: { timeout: 300000 } },
+  browsers: [
+    playwrightLauncher({
+      product: 'chromium',
+      launchOptions: { executablePath: process.env.CHROME_PATH || '/usr/bin/chromium', headless: true, args: chromeArgs },
+    }),
+  ],
+  reporters: [defaultReporter(), totalsReporter()],
+};

@@ -1,0 +1,33 @@
+// The backend connector: a handful of methods, all semantics live above it
+// (worker/ops). Two implementations: webgpu (the real one) and cpu (the
+// oracle for tests and the fallback without WebGPU).
+
+import type { DType } from '../../lib/shape.js';
+import type { Kernel } from './kernel.js';
+
+export type TypedArray = Float32Array | Int32Array;
+
+/** Opaque device memory holding `size` elements of `dtype`. */
+export interface Storage {
+  readonly size: number;
+  readonly dtype: DType;
+}
+
+export interface Backend {
+  readonly name: 'webgpu' | 'cpu';
+  alloc(size: number, dtype: DType): Storage;
+  /** Returns memory to the pool; queued work that uses it still completes. */
+  free(s: Storage): void;
+  write(s: Storage, data: TypedArray): void;
+  /** Resolves with a copy of the storage once all queued work that writes it is done. */
+  read(s: Storage): Promise<TypedArray>;
+  /** Enqueues a kernel reading `inputs` and writing `outputs`. */
+  run(kernel: Kernel, inputs: Storage[], outputs: Storage[]): void;
+  /** Submits queued work. */
+  flush(): void;
+  /** Resolves when everything submitted so far has finished on the device. */
+  done(): Promise<void>;
+  memory(): { pooledBytes: number; allocatedBytes: number };
+}
+
+export const bytesPerElement = (_dtype: DType) => 4;

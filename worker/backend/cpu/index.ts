@@ -1,0 +1,211 @@
+// Reference backend in plain TypeScript: the oracle for the WebGPU kernels
+// and the fallback where WebGPU is missing. Float math is rounded to float32
+// on store, so results match the GPU up to rounding inside expressions.
+
+import type { DType } from '../../../lib/shape.js';
+import { sizeOf } from '../../../lib/shape.js';
+import type { Backend, Storage, TypedArray } from '../backend.js';
+import {
+  ELEMENTWISE, uniformAt,
+  type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
+} from '../kernel.js';
+
+class CpuStorage implements Storage {
+  data: TypedArray;
+  constructor(readonly size: number, readonly dtype: DType) {
+    this.data = dtype === 'int32' ? new Int32Array(size) : new Float32Array(size);
+  }
+}
+
+type Eval = (vals: number[]) => number;
+
+function compile(e: Expr): Eval {
+  if ('in' in e) { const i = e.in; return (v) => v[i]; }
+  if ('c' in e) { const c = e.c; return () => c; }
+  const fn = ELEMENTWISE[e.op]?.js;
+  if (!fn) throw new Error(`unknown elementwise op '${e.op}'`);
+  const args = e.args.map(compile);
+  if (args.length === 1) { const [a] = args; return (v) => fn(a(v)); }
+  if (args.length === 2) { const [a, b] = args; return (v) => fn(a(v), b(v)); }
+  return (v) => fn(...args.map((a) => a(v)));
+}
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+  private allocated = 0;
+  private compiled = new Map<string, Eval[]>();
+
+  alloc(size: number, dtype: DType): Storage {
+    this.allocated += size * 4;
+    return new CpuStorage(size, dtype);
+  }
+  free(s: Storage): void {
+    this.allocated -= s.size * 4;
+  }
+  write(s: Storage, data: TypedArray): void {
+    (s as CpuStorage).data.set(data);
+  }
+  async read(s: Storage): Promise<TypedArray> {
+    return (s as CpuStorage).data.slice();
+  }
+  flush(): void {}
+  async done(): Promise<void> {}
+  memory() {
+    return { pooledBytes: 0, allocatedBytes: this.allocated };
+  }
+
+  run(k: Kernel, inputs: Storage[], outputs: Storage[]): void {
+    const ins = inputs.map((s) => (s as CpuStorage).data);
+    const outs = outputs.map((s) => (s as CpuStorage).data);
+    switch (k.kind) {
+      case 'map': return this.map(k, ins, outs);
+      case 'reduce': return reduce(k, ins[0], outs[0]);
+      case 'matmul': return matmul(k, ins[0], ins[1], outs[0]);
+      case 'softmax': return softmax(k, ins[0], outs[0] as Float32Array);
+      case 'gather': return gather(k, ins[0], ins[1] as Int32Array, outs[0]);
+      case 'scatterAdd': return scatterAdd(k, ins[0], ins[1] as Int32Array, outs[0]);
+      case 'rand': return rand(k, outs[0]);
+    }
+  }
+
+  private map(k: MapKernel, ins: TypedArray[], outs: TypedArray[]) {
+    const key = JSON.stringify(k.exprs);
+    let fns = this.compiled.get(key);
+    if (!fns) this.compiled.set(key, (fns = k.exprs.map(compile)));
+    const rank = k.shape.length;
+    const total = sizeOf(k.shape);
+    if (total === 0) return;
+    const idx = new Array<number>(rank).fill(0);
+    const inOff = k.inputs.map((v) => v.offset);
+    const outOff = k.outputs.map((v) => v.offset);
+    const vals = new Array<number>(ins.length);
+    const results = new Array<number>(outs.length);
+    const toInt = k.dtype === 'int32';
+    for (let n = 0; n < total; n++) {
+      for (let i = 0; i < ins.length; i++) vals[i] = ins[i][inOff[i]];
+      // Evaluate every output before storing, so in-place outputs read old values.
+      for (let j = 0; j < outs.length; j++) {
+        const r = fns[j](vals);
+        results[j] = toInt ? Math.trunc(r) : r;
+      }
+      for (let j = 0; j < outs.length; j++) outs[j][outOff[j]] = results[j];
+      // Advance the multi-index, keeping every view's offset in step.
+      for (let d = rank - 1; d >= 0; d--) {
+        idx[d]++;
+        for (let i = 0; i < ins.length; i++) inOff[i] += k.inputs[i].strides[d];
+        for (let j = 0; j < outs.length; j++) outOff[j] += k.outputs[j].strides[d];
+        if (idx[d] < k.shape[d]) break;
+        for (let i = 0; i < ins.length; i++) inOff[i] -= k.inputs[i].strides[d] * k.shape[d];
+        for (let j = 0; j < outs.length; j++) outOff[j] -= k.outputs[j].strides[d] * k.shape[d];
+        idx[d] = 0;
+      }
+    }
+  }
+}
+
+function reduce(k: ReduceKernel, x: TypedArray, out: TypedArray) {
+  const { outer, n, inner, op } = k;
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * n * inner + i;
+      let acc = op === 'sum' ? 0 : op === 'max' || op === 'argmax' ? -Infinity : Infinity;
+      let best = 0;
+      for (let j = 0; j < n; j++) {
+        const v = x[base + j * inner];
+        if (op === 'sum') acc += v;
+        else if (Number.isNaN(v)) {
+          // NaN propagates through max/min and wins argmax, as in PyTorch.
+          if (!Number.isNaN(acc)) { acc = v; best = j; }
+        } else if ((op === 'max' || op === 'argmax') ? v > acc : v < acc) { acc = v; best = j; }
+      }
+      out[o * inner + i] = op === 'argmax' || op === 'argmin' ? best : op === 'sum' ? acc * k.scale : acc;
+    }
+  }
+}
+
+function matmul(k: MatmulKernel, a: TypedArray, b: TypedArray, c: TypedArray) {
+  const { m, n, k: kk } = k;
+  const row = new Float64Array(n);
+  for (let bt = 0; bt < k.batch; bt++) {
+    const aBase = k.a.offset + bt * k.a.batchStride;
+    const bBase = k.b.offset + bt * k.b.batchStride;
+    for (let i = 0; i < m; i++) {
+      row.fill(0);
+      for (let p = 0; p < kk; p++) {
+        const av = a[aBase + i * k.a.rowStride + p * k.a.colStride];
+        if (av === 0) continue;
+        const bRow = bBase + p * k.b.rowStride;
+        for (let j = 0; j < n; j++) row[j] += av * b[bRow + j * k.b.colStride];
+      }
+      c.set(row, (bt * m + i) * n);
+    }
+  }
+}
+
+function softmax(k: SoftmaxKernel, x: TypedArray, out: Float32Array) {
+  const { outer, n, inner } = k;
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * n * inner + i;
+      let max = -Infinity;
+      for (let j = 0; j < n; j++) max = Math.max(max, x[base + j * inner]);
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum += Math.exp(x[base + j * inner] - max);
+      const logSum = Math.log(sum);
+      for (let j = 0; j < n; j++) {
+        const z = x[base + j * inner] - max;
+        out[base + j * inner] = k.log ? z - logSum : Math.exp(z) / sum;
+      }
+    }
+  }
+}
+
+/** Visits every index position p of `indexShape`, giving its flat index and the target flat offset into inputShape. */
+function forEachGather(k: GatherKernel, index: Int32Array, visit: (p: number, target: number) => void) {
+  const rank = k.indexShape.length;
+  const inStrides = new Array<number>(rank);
+  let s = 1;
+  for (let d = rank - 1; d >= 0; d--) { inStrides[d] = s; s *= k.inputShape[d]; }
+  const total = sizeOf(k.indexShape);
+  const coord = new Array<number>(rank).fill(0);
+  const dimSize = k.inputShape[k.dim];
+  for (let p = 0; p < total; p++) {
+    let target = 0;
+    for (let d = 0; d < rank; d++) {
+      let c = coord[d];
+      if (d === k.dim) {
+        c = index[p];
+        if (c < 0) c += dimSize;
+        if (c < 0 || c >= dimSize) throw new RangeError(`gather: index ${index[p]} is out of bounds for dim ${k.dim} of size ${dimSize}`);
+      }
+      target += c * inStrides[d];
+    }
+    visit(p, target);
+    for (let d = rank - 1; d >= 0; d--) {
+      if (++coord[d] < k.indexShape[d]) break;
+      coord[d] = 0;
+    }
+  }
+}
+
+function gather(k: GatherKernel, x: TypedArray, index: Int32Array, out: TypedArray) {
+  forEachGather(k, index, (p, t) => { out[p] = x[t]; });
+}
+
+function scatterAdd(k: GatherKernel, grad: TypedArray, index: Int32Array, out: TypedArray) {
+  out.fill(0);
+  forEachGather(k, index, (p, t) => { out[t] += grad[p]; });
+}
+
+function rand(k: RandKernel, out: TypedArray) {
+  for (let i = 0; i < k.size; i++) {
+    if (k.dist === 'normal') {
+      const u1 = uniformAt(k.seed, k.counter, 2 * i);
+      const u2 = uniformAt(k.seed, k.counter, 2 * i + 1);
+      out[i] = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+    } else {
+      const u = uniformAt(k.seed, k.counter, i);
+      out[i] = k.dist === 'uniform' ? u : u < k.p ? 1 : 0;
+    }
+  }
+}

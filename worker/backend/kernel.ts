@@ -1,0 +1,151 @@
+// Kernel descriptions: plain data that both backends execute with identical
+// semantics. The CPU backend interprets them; the WebGPU backend generates
+// WGSL from them. Ops (worker/ops) lower to these few families.
+
+import type { DType } from '../../lib/shape.js';
+
+/** A strided view into a storage: element (i0, i1, ...) lives at offset + sum(i_k * strides[k]). */
+export interface View {
+  shape: number[];
+  strides: number[];
+  offset: number;
+}
+
+/** Elementwise expression tree over input views. */
+export type Expr = { in: number } | { c: number } | { op: string; args: Expr[] };
+
+/** Expression builders: x(0) is input 0, c(2) a constant, f('mul', a, b) an elementwise call. */
+export const x = (i: number): Expr => ({ in: i });
+export const c = (v: number): Expr => ({ c: v });
+export const f = (op: string, ...args: Expr[]): Expr => ({ op, args });
+
+/**
+ * Every elementwise function once, for both backends. `wgsl` builds an
+ * expression from argument expressions (f32 semantics unless noted), `js`
+ * is the CPU twin; both compute in float32 (the CPU result is fround-ed).
+ */
+export const ELEMENTWISE: Record<string, { wgsl: (...a: string[]) => string; js: (...a: number[]) => number; int?: boolean }> = {
+  id: { wgsl: (a) => a, js: (a) => a, int: true },
+  neg: { wgsl: (a) => `(-${a})`, js: (a) => -a, int: true },
+  abs: { wgsl: (a) => `abs(${a})`, js: Math.abs, int: true },
+  sign: { wgsl: (a) => `sign(${a})`, js: Math.sign, int: true },
+  exp: { wgsl: (a) => `exp(${a})`, js: Math.exp },
+  log: { wgsl: (a) => `log(${a})`, js: Math.log },
+  sqrt: { wgsl: (a) => `sqrt(${a})`, js: Math.sqrt },
+  rsqrt: { wgsl: (a) => `inverseSqrt(${a})`, js: (a) => 1 / Math.sqrt(a) },
+  recip: { wgsl: (a) => `(1.0 / ${a})`, js: (a) => 1 / a },
+  sin: { wgsl: (a) => `sin(${a})`, js: Math.sin },
+  cos: { wgsl: (a) => `cos(${a})`, js: Math.cos },
+  relu: { wgsl: (a) => `max(${a}, 0.0)`, js: (a) => (a > 0 ? a : 0) },
+  sigmoid: { wgsl: (a) => `sn_sigmoid(${a})`, js: (a) => (a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))) },
+  tanh: { wgsl: (a) => `sn_tanh(${a})`, js: Math.tanh },
+  erf: { wgsl: (a) => `sn_erf(${a})`, js: erf },
+  softplus: { wgsl: (a) => `sn_softplus(${a})`, js: (a) => Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a))) },
+  floor: { wgsl: (a) => `floor(${a})`, js: Math.floor },
+  add: { wgsl: (a, b) => `(${a} + ${b})`, js: (a, b) => a + b, int: true },
+  sub: { wgsl: (a, b) => `(${a} - ${b})`, js: (a, b) => a - b, int: true },
+  mul: { wgsl: (a, b) => `(${a} * ${b})`, js: (a, b) => a * b, int: true },
+  div: { wgsl: (a, b) => `(${a} / ${b})`, js: (a, b) => a / b },
+  pow: { wgsl: (a, b) => `sn_pow(${a}, ${b})`, js: Math.pow },
+  maximum: { wgsl: (a, b) => `max(${a}, ${b})`, js: Math.max, int: true },
+  minimum: { wgsl: (a, b) => `min(${a}, ${b})`, js: Math.min, int: true },
+  // Comparisons yield 1 or 0 in the output dtype.
+  eq: { wgsl: (a, b) => `select(0.0, 1.0, ${a} == ${b})`, js: (a, b) => +(a === b) },
+  ne: { wgsl: (a, b) => `select(0.0, 1.0, ${a} != ${b})`, js: (a, b) => +(a !== b) },
+  gt: { wgsl: (a, b) => `select(0.0, 1.0, ${a} > ${b})`, js: (a, b) => +(a > b) },
+  ge: { wgsl: (a, b) => `select(0.0, 1.0, ${a} >= ${b})`, js: (a, b) => +(a >= b) },
+  lt: { wgsl: (a, b) => `select(0.0, 1.0, ${a} < ${b})`, js: (a, b) => +(a < b) },
+  le: { wgsl: (a, b) => `select(0.0, 1.0, ${a} <= ${b})`, js: (a, b) => +(a <= b) },
+  /** where(cond, a, b): cond != 0 picks a. */
+  where: { wgsl: (c, a, b) => `select(${b}, ${a}, ${c} != 0)`, js: (c, a, b) => (c !== 0 ? a : b) },
+};
+
+// Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the WGSL twin lives in shaders/elementwise.wgsl.
+export function erf(x: number): number {
+  const s = x < 0 ? -1 : 1;
+  const a = Math.abs(x);
+  const t = 1 / (1 + 0.3275911 * a);
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a);
+  return s * y;
+}
+
+/** out_j[view_j] = exprs[j](inputs) for every index of `shape`. Outputs may alias inputs elementwise (in-place updates). */
+export interface MapKernel {
+  kind: 'map';
+  shape: number[];
+  exprs: Expr[];
+  inputs: View[];
+  inDtypes: DType[];
+  outputs: View[];
+  /** Computation and output dtype. int32 maps must only use ops marked `int`. */
+  dtype: DType;
+}
+
+/** Reduces the middle axis of a contiguous [outer, n, inner] input; output [outer, inner]. */
+export interface ReduceKernel {
+  kind: 'reduce';
+  op: 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
+  outer: number;
+  n: number;
+  inner: number;
+  /** Multiplies sums (mean = sum with scale 1/n). */
+  scale: number;
+  dtype: DType;
+}
+
+/** C[b] = A[b] @ B[b] (+ bias) for strided A [M,K] and B [K,N] per batch; C contiguous [batch, M, N]. */
+export interface MatmulKernel {
+  kind: 'matmul';
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  a: { offset: number; batchStride: number; rowStride: number; colStride: number };
+  b: { offset: number; batchStride: number; rowStride: number; colStride: number };
+}
+
+/** Softmax or log-softmax over the middle axis of a contiguous [outer, n, inner]. */
+export interface SoftmaxKernel {
+  kind: 'softmax';
+  outer: number;
+  n: number;
+  inner: number;
+  log: boolean;
+}
+
+/**
+ * torch.gather over contiguous input and index: out[p] = input[p with coord[dim] := index[p]].
+ * `scatter` reverses it: out (zero-filled, input-shaped) += grad[p] at that position.
+ */
+export interface GatherKernel {
+  kind: 'gather' | 'scatterAdd';
+  dim: number;
+  inputShape: number[];
+  indexShape: number[];
+}
+
+/** Counter-based random numbers: the same (seed, counter) gives the same stream on both backends. */
+export interface RandKernel {
+  kind: 'rand';
+  dist: 'uniform' | 'normal' | 'bernoulli';
+  size: number;
+  seed: number;
+  counter: number;
+  /** bernoulli: probability of 1. */
+  p: number;
+}
+
+export type Kernel = MapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel;
+
+/** PCG hash shared by both backends (u32 arithmetic). */
+export function pcgHash(v: number): number {
+  const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
+  const word = Math.imul((state >>> ((state >>> 28) + 4)) ^ state, 277803737) >>> 0;
+  return ((word >>> 22) ^ word) >>> 0;
+}
+
+/** Uniform in (0, 1): 24 random bits, offset by half a step so log() is finite. */
+export function uniformAt(seed: number, counter: number, i: number): number {
+  const h = pcgHash((pcgHash((seed ^ Math.imul(counter, 0x9e3779b9)) >>> 0) + i) >>> 0);
+  return ((h >>> 8) + 0.5) / 16777216;
+}

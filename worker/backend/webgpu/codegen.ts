@@ -1,0 +1,173 @@
+// Turns kernel descriptions into WGSL (from the templates in shaders/) plus
+// the u32 parameter words and workgroup counts for one dispatch.
+
+import type { DType } from '../../../lib/shape.js';
+import type { Storage } from '../backend.js';
+import { ELEMENTWISE, type Expr, type GatherKernel, type Kernel, type MapKernel, type ReduceKernel } from '../kernel.js';
+import common from '../../../shaders/common.wgsl';
+import elementwise from '../../../shaders/elementwise.wgsl';
+import reduceSrc from '../../../shaders/reduce.wgsl';
+import softmaxSrc from '../../../shaders/softmax.wgsl';
+import matmulSrc from '../../../shaders/matmul.wgsl';
+import gatherSrc from '../../../shaders/gather.wgsl';
+import randSrc from '../../../shaders/rand.wgsl';
+
+export interface Generated {
+  code: string;
+  params: Uint32Array;
+  /** For each binding after the uniform block: the index into the kernel's [inputs..., outputs...] buffers. */
+  bindings: number[];
+  workgroups: [number, number, number];
+  /** Outputs must be zeroed before the dispatch (scatter-add accumulates). */
+  clearOutputs?: boolean;
+}
+
+const MAX_GROUPS = 65535;
+const wgslType = (d: DType) => (d === 'int32' ? 'i32' : 'f32');
+const f32Bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+
+function fill(template: string, subs: Record<string, string>): string {
+  return template.replace(/\{\{(\w+)\}\}/g, (_, k) => {
+    if (!(k in subs)) throw new Error(`template placeholder {{${k}}} has no value`);
+    return subs[k];
+  });
+}
+
+/** Prepends the shared prelude sized for `words` parameter words. */
+function withPrelude(code: string, words: number) {
+  return fill(common, { WORDS4: String(Math.max(1, Math.ceil(words / 4))) }) + '\n' + code;
+}
+
+/** Workgroup grid for `groups` workgroups, folding past the per-dimension limit into y. */
+function grid(groups: number): [number, number, number] {
+  if (groups <= MAX_GROUPS) return [groups, 1, 1];
+  const x = MAX_GROUPS;
+  return [x, Math.ceil(groups / x), 1];
+}
+
+export function literal(v: number, dtype: DType): string {
+  if (dtype === 'int32') return `i32(${Math.max(-2147483648, Math.min(2147483647, Math.trunc(Number.isNaN(v) ? 0 : v)))})`;
+  const r = Math.fround(v);
+  if (Number.isNaN(r)) return 'sn_nan()';
+  if (r === Infinity) return 'sn_inf()';
+  if (r === -Infinity) return '(-sn_inf())';
+  return `f32(${r})`;
+}
+
+function exprCode(e: Expr, dtype: DType): string {
+  if ('in' in e) return `v${e.in}`;
+  if ('c' in e) return literal(e.c, dtype);
+  const def = ELEMENTWISE[e.op];
+  if (!def) throw new Error(`unknown elementwise op '${e.op}'`);
+  return def.wgsl(...e.args.map((a) => exprCode(a, dtype)));
+}
+
+export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[]): Generated {
+  switch (k.kind) {
+    case 'map': return mapKernel(k, inputs, outputs, bufs);
+    case 'reduce': return reduceKernel(k, outputs[0]);
+    case 'softmax': {
+      const params = new Uint32Array([k.outer, k.n, k.inner]);
+      const code = withPrelude(fill(softmaxSrc, { RESULT: k.log ? 'z - logSum' : 'exp(z) / sum' }), params.length);
+      return { code, params, bindings: [0, 1], workgroups: grid(k.outer * k.inner) };
+    }
+    case 'matmul': {
+      const { a, b } = k;
+      const params = new Uint32Array([k.batch, k.m, k.n, k.k, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride]);
+      return { code: withPrelude(matmulSrc, params.length), params, bindings: [0, 1, 2], workgroups: [Math.ceil(k.n / 64), Math.ceil(k.m / 64), k.batch] };
+    }
+    case 'gather':
+    case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0]);
+    case 'rand': {
+      const dist = { uniform: 0, normal: 1, bernoulli: 2 }[k.dist];
+      const params = new Uint32Array([k.size, k.seed >>> 0, k.counter >>> 0, f32Bits(k.p), dist]);
+      return { code: withPrelude(randSrc, params.length), params, bindings: [0], workgroups: grid(Math.ceil(k.size / 256)) };
+    }
+  }
+}
+
+function mapKernel(k: MapKernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[]): Generated {
+  const rank = k.shape.length;
+  const T = wgslType(k.dtype);
+  // One binding per distinct buffer: WebGPU forbids binding a buffer both read-only and writable in one dispatch.
+  const unique: number[] = [];
+  const bindingOf = bufs.map((b, i) => {
+    const j = unique.findIndex((u) => bufs[u] === b);
+    if (j >= 0) return j;
+    unique.push(i);
+    return unique.length - 1;
+  });
+  const written = new Set(outputs.map((_, j) => bindingOf[inputs.length + j]));
+  const storages = [...inputs, ...outputs];
+  const bindings = unique
+    .map((i, b) => `@group(0) @binding(${b + 1}) var<storage, ${written.has(b) ? 'read_write' : 'read'}> b${b}: array<${wgslType(storages[i].dtype)}>;`)
+    .join('\n');
+
+  const views = [...k.inputs, ...k.outputs];
+  const words = [sizeOfShape(k.shape), ...k.shape];
+  const viewBase = views.map((v) => {
+    const base = words.length;
+    words.push(v.offset, ...v.strides);
+    return base;
+  });
+  let offsets = views.map((_, i) => `  var o${i} = u(${viewBase[i]}u);`).join('\n');
+  for (let d = rank - 1; d >= 0; d--) {
+    offsets += `\n  { let n = u(${1 + d}u); let c = rem % n; rem = rem / n;`;
+    offsets += views.map((_, i) => ` o${i} += c * u(${viewBase[i] + 1 + d}u);`).join('');
+    offsets += ' }';
+  }
+  const reads = k.inputs.map((_, i) => `  let v${i} = ${T}(b${bindingOf[i]}[o${i}]);`).join('\n');
+  const results = k.exprs.map((e, j) => `  let r${j} = ${exprCode(e, k.dtype)};`).join('\n');
+  const writes = k.outputs
+    .map((_, j) => {
+      const vi = inputs.length + j;
+      return `  b${bindingOf[vi]}[o${vi}] = ${wgslType(outputs[j].dtype)}(r${j});`;
+    })
+    .join('\n');
+  const code = withPrelude(fill(elementwise, { BINDINGS: bindings, OFFSETS: offsets, BODY: [reads, results, writes].join('\n') }), words.length);
+  return { code, params: new Uint32Array(words), bindings: unique, workgroups: grid(Math.ceil(words[0] / 256)) };
+}
+
+function sizeOfShape(shape: number[]) {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function reduceKernel(k: ReduceKernel, out: Storage): Generated {
+  const T = wgslType(k.dtype);
+  const arg = k.op === 'argmax' || k.op === 'argmin';
+  const lowest = k.dtype === 'int32' ? 'i32(-2147483647 - 1)' : '(-sn_inf())';
+  const highest = k.dtype === 'int32' ? 'i32(2147483647)' : 'sn_inf()';
+  const isMax = k.op === 'max' || k.op === 'argmax';
+  const subs =
+    k.op === 'sum'
+      ? {
+          CMP: 'false', INIT: `${T}(0)`, ACCUMULATE: 'acc += v;', COMBINE: 'vals[t] = a + b;',
+          WRITE: k.dtype === 'int32' ? 'dst[o] = vals[0];' : 'dst[o] = vals[0] * bitcast<f32>(u(3u));',
+        }
+      : {
+          CMP: isMax ? 'a > b' : 'a < b',
+          INIT: isMax ? lowest : highest,
+          ACCUMULATE: 'if (better(v, j, acc, best)) { acc = v; best = j; }',
+          COMBINE: 'if (better(b, idxs[t + s], a, idxs[t])) { vals[t] = b; idxs[t] = idxs[t + s]; }',
+          WRITE: arg ? 'dst[o] = i32(idxs[0]);' : 'dst[o] = vals[0];',
+        };
+  const params = new Uint32Array([k.outer, k.n, k.inner, f32Bits(k.scale)]);
+  const code = withPrelude(fill(reduceSrc, { T, OUT: wgslType(out.dtype), ...subs }), params.length);
+  return { code, params, bindings: [0, 1], workgroups: grid(k.outer * k.inner) };
+}
+
+function gatherKernel(k: GatherKernel, src: Storage, out: Storage): Generated {
+  const rank = k.inputShape.length;
+  if (rank > 8) throw new Error(`gather: rank ${rank} exceeds the supported 8`);
+  const pad = (s: number[]) => [...s, ...new Array(8 - s.length).fill(1)];
+  const total = sizeOfShape(k.indexShape);
+  const params = new Uint32Array([total, rank, k.dim, ...pad(k.inputShape), ...pad(k.indexShape)]);
+  const scatter = k.kind === 'scatterAdd';
+  const head = '@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n  let p = flat_id(gid, nwg, 256u);\n  if (p >= u(0u)) { return; }\n';
+  const body = scatter
+    ? // f32 atomics do not exist in WGSL: add through a compare-exchange loop on the bits.
+      '  let t = target_of(p);\n  let v = src[p];\n  var old = atomicLoad(&dst[t]);\n  loop {\n    let r = atomicCompareExchangeWeak(&dst[t], old, bitcast<u32>(bitcast<f32>(old) + v));\n    if (r.exchanged) { break; }\n    old = r.old_value;\n  }\n}'
+    : '  dst[p] = src[target_of(p)];\n}';
+  const code = withPrelude(fill(gatherSrc, { T: wgslType(src.dtype), OUT: scatter ? 'atomic<u32>' : wgslType(out.dtype), KERNEL: head + body }), params.length);
+  return { code, params, bindings: [0, 1, 2], workgroups: grid(Math.ceil(total / 256)), clearOutputs: scatter };
+}

@@ -1,0 +1,169 @@
+// WebGPU backend: size-bucketed buffer pool, pipeline cache keyed by the
+// generated WGSL, one command encoder per executed batch (all dispatches
+// of a batch share it and its uniform arena), readback only when asked.
+
+import type { DType } from '../../../lib/shape.js';
+import type { Backend, Storage, TypedArray } from '../backend.js';
+import type { Kernel } from '../kernel.js';
+import { generate, type Generated } from './codegen.js';
+
+export async function requestDevice(): Promise<GPUDevice> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu) throw new Error('WebGPU is not available: navigator.gpu is missing in this browser (or in its workers)');
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('WebGPU is not available: navigator.gpu.requestAdapter() returned no adapter');
+  const want = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage'] as const;
+  const requiredLimits: Record<string, number> = {};
+  for (const k of want) requiredLimits[k] = adapter.limits[k];
+  return adapter.requestDevice({ requiredLimits });
+}
+
+class GpuStorage implements Storage {
+  constructor(readonly size: number, readonly dtype: DType, readonly buffer: GPUBuffer) {}
+}
+
+/** Pool buckets: four per doubling, so at most ~19% of a buffer is slack. */
+function bucketBytes(bytes: number): number {
+  const b = Math.max(bytes, 256);
+  const p = 2 ** Math.floor(Math.log2(b));
+  const step = Math.max(p / 4, 256);
+  return Math.ceil(b / step) * step;
+}
+
+const UNIFORM_SLOT = 256;
+const ARENA_BYTES = 1 << 20;
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  private pool = new Map<number, GPUBuffer[]>();
+  private pooledBytes = 0;
+  private allocatedBytes = 0;
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private arena: GPUBuffer;
+  private arenaData = new ArrayBuffer(ARENA_BYTES);
+  private arenaUsed = 0;
+  private lost: string | null = null;
+
+  constructor(private device: GPUDevice) {
+    this.arena = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.lost.then((info) => { this.lost = `WebGPU device lost: ${info.message}`; });
+    device.addEventListener('uncapturederror', (e) => {
+      this.lost ??= `WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`;
+    });
+  }
+
+  alloc(size: number, dtype: DType): Storage {
+    const bytes = bucketBytes(size * 4);
+    const reuse = this.pool.get(bytes)?.pop();
+    if (reuse) this.pooledBytes -= bytes;
+    const buffer = reuse ?? this.createBuffer(bytes);
+    return new GpuStorage(size, dtype, buffer);
+  }
+
+  private createBuffer(bytes: number) {
+    this.allocatedBytes += bytes;
+    return this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  }
+
+  free(s: Storage): void {
+    const { buffer } = s as GpuStorage;
+    const list = this.pool.get(buffer.size) ?? [];
+    list.push(buffer);
+    this.pool.set(buffer.size, list);
+    this.pooledBytes += buffer.size;
+  }
+
+  write(s: Storage, data: TypedArray): void {
+    // queue.writeBuffer runs before any not-yet-submitted commands, which may still use this (pooled) buffer.
+    if (this.encoder) this.flush();
+    this.device.queue.writeBuffer((s as GpuStorage).buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  async read(s: Storage): Promise<TypedArray> {
+    const { buffer, size, dtype } = s as GpuStorage;
+    const bytes = Math.max(size * 4, 4);
+    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(buffer, 0, staging, 0, bytes);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ);
+    this.checkLost();
+    const copy = staging.getMappedRange().slice(0, size * 4);
+    staging.destroy();
+    return dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
+  }
+
+  run(k: Kernel, inputs: Storage[], outputs: Storage[]): void {
+    this.checkLost();
+    const bufs = [...inputs, ...outputs].map((s) => (s as GpuStorage).buffer);
+    const gen = generate(k, inputs as GpuStorage[], outputs as GpuStorage[], bufs);
+    if (gen.clearOutputs) {
+      this.endPass();
+      for (const o of outputs) this.getEncoder().clearBuffer((o as GpuStorage).buffer);
+    }
+    this.dispatch(gen, bufs);
+  }
+
+  private dispatch(gen: Generated, bufs: GPUBuffer[]) {
+    const paramBytes = Math.ceil((gen.params.length * 4) / UNIFORM_SLOT) * UNIFORM_SLOT || UNIFORM_SLOT;
+    if (this.arenaUsed + paramBytes > ARENA_BYTES) this.flush();
+    new Uint32Array(this.arenaData, this.arenaUsed, gen.params.length).set(gen.params);
+    const pipeline = this.pipeline(gen.code);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size: paramBytes } }];
+    gen.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: bufs[b] } }));
+    this.arenaUsed += paramBytes;
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.getPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y, z] = gen.workgroups;
+    if (x * y * z > 0) pass.dispatchWorkgroups(x, y, z);
+  }
+
+  private pipeline(code: string): GPUComputePipeline {
+    let p = this.pipelines.get(code);
+    if (!p) {
+      const module = this.device.createShaderModule({ code });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      this.pipelines.set(code, p);
+    }
+    return p;
+  }
+
+  private getEncoder() {
+    return (this.encoder ??= this.device.createCommandEncoder());
+  }
+
+  private getPass() {
+    return (this.pass ??= this.getEncoder().beginComputePass());
+  }
+
+  private endPass() {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  flush(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.arenaUsed = 0;
+  }
+
+  async done(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkLost();
+  }
+
+  private checkLost() {
+    if (this.lost) throw new Error(this.lost);
+  }
+
+  memory() {
+    return { pooledBytes: this.pooledBytes, allocatedBytes: this.allocatedBytes };
+  }
+}

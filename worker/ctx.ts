@@ -1,0 +1,119 @@
+// What an op's forward and backward see: helpers that build kernels over
+// worker tensors, plus scoped lifetime so temporaries free themselves.
+
+import type { DType, Shape } from '../lib/shape.js';
+import { broadcastShapes, sizeOf, stridesOf } from '../lib/shape.js';
+import type { Backend, TypedArray } from './backend/backend.js';
+import type { Expr, Kernel } from './backend/kernel.js';
+import { Buf, WT } from './tensor.js';
+import { OPS } from './ops/index.js';
+
+export class Ctx {
+  private scopes: WT[][] = [[]];
+  seed = 0;
+  randCounter = 0;
+
+  constructor(readonly backend: Backend) {}
+
+  /** Runs fn; tensors made inside are released at the end unless retained elsewhere. */
+  scoped<T>(fn: () => T): T {
+    this.scopes.push([]);
+    try {
+      return fn();
+    } finally {
+      for (const t of this.scopes.pop()!) t.release();
+    }
+  }
+
+  private track(t: WT): WT {
+    this.scopes[this.scopes.length - 1].push(t.retain());
+    return t;
+  }
+
+  empty(shape: Shape, dtype: DType = 'float32'): WT {
+    const s = [...shape];
+    const buf = new Buf(this.backend.alloc(sizeOf(s), dtype), this.backend);
+    return this.track(new WT(buf, s, stridesOf(s), 0, dtype));
+  }
+
+  fromData(data: TypedArray, shape: Shape, dtype: DType): WT {
+    const t = this.empty(shape, dtype);
+    this.backend.write(t.storage, data);
+    return t;
+  }
+
+  view(x: WT, shape: Shape, strides: number[], offset: number): WT {
+    return this.track(new WT(x.buf, [...shape], strides, offset, x.dtype));
+  }
+
+  /** View of x broadcast to `shape` (stride 0 on broadcast dims). */
+  expand(x: WT, shape: Shape): WT {
+    const off = shape.length - x.shape.length;
+    const strides = shape.map((_, i) => (i < off || x.shape[i - off] === 1 ? 0 : x.strides[i - off]));
+    return this.view(x, shape, strides, x.offset);
+  }
+
+  contiguous(x: WT): WT {
+    return x.contiguous ? x : this.map({ in: 0 }, [x], x.shape, x.dtype);
+  }
+
+  /** Reshape as a view when the layout allows, else through a contiguous copy. */
+  reshape(x: WT, shape: Shape): WT {
+    const c = this.contiguous(x);
+    return this.view(c, shape, stridesOf(shape), c.offset);
+  }
+
+  full(shape: Shape, value: number, dtype: DType = 'float32'): WT {
+    const out = this.empty(shape, dtype);
+    this.run({ kind: 'map', shape: [...shape], exprs: [{ c: value }], inputs: [], inDtypes: [], outputs: [out.view], dtype }, [], [out]);
+    return out;
+  }
+
+  /** One elementwise kernel: inputs broadcast to a common shape; new contiguous output. */
+  map(expr: Expr, inputs: WT[], shape?: Shape, dtype: DType = 'float32'): WT {
+    const outShape = shape ? [...shape] : inputs.reduce<number[]>((s, t) => broadcastShapes(s, t.shape), []);
+    const out = this.empty(outShape, dtype);
+    this.mapInto([expr], inputs, [out]);
+    return out;
+  }
+
+  /** Elementwise kernel writing existing tensors (in place when an output is also an input). */
+  mapInto(exprs: Expr[], inputs: WT[], outputs: WT[]) {
+    const shape = outputs[0].shape;
+    const views = inputs.map((t) => this.expandView(t, shape));
+    this.run(
+      { kind: 'map', shape: [...shape], exprs, inputs: views, inDtypes: inputs.map((t) => t.dtype), outputs: outputs.map((t) => t.view), dtype: outputs[0].dtype },
+      inputs, outputs,
+    );
+  }
+
+  private expandView(x: WT, shape: Shape) {
+    const off = shape.length - x.shape.length;
+    return { shape: [...shape], strides: shape.map((_, i) => (i < off || x.shape[i - off] === 1 ? 0 : x.strides[i - off])), offset: x.offset };
+  }
+
+  run(kernel: Kernel, inputs: WT[], outputs: WT[]) {
+    if (outputs.some((o) => o.size === 0)) return;
+    this.backend.run(kernel, inputs.map((t) => t.storage), outputs.map((t) => t.storage));
+  }
+
+  /** Applies a registered op without recording it (backward rules compose ops this way). */
+  op(name: string, inputs: WT[], attrs: any = {}): WT {
+    const def = OPS[name];
+    if (!def) throw new Error(`unknown op '${name}'`);
+    return def.forward(this, inputs, attrs);
+  }
+
+  /** Sums a broadcast gradient back down to `shape`. */
+  sumTo(g: WT, shape: Shape): WT {
+    if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+    const lead = g.shape.length - shape.length;
+    const dims = g.shape.map((_, i) => i).filter((i) => i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1));
+    const summed = dims.length ? this.op('sum', [g], { dims, keepdim: true }) : g;
+    return this.reshape(summed, shape);
+  }
+
+  nextRandKey() {
+    return { seed: this.seed, counter: this.randCounter++ };
+  }
+}

@@ -1,0 +1,168 @@
+// The engine: owns tensors by id, executes op batches from the page,
+// records the autograd tape and answers reads.
+
+import type { Command, EngineInfo, ReadResult } from '../lib/protocol.js';
+import type { Backend, TypedArray } from './backend/backend.js';
+import { CpuBackend } from './backend/cpu/index.js';
+import { WebGpuBackend, requestDevice } from './backend/webgpu/index.js';
+import { f, x } from './backend/kernel.js';
+import { backward } from './autograd.js';
+import { Ctx } from './ctx.js';
+import { OPS } from './ops/index.js';
+import type { WT } from './tensor.js';
+
+export class Engine {
+  private backend!: Backend;
+  ctx!: Ctx;
+  private tensors = new Map<number, WT>();
+  /** The first failure of a batch; reported by the next read or sync, then cleared. */
+  private error: Error | null = null;
+
+  async init(kind: 'auto' | 'webgpu' | 'cpu'): Promise<EngineInfo> {
+    this.backend = kind === 'cpu' ? new CpuBackend() : await this.openWebGpu(kind === 'webgpu');
+    this.ctx = new Ctx(this.backend);
+    return { backend: this.backend.name };
+  }
+
+  private async openWebGpu(required: boolean): Promise<Backend> {
+    try {
+      return new WebGpuBackend(await requestDevice());
+    } catch (e) {
+      if (required) throw e;
+      return new CpuBackend();
+    }
+  }
+
+  /** Runs one batch from the page; resolves when the device has finished it. */
+  exec(batch: Command[]): Promise<void> {
+    try {
+      this.ctx.scoped(() => {
+        for (const cmd of batch) this.command(cmd);
+      });
+    } catch (e) {
+      this.error ??= e instanceof Error ? e : new Error(String(e));
+    }
+    this.backend.flush();
+    return this.settled();
+  }
+
+  private settled(): Promise<void> {
+    return this.backend.done();
+  }
+
+  private command(cmd: Command) {
+    switch (cmd[0]) {
+      case 'op': {
+        const [, name, outId, inIds, attrs, requiresGrad] = cmd;
+        const def = OPS[name];
+        const inputs = inIds.map((id) => this.get(id));
+        const out = def.forward(this.ctx, inputs, attrs);
+        if (requiresGrad) {
+          // The output may be a view shared with an input; give it its own node-bearing handle.
+          const node = { op: name, inputs: inputs.map((t) => t.retain()), attrs, freed: false };
+          const t = this.ctx.view(out, out.shape, out.strides, out.offset);
+          t.node = node;
+          t.requiresGrad = true;
+          return this.set(outId, t);
+        }
+        return this.set(outId, out);
+      }
+      case 'data': {
+        const [, id, data, shape, dtype, requiresGrad] = cmd;
+        const t = this.ctx.fromData(data, shape, dtype);
+        t.requiresGrad = requiresGrad;
+        return this.set(id, t);
+      }
+      case 'detach': {
+        const src = this.get(cmd[2]);
+        return this.set(cmd[1], this.ctx.view(src, src.shape, src.strides, src.offset));
+      }
+      case 'free':
+        for (const id of cmd[1]) {
+          this.tensors.get(id)?.release();
+          this.tensors.delete(id);
+        }
+        return;
+      case 'requiresGrad':
+        this.get(cmd[1]).requiresGrad = cmd[2];
+        return;
+      case 'seed':
+        this.ctx.seed = cmd[1] >>> 0;
+        this.ctx.randCounter = 0;
+        return;
+      case 'assign': {
+        // In-place copy: the target keeps its id and storage (optimizers, loadStateDict).
+        const [, targetId, srcId] = cmd;
+        this.ctx.mapInto([x(0)], [this.get(srcId)], [this.get(targetId)]);
+        return;
+      }
+      case 'backward': {
+        const [, rootId, seedId, leaves] = cmd;
+        const gradIds = new Map(leaves.map(([leaf, grad]) => [this.get(leaf), grad]));
+        const seen = new Set<WT>();
+        backward(this.ctx, this.get(rootId), seedId ? this.get(seedId) : null, (leaf, g) => {
+          seen.add(leaf);
+          this.accumulateGrad(leaf, g, gradIds.get(leaf));
+        });
+        // Leaves the page expects a grad for but no gradient reached get zeros, as their .grad handle exists.
+        for (const [leaf, gradId] of gradIds) if (!seen.has(leaf)) this.accumulateGrad(leaf, this.ctx.full(leaf.shape, 0), gradId);
+        return;
+      }
+    }
+  }
+
+  private accumulateGrad(leaf: WT, g: WT, gradId: number | undefined) {
+    const existing = leaf.gradId ? this.tensors.get(leaf.gradId) : undefined;
+    if (existing) {
+      this.ctx.mapInto([f('add', x(0), x(1))], [existing, g], [existing]);
+      return;
+    }
+    if (!gradId) throw new Error('backward: no gradient handle for a leaf');
+    leaf.gradId = gradId;
+    this.set(gradId, this.ctx.map(x(0), [g], leaf.shape));
+  }
+
+  private get(id: number): WT {
+    const t = this.tensors.get(id);
+    if (!t) throw new Error(`tensor #${id} does not exist in the worker (disposed, or its batch failed)`);
+    return t;
+  }
+
+  private set(id: number, t: WT) {
+    this.tensors.get(id)?.release();
+    this.tensors.set(id, t.retain());
+  }
+
+  private takeError() {
+    const e = this.error;
+    this.error = null;
+    if (e) throw e;
+  }
+
+  async read(id: number): Promise<ReadResult> {
+    this.takeError();
+    const t = this.get(id);
+    const flat = this.ctx.scoped(() => {
+      const c = t.contiguous && t.offset === 0 && t.storage.size === t.size ? t : this.ctx.map(x(0), [t], t.shape, t.dtype);
+      c.retain();
+      return c;
+    });
+    this.backend.flush();
+    try {
+      const data: TypedArray = t.size === 0 ? (t.dtype === 'int32' ? new Int32Array(0) : new Float32Array(0)) : await this.backend.read(flat.storage);
+      return { data: data.length === t.size ? data : data.subarray(0, t.size), shape: t.shape, dtype: t.dtype };
+    } finally {
+      flat.release();
+    }
+  }
+
+  async sync(): Promise<void> {
+    this.backend.flush();
+    await this.settled();
+    this.takeError();
+  }
+
+  memory() {
+    return { liveTensors: this.tensors.size, ...this.backend.memory() };
+  }
+}

@@ -1,0 +1,16 @@
+// The op registry: every op the page can record, by name.
+
+import type { OpDef } from './op.js';
+import { BINARY_OPS, UNARY_OPS, cast, clamp, leakyRelu, where } from './elementwise.js';
+import { argmax, argmin, logSoftmax, max, mean, min, softmax, sum } from './reduce.js';
+import { matmul } from './matmul.js';
+import { cat, clone, expand, gather, permute, reshape, select, slice } from './movement.js';
+import { arange, full, random } from './create.js';
+
+export const OPS: Record<string, OpDef> = {
+  ...UNARY_OPS, ...BINARY_OPS, where, clamp, leakyRelu, cast,
+  sum, mean, max, min, argmax, argmin, softmax, logSoftmax,
+  matmul,
+  reshape, permute, expand, slice, select, cat, gather, clone,
+  full, arange, random,
+};

@@ -1,0 +1,64 @@
+// matmul with PyTorch's rules: 1-D operands, batched 3-D and more, batch dims
+// broadcast. Operands are passed as strided views, so transposes are free.
+
+import { broadcastShapes, matmulShape, sizeOf } from '../../lib/shape.js';
+import type { Ctx } from '../ctx.js';
+import type { WT } from '../tensor.js';
+import { defineOp, meta } from './op.js';
+
+/** The operand as a matrix (or batch of them): 1-D a becomes [1, K], 1-D b becomes [K, 1]. */
+const asMatrix = (ctx: Ctx, t: WT, left: boolean) =>
+  t.shape.length >= 2 ? t : ctx.view(t, left ? [1, t.shape[0]] : [t.shape[0], 1], left ? [0, t.strides[0]] : [t.strides[0], 0], t.offset);
+
+/** Batch dims folded into one stride; copies only when the view's batch dims cannot fold. */
+function batchFolded(ctx: Ctx, t: WT, batchShape: number[]) {
+  const r = t.shape.length;
+  let v = ctx.expand(t, [...batchShape, t.shape[r - 2], t.shape[r - 1]]);
+  const nb = batchShape.length;
+  const dims = batchShape.map((d, i) => [d, v.strides[i]]).filter(([d]) => d !== 1);
+  const foldable = dims.every(([, s], i) => i === dims.length - 1 || s === dims[i + 1][0] * dims[i + 1][1]);
+  if (!foldable) v = ctx.contiguous(v);
+  const inner = dims.length ? (foldable ? dims[dims.length - 1][1] : v.strides[nb - 1]) : 0;
+  return { t: v, batchStride: inner, rowStride: v.strides[nb], colStride: v.strides[nb + 1] };
+}
+
+/** Matrix product of two strided operands with rank >= 2; returns [...batch, M, N]. */
+export function matmulViews(ctx: Ctx, a: WT, b: WT): WT {
+  const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
+  const m = a.shape[a.shape.length - 2];
+  const k = a.shape[a.shape.length - 1];
+  const n = b.shape[b.shape.length - 1];
+  const A = batchFolded(ctx, a, batchShape);
+  const B = batchFolded(ctx, b, batchShape);
+  const out = ctx.empty([...batchShape, m, n]);
+  if (k === 0) return ctx.full(out.shape, 0);
+  ctx.run({
+    kind: 'matmul', batch: sizeOf(batchShape), m, n, k,
+    a: { offset: A.t.offset, batchStride: A.batchStride, rowStride: A.rowStride, colStride: A.colStride },
+    b: { offset: B.t.offset, batchStride: B.batchStride, rowStride: B.rowStride, colStride: B.colStride },
+  }, [A.t, B.t], [out]);
+  return out;
+}
+
+/** Swaps the last two dims as a view. */
+export const mT = (ctx: Ctx, t: WT) => {
+  const r = t.shape.length;
+  const shape = [...t.shape];
+  const strides = [...t.strides];
+  [shape[r - 2], shape[r - 1]] = [shape[r - 1], shape[r - 2]];
+  [strides[r - 2], strides[r - 1]] = [strides[r - 1], strides[r - 2]];
+  return ctx.view(t, shape, strides, t.offset);
+};
+
+export const matmul = defineOp<{}>({
+  shape: ([a, b]) => meta(matmulShape(a.shape, b.shape), 'float32'),
+  forward: (ctx, [a, b]) => ctx.reshape(matmulViews(ctx, asMatrix(ctx, a, true), asMatrix(ctx, b, false)), matmulShape(a.shape, b.shape)),
+  backward: (ctx, g, [a, b]) => {
+    const A = asMatrix(ctx, a, true);
+    const B = asMatrix(ctx, b, false);
+    const G = ctx.reshape(g, [...broadcastShapes(A.shape.slice(0, -2), B.shape.slice(0, -2)), A.shape[A.shape.length - 2], B.shape[B.shape.length - 1]]);
+    const dA = ctx.sumTo(matmulViews(ctx, G, mT(ctx, B)), A.shape);
+    const dB = ctx.sumTo(matmulViews(ctx, mT(ctx, A), G), B.shape);
+    return [ctx.reshape(dA, a.shape), ctx.reshape(dB, b.shape)];
+  },
+});

@@ -1,0 +1,136 @@
+// Reductions along any set of dims, and softmax / logSoftmax along one.
+
+import { fmt, normDim, reducedShape, ShapeError, sizeOf, type Shape } from '../../lib/shape.js';
+import { f, x } from '../backend/kernel.js';
+import type { Ctx } from '../ctx.js';
+import type { WT } from '../tensor.js';
+import { defineOp, meta } from './op.js';
+
+export interface ReduceAttrs {
+  /** Undefined: every dim. */
+  dims?: number[];
+  keepdim?: boolean;
+}
+
+const dimsOf = (shape: Shape, dims: number[] | undefined, op: string) =>
+  [...new Set(dims === undefined ? shape.map((_, i) => i) : dims.map((d) => normDim(d, shape.length, op, shape)))].sort((a, b) => a - b);
+
+/** Splits `shape` around `dim` into the kernel's [outer, n, inner]. */
+const around = (shape: Shape, dim: number) => ({
+  outer: sizeOf(shape.slice(0, dim)),
+  n: shape[dim],
+  inner: sizeOf(shape.slice(dim + 1)),
+});
+
+/** Reduces each of `dims` in turn (keeping them as size 1), then drops them unless keepdim. */
+function reduceDims(ctx: Ctx, a: WT, op: 'sum' | 'max' | 'min', attrs: ReduceAttrs, mean: boolean): WT {
+  const dims = dimsOf(a.shape, attrs.dims, op);
+  let cur = ctx.contiguous(a);
+  for (const d of dims) {
+    const shape = [...cur.shape];
+    const { outer, n, inner } = around(shape, d);
+    if (n === 0 && op !== 'sum') throw new ShapeError(`${op}: cannot reduce an empty dim ${d} of ${fmt(a.shape)}`);
+    shape[d] = 1;
+    const out = ctx.empty(shape, cur.dtype);
+    ctx.run({ kind: 'reduce', op, outer, n, inner, scale: mean ? 1 / n : 1, dtype: cur.dtype }, [cur], [out]);
+    cur = out;
+  }
+  return ctx.reshape(cur, reducedShape(a.shape, dims, !!attrs.keepdim, op));
+}
+
+/** The gradient of a reduction, broadcast back over the reduced dims. */
+function expandBack(ctx: Ctx, g: WT, a: WT, attrs: ReduceAttrs, op: string): WT {
+  return ctx.reshape(g, reducedShape(a.shape, dimsOf(a.shape, attrs.dims, op), true, op));
+}
+
+const reduceShape = (op: string) => ([a]: { shape: number[]; dtype: any }[], at: ReduceAttrs) =>
+  meta(reducedShape(a.shape, dimsOf(a.shape, at.dims, op), !!at.keepdim, op), op === 'mean' ? 'float32' : a.dtype);
+
+export const sum = defineOp<ReduceAttrs>({
+  shape: reduceShape('sum'),
+  forward: (ctx, [a], at) => reduceDims(ctx, a, 'sum', at, false),
+  backward: (ctx, g, [a], _o, at) => [ctx.map(x(0), [expandBack(ctx, g, a, at, 'sum')], a.shape)],
+});
+
+export const mean = defineOp<ReduceAttrs>({
+  shape: reduceShape('mean'),
+  forward: (ctx, [a], at) => reduceDims(ctx, a.dtype === 'int32' ? ctx.op('cast', [a], { dtype: 'float32' }) : a, 'sum', at, true),
+  backward: (ctx, g, [a], out, at) => {
+    const n = a.size / Math.max(out.size, 1);
+    return [ctx.map(f('div', x(0), { c: n }), [expandBack(ctx, g, a, at, 'mean')], a.shape)];
+  },
+});
+
+/** amax / amin: the gradient is shared evenly among the tied extremes, as PyTorch does. */
+function extreme(op: 'max' | 'min') {
+  return defineOp<ReduceAttrs>({
+    shape: reduceShape(op),
+    forward: (ctx, [a], at) => reduceDims(ctx, a, op, at, false),
+    backward: (ctx, g, [a], out, at) => {
+      const hit = ctx.map(f('eq', x(0), x(1)), [a, expandBack(ctx, out, a, at, op)], a.shape);
+      const count = expandBack(ctx, ctx.op('sum', [hit], at), a, at, op);
+      return [ctx.map(f('div', f('mul', x(0), x(1)), x(2)), [expandBack(ctx, g, a, at, op), hit, count], a.shape)];
+    },
+  });
+}
+export const max = extreme('max');
+export const min = extreme('min');
+
+interface ArgAttrs {
+  /** Undefined: index into the flattened tensor. */
+  dim?: number;
+  keepdim?: boolean;
+}
+
+function arg(op: 'argmax' | 'argmin') {
+  return defineOp<ArgAttrs>({
+    shape: ([a], { dim, keepdim }) =>
+      meta(dim === undefined ? (keepdim ? a.shape.map(() => 1) : []) : reducedShape(a.shape, [dim], !!keepdim, op), 'int32'),
+    forward: (ctx, [a], { dim, keepdim }) => {
+      const flat = dim === undefined;
+      const src = flat ? ctx.reshape(a, [a.size]) : ctx.contiguous(a);
+      const d = flat ? 0 : normDim(dim, a.shape.length, op, a.shape);
+      if (src.shape[d] === 0) throw new ShapeError(`${op}: cannot reduce an empty dim of ${fmt(a.shape)}`);
+      const outShape = reducedShape(src.shape, [d], true, op);
+      const out = ctx.empty(outShape, 'int32');
+      ctx.run({ kind: 'reduce', op, ...around(src.shape, d), scale: 1, dtype: a.dtype }, [src], [out]);
+      const finalShape = flat ? (keepdim ? a.shape.map(() => 1) : []) : reducedShape(a.shape, [d], !!keepdim, op);
+      return ctx.reshape(out, finalShape);
+    },
+  });
+}
+export const argmax = arg('argmax');
+export const argmin = arg('argmin');
+
+interface SoftmaxAttrs {
+  dim: number;
+}
+
+function softmaxOp(log: boolean) {
+  return defineOp<SoftmaxAttrs>({
+    shape: ([a], { dim }) => {
+      normDim(dim, a.shape.length, log ? 'logSoftmax' : 'softmax', a.shape);
+      return meta(a.shape, 'float32');
+    },
+    forward: (ctx, [a], { dim }) => {
+      const src = ctx.contiguous(a.dtype === 'int32' ? ctx.op('cast', [a], { dtype: 'float32' }) : a);
+      const out = ctx.empty(a.shape);
+      const d = normDim(dim, a.shape.length, 'softmax');
+      ctx.run({ kind: 'softmax', log, ...(a.shape.length ? around(a.shape, d) : { outer: 1, n: 1, inner: 1 }) }, [src], [out]);
+      return out;
+    },
+    backward: (ctx, g, [a], y, { dim }) => {
+      const keep = { dims: [dim], keepdim: true };
+      if (log) {
+        // d logsoftmax: g - softmax * sum(g)
+        const s = ctx.op('sum', [g], keep);
+        return [ctx.map(f('sub', x(0), f('mul', f('exp', x(1)), x(2))), [g, y, s], a.shape)];
+      }
+      // d softmax: y * (g - sum(g * y))
+      const s = ctx.op('sum', [ctx.map(f('mul', x(0), x(1)), [g, y])], keep);
+      return [ctx.map(f('mul', x(1), f('sub', x(0), x(2))), [g, y, s], a.shape)];
+    },
+  });
+}
+export const softmax = softmaxOp(false);
+export const logSoftmax = softmaxOp(true);

@@ -1,0 +1,74 @@
+// Worker-side tensors. Movement ops make views (shape, strides, offset) over
+// a shared refcounted storage; compute kernels read views directly or ask for
+// a contiguous copy.
+
+import type { DType } from '../lib/shape.js';
+import { sizeOf, stridesOf } from '../lib/shape.js';
+import type { Backend, Storage } from './backend/backend.js';
+import type { View } from './backend/kernel.js';
+
+export class Buf {
+  refs = 0;
+  constructor(readonly storage: Storage, private readonly backend: Backend) {}
+  retain() { this.refs++; }
+  release() {
+    if (--this.refs === 0) this.backend.free(this.storage);
+  }
+}
+
+/** A recorded op application: the tape is the graph of these, reachable from outputs. */
+export interface Node {
+  op: string;
+  inputs: WT[];
+  attrs: any;
+  /** Set once backward has consumed the graph (PyTorch frees it too). */
+  freed: boolean;
+}
+
+export class WT {
+  /** Owners: a page handle, graph nodes that use it, the scope that made it. */
+  refs = 0;
+  node: Node | null = null;
+  requiresGrad = false;
+  /** Page id of this leaf's gradient, once backward has produced one. */
+  gradId = 0;
+  readonly size: number;
+
+  constructor(
+    public buf: Buf,
+    readonly shape: number[],
+    readonly strides: number[],
+    readonly offset: number,
+    readonly dtype: DType,
+  ) {
+    buf.retain();
+    this.size = sizeOf(shape);
+  }
+
+  get storage() { return this.buf.storage; }
+  get view(): View { return { shape: this.shape, strides: this.strides, offset: this.offset }; }
+
+  get contiguous(): boolean {
+    const want = stridesOf(this.shape);
+    return this.shape.every((d, i) => d === 1 || want[i] === this.strides[i]);
+  }
+
+  retain() { this.refs++; return this; }
+
+  release() {
+    if (--this.refs > 0) return;
+    this.buf.release();
+    this.freeGraph();
+    this.node = null;
+  }
+
+  /** Lets go of the inputs the node kept alive; the node stays, marked freed, so a second backward is a clear error. */
+  freeGraph() {
+    const node = this.node;
+    if (!node || node.freed) return;
+    node.freed = true;
+    const inputs = node.inputs;
+    node.inputs = [];
+    for (const x of inputs) x.release();
+  }
+}
