@@ -25,3 +25,5 @@ export const memory = (): Promise<MemoryInfo> => runtime().memory();
 
 /** Op-stream counters: Comlink messages and commands sent so far. */
 export const stats = () => ({ ...runtime().stats });
+
+export * as nn from './nn/index.js';
