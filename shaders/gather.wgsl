@@ -9,7 +9,7 @@
 fn target_of(p: u32) -> u32 {
   let rank = u(1u); let dim = u(2u);
   var rem = p;
-  var target = 0u;
+  var tgt = 0u;
   var stride = 1u;
   for (var d = i32(rank) - 1; d >= 0; d--) {
     let du = u32(d);
@@ -22,10 +22,10 @@ fn target_of(p: u32) -> u32 {
       if (i < 0) { i += i32(size); }
       c = u32(clamp(i, 0, i32(size) - 1));
     }
-    target += c * stride;
+    tgt += c * stride;
     stride *= size;
   }
-  return target;
+  return tgt;
 }
 
 {{KERNEL}}

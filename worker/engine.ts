@@ -43,6 +43,7 @@ export class Engine {
       this.error ??= e instanceof Error ? e : new Error(String(e));
     }
     this.backend.flush();
+    this.backend.trim();
     return this.settled();
   }
 
@@ -158,6 +159,7 @@ export class Engine {
 
   async sync(): Promise<void> {
     this.backend.flush();
+    this.backend.trim();
     await this.settled();
     this.takeError();
   }

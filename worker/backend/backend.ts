@@ -27,6 +27,8 @@ export interface Backend {
   flush(): void;
   /** Resolves when everything submitted so far has finished on the device. */
   done(): Promise<void>;
+  /** Releases pooled memory that has gone unused for a while. */
+  trim(): void;
   memory(): { pooledBytes: number; allocatedBytes: number };
 }
 

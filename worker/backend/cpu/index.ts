@@ -50,6 +50,7 @@ export class CpuBackend implements Backend {
   }
   flush(): void {}
   async done(): Promise<void> {}
+  trim(): void {}
   memory() {
     return { pooledBytes: 0, allocatedBytes: this.allocated };
   }

@@ -35,7 +35,8 @@ const ARENA_BYTES = 1 << 20;
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
-  private pool = new Map<number, GPUBuffer[]>();
+  /** Free buffers by size; `aged` marks those that already sat through one trim unused. */
+  private pool = new Map<number, { buffer: GPUBuffer; aged: boolean }[]>();
   private pooledBytes = 0;
   private allocatedBytes = 0;
   private pipelines = new Map<string, GPUComputePipeline>();
@@ -58,7 +59,7 @@ export class WebGpuBackend implements Backend {
     const bytes = bucketBytes(size * 4);
     const reuse = this.pool.get(bytes)?.pop();
     if (reuse) this.pooledBytes -= bytes;
-    const buffer = reuse ?? this.createBuffer(bytes);
+    const buffer = reuse?.buffer ?? this.createBuffer(bytes);
     return new GpuStorage(size, dtype, buffer);
   }
 
@@ -70,9 +71,28 @@ export class WebGpuBackend implements Backend {
   free(s: Storage): void {
     const { buffer } = s as GpuStorage;
     const list = this.pool.get(buffer.size) ?? [];
-    list.push(buffer);
+    list.push({ buffer, aged: false });
     this.pool.set(buffer.size, list);
     this.pooledBytes += buffer.size;
+  }
+
+  /**
+   * Destroys pooled buffers that stayed unused since the previous trim. A training step
+   * reuses what the previous one freed, so steady loops keep their buffers; bursts of
+   * temporaries give their memory back. Destroy waits for queued work that uses a buffer.
+   */
+  trim(): void {
+    for (const [bytes, list] of this.pool) {
+      const keep = list.filter((e) => {
+        if (!e.aged) return (e.aged = true);
+        e.buffer.destroy();
+        this.pooledBytes -= bytes;
+        this.allocatedBytes -= bytes;
+        return false;
+      });
+      if (keep.length) this.pool.set(bytes, keep);
+      else this.pool.delete(bytes);
+    }
   }
 
   write(s: Storage, data: TypedArray): void {
