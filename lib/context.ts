@@ -1,6 +1,7 @@
 // The one engine a page talks to: started on first use with backend 'auto',
 // or explicitly by sn.init().
 
+import type { InitOptions } from './protocol.js';
 import { Runtime, type BackendChoice } from './runtime.js';
 
 let current: Runtime | null = null;
@@ -13,11 +14,11 @@ export function runtime(): Runtime {
  * Starts the engine (optional: the first op starts one with 'auto').
  * Calling it again replaces the engine; tensors of the old one can no longer be used.
  */
-export async function init(opts: { backend?: BackendChoice } = {}): Promise<void> {
+export async function init(opts: { backend?: BackendChoice } & InitOptions = {}): Promise<void> {
   const choice = opts.backend ?? 'auto';
   if (!['auto', 'webgpu', 'cpu'].includes(choice)) throw new Error(`init: backend must be 'auto', 'webgpu' or 'cpu', got '${choice}'`);
   current?.terminate();
-  const rt = new Runtime(choice);
+  const rt = new Runtime(choice, { matmul: opts.matmul });
   current = rt;
   try {
     await rt.ready;

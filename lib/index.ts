@@ -3,6 +3,7 @@
 
 import { runtime } from './context.js';
 import type { MemoryInfo } from './protocol.js';
+import { seedShuffling } from './data/sampler.js';
 
 export { init, backend } from './context.js';
 export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, randn, rand, arange, cat, stack, where, noGrad, tidy } from './tensor.js';
@@ -15,6 +16,7 @@ export type { MemoryInfo } from './protocol.js';
 export function manualSeed(seed: number) {
   if (!Number.isInteger(seed)) throw new TypeError(`manualSeed: seed must be an integer, got ${seed}`);
   runtime().enqueue(['seed', seed]);
+  seedShuffling(seed);
 }
 
 /** Waits until the worker has run everything queued so far; rethrows a failure from it. */
@@ -27,3 +29,8 @@ export const memory = (): Promise<MemoryInfo> => runtime().memory();
 export const stats = () => ({ ...runtime().stats });
 
 export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export * as data from './data/index.js';
+export * as layers from './layers/index.js';
+export { sequential, modelFromJSON, SequentialModel, type History, type FitOptions, type Callback, type Logs, type CompileArgs } from './model.js';
+export * as callbacks from './layers/callbacks.js';

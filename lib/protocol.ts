@@ -11,12 +11,19 @@ export type Command =
   | ['requiresGrad', id: number, flag: boolean]
   | ['seed', seed: number]
   | ['assign', targetId: number, srcId: number]
+  /** Update tensors in place with a named rule from worker/ops/optim.ts (optimizer steps, gradient clipping). */
+  | ['update', rule: string, ids: number[], attrs: any]
   | ['backward', rootId: number, seedId: number, leaves: [leafId: number, gradId: number][]];
 
 export interface ReadResult {
   data: Float32Array | Int32Array;
   shape: number[];
   dtype: DType;
+}
+
+export interface InitOptions {
+  /** Matmul kernel: 'tiled' (workgroup memory, for GPUs), 'direct' (for software adapters), or chosen by adapter. */
+  matmul?: 'auto' | 'tiled' | 'direct';
 }
 
 export interface EngineInfo {
@@ -27,4 +34,40 @@ export interface MemoryInfo {
   liveTensors: number;
   pooledBytes: number;
   allocatedBytes: number;
+}
+
+/** A recorded step: bind `inputs` (x batches, then y batches), run `commands`, then `outputs` hold scalars. */
+export interface ProgramSpec {
+  commands: Command[];
+  inputs: number[];
+  outputs: number[];
+}
+
+export interface EvalSpec {
+  x: number[];
+  y: number[];
+  batchSize: number;
+  /** One program per batch size that occurs (the full size and the remainder). */
+  programs: Record<number, ProgramSpec>;
+}
+
+export interface FitSpec extends EvalSpec {
+  epochs: number;
+  initialEpoch: number;
+  shuffle: boolean;
+  seed: number;
+  /** Names of the program outputs in logs: 'loss', then metrics. */
+  outputNames: string[];
+  /** Whether the page listens to batch ends (they cost a small readback each, throttled). */
+  batchEvents: boolean;
+  validation?: EvalSpec;
+}
+
+/** Progress callbacks into the page (Comlink proxies). onEpochEnd may answer true to stop training. */
+export interface FitEvents {
+  onTrainBegin?(): Promise<void> | void;
+  onEpochBegin?(epoch: number): Promise<void> | void;
+  onBatchEnd?(batch: number, logs: Record<string, number>): Promise<void> | void;
+  onEpochEnd?(epoch: number, logs: Record<string, number>): Promise<boolean | void> | boolean | void;
+  onTrainEnd?(): Promise<void> | void;
 }

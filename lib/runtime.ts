@@ -4,7 +4,7 @@
 
 import * as Comlink from 'comlink';
 import type { Engine } from '../worker/engine.js';
-import type { Command, EngineInfo, MemoryInfo, ReadResult } from './protocol.js';
+import type { Command, EngineInfo, InitOptions, MemoryInfo, ReadResult } from './protocol.js';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
 
@@ -30,11 +30,13 @@ export class Runtime {
   private drained: (() => void)[] = [];
   private failure: Error | null = null;
   private registry = new FinalizationRegistry<number>((id) => this.enqueue(['free', [id]]));
+  /** While set, commands are recorded into a program instead of sent (see capture). */
+  private captured: Command[] | null = null;
 
-  constructor(choice: BackendChoice) {
+  constructor(choice: BackendChoice, opts: InitOptions = {}) {
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.engine = Comlink.wrap<Engine>(this.worker);
-    this.ready = this.engine.init(choice).then((info) => {
+    this.ready = this.engine.init(choice, opts).then((info) => {
       this.backend = info.backend;
       const queued = this.beforeReady!;
       this.beforeReady = null;
@@ -51,7 +53,25 @@ export class Runtime {
 
   /** Frees the worker's tensor when the page's handle is garbage collected. */
   track(handle: object, id: number) {
-    this.registry.register(handle, id, handle);
+    // Captured tensors live inside a program that the worker frees itself after each run.
+    if (!this.captured) this.registry.register(handle, id, handle);
+  }
+
+  /**
+   * Records the commands fn queues as a program instead of sending them: the worker
+   * replays it once per batch (Keras fit runs its whole loop this way).
+   */
+  capture(fn: () => void): Command[] {
+    if (this.captured) throw new Error('capture: already capturing');
+    this.flush();
+    const program: Command[] = [];
+    this.captured = program;
+    try {
+      fn();
+    } finally {
+      this.captured = null;
+    }
+    return program;
   }
 
   untrack(handle: object) {
@@ -59,6 +79,10 @@ export class Runtime {
   }
 
   enqueue(cmd: Command) {
+    if (this.captured) {
+      this.captured.push(cmd);
+      return;
+    }
     this.pending.push(cmd);
     if (this.pending.length >= MAX_BATCH_OPS) this.flush();
     else if (!this.flushScheduled) {

@@ -149,6 +149,27 @@ describe('ops: WebGPU against the CPU oracle', function () {
   }
 });
 
+describe('matmul kernels: tiled (GPUs) and direct (software adapters) agree with the CPU', () => {
+  const cases = CASES.filter(([name]) => name.startsWith('matmul'));
+  const results = {};
+  before(async () => {
+    for (const matmul of ['tiled', 'direct']) {
+      await sn.init({ backend: 'webgpu', matmul });
+      results[matmul] = {};
+      for (const [name, specs, fn] of cases) results[matmul][name] = await fn(...makeInputs(caseData(name, specs, fn).inputs, false)).data();
+    }
+    await sn.init({ backend: 'cpu' });
+    results.cpu = {};
+    for (const [name, specs, fn] of cases) results.cpu[name] = await fn(...makeInputs(caseData(name, specs, fn).inputs, false)).data();
+  });
+  for (const [name] of cases) {
+    it(name, () => {
+      expectClose(results.tiled[name], results.cpu[name], { atol: 1e-4, rtol: 1e-4, label: `${name} tiled` });
+      expectClose(results.direct[name], results.cpu[name], { atol: 1e-4, rtol: 1e-4, label: `${name} direct` });
+    });
+  }
+});
+
 describe('backward rules against finite differences (CPU)', function () {
   before(() => sn.init({ backend: 'cpu' }));
   const EPS = 1e-2;

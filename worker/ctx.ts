@@ -53,13 +53,14 @@ export class Ctx {
     return this.view(x, shape, strides, x.offset);
   }
 
+  /** Dense and starting at element 0: kernels other than map and matmul read storage from its start. */
   contiguous(x: WT): WT {
-    return x.contiguous ? x : this.map({ in: 0 }, [x], x.shape, x.dtype);
+    return x.contiguous && x.offset === 0 ? x : this.map({ in: 0 }, [x], x.shape, x.dtype);
   }
 
-  /** Reshape as a view when the layout allows, else through a contiguous copy. */
+  /** Reshape as a view when the layout allows (at any offset), else through a contiguous copy. */
   reshape(x: WT, shape: Shape): WT {
-    const c = this.contiguous(x);
+    const c = x.contiguous ? x : this.contiguous(x);
     return this.view(c, shape, stridesOf(shape), c.offset);
   }
 

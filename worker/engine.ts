@@ -1,14 +1,16 @@
 // The engine: owns tensors by id, executes op batches from the page,
 // records the autograd tape and answers reads.
 
-import type { Command, EngineInfo, ReadResult } from '../lib/protocol.js';
+import type { Command, EngineInfo, EvalSpec, FitEvents, FitSpec, InitOptions, ReadResult } from '../lib/protocol.js';
 import type { Backend, TypedArray } from './backend/backend.js';
 import { CpuBackend } from './backend/cpu/index.js';
 import { WebGpuBackend, requestDevice } from './backend/webgpu/index.js';
 import { f, x } from './backend/kernel.js';
 import { backward } from './autograd.js';
 import { Ctx } from './ctx.js';
+import { FitLoop, type FitHost } from './fit.js';
 import { OPS } from './ops/index.js';
+import { UPDATES } from './ops/optim.js';
 import type { WT } from './tensor.js';
 
 export class Engine {
@@ -18,15 +20,16 @@ export class Engine {
   /** The first failure of a batch; reported by the next read or sync, then cleared. */
   private error: Error | null = null;
 
-  async init(kind: 'auto' | 'webgpu' | 'cpu'): Promise<EngineInfo> {
-    this.backend = kind === 'cpu' ? new CpuBackend() : await this.openWebGpu(kind === 'webgpu');
+  async init(kind: 'auto' | 'webgpu' | 'cpu', { matmul = 'auto' }: InitOptions = {}): Promise<EngineInfo> {
+    this.backend = kind === 'cpu' ? new CpuBackend() : await this.openWebGpu(kind === 'webgpu', matmul);
     this.ctx = new Ctx(this.backend);
     return { backend: this.backend.name };
   }
 
-  private async openWebGpu(required: boolean): Promise<Backend> {
+  private async openWebGpu(required: boolean, matmul: InitOptions['matmul']): Promise<Backend> {
     try {
-      return new WebGpuBackend(await requestDevice());
+      const gpu = await requestDevice();
+      return new WebGpuBackend({ ...gpu, software: matmul === 'auto' ? gpu.software : matmul === 'direct' });
     } catch (e) {
       if (required) throw e;
       return new CpuBackend();
@@ -51,7 +54,8 @@ export class Engine {
     return this.backend.done();
   }
 
-  private command(cmd: Command) {
+  /** @internal Executes one command (batches and fit programs). */
+  command(cmd: Command) {
     switch (cmd[0]) {
       case 'op': {
         const [, name, outId, inIds, attrs, requiresGrad] = cmd;
@@ -97,6 +101,12 @@ export class Engine {
         this.ctx.mapInto([x(0)], [this.get(srcId)], [this.get(targetId)]);
         return;
       }
+      case 'update': {
+        const [, rule, ids, attrs] = cmd;
+        const update = UPDATES[rule];
+        if (!update) throw new Error(`unknown update rule '${rule}'`);
+        return update(this.ctx, ids.map((id) => this.get(id)), attrs);
+      }
       case 'backward': {
         const [, rootId, seedId, leaves] = cmd;
         const gradIds = new Map(leaves.map(([leaf, grad]) => [this.get(leaf), grad]));
@@ -123,13 +133,13 @@ export class Engine {
     this.set(gradId, this.ctx.map(x(0), [g], leaf.shape));
   }
 
-  private get(id: number): WT {
+  get(id: number): WT {
     const t = this.tensors.get(id);
     if (!t) throw new Error(`tensor #${id} does not exist in the worker (disposed, or its batch failed)`);
     return t;
   }
 
-  private set(id: number, t: WT) {
+  set(id: number, t: WT) {
     this.tensors.get(id)?.release();
     this.tensors.set(id, t.retain());
   }
@@ -155,6 +165,50 @@ export class Engine {
     } finally {
       flat.release();
     }
+  }
+
+  private fitLoop: FitLoop | null = null;
+
+  private host(): FitHost {
+    return {
+      ctx: this.ctx,
+      command: (cmd) => this.command(cmd),
+      get: (id) => this.get(id),
+      set: (id, t) => this.set(id, t),
+      free: (id) => {
+        this.tensors.get(id)?.release();
+        this.tensors.delete(id);
+      },
+      flush: () => this.backend.flush(),
+      done: () => this.backend.done(),
+      readScalars: async (ts) => {
+        this.backend.flush();
+        const values = await Promise.all(ts.map((t) => this.backend.read(t.storage)));
+        return values.map((v) => v[0]);
+      },
+    };
+  }
+
+  /** Keras fit: the whole epoch loop runs here; events go back to the page. */
+  async fit(spec: FitSpec, events: FitEvents) {
+    this.takeError();
+    if (this.fitLoop) throw new Error('fit: this engine is already fitting a model; await the running fit first');
+    const loop = (this.fitLoop = new FitLoop(this.host()));
+    try {
+      return await loop.fit(spec, events);
+    } finally {
+      this.fitLoop = null;
+    }
+  }
+
+  /** Stops a running fit after its current batch. */
+  stopFit() {
+    this.fitLoop?.stop();
+  }
+
+  async evaluate(spec: EvalSpec): Promise<number[]> {
+    this.takeError();
+    return new FitLoop(this.host()).evaluate(spec);
   }
 
   async sync(): Promise<void> {

@@ -2,6 +2,7 @@
 // (forward) and a one-line description (extraRepr).
 
 import type { Tensor } from '../tensor.js';
+import { gelu } from './functional.js';
 import { kaimingUniformDefault } from './init.js';
 import { Module, Parameter } from './module.js';
 
@@ -55,7 +56,13 @@ export class Tanh extends Module {
   forward(x: Tensor) { return x.tanh(); }
 }
 export class GELU extends Module {
-  forward(x: Tensor) { return x.gelu(); }
+  readonly approximate: 'none' | 'tanh';
+  constructor({ approximate = 'none' }: { approximate?: 'none' | 'tanh' } = {}) {
+    super();
+    this.approximate = approximate;
+  }
+  forward(x: Tensor) { return gelu(x, { approximate: this.approximate }); }
+  override extraRepr() { return `approximate='${this.approximate}'`; }
 }
 export class Softmax extends Module {
   constructor(readonly dim: number) { super(); }

@@ -6,6 +6,8 @@ import { argmax, argmin, logSoftmax, max, mean, min, softmax, sum } from './redu
 import { matmul } from './matmul.js';
 import { cat, clone, expand, gather, permute, reshape, select, slice } from './movement.js';
 import { arange, full, random } from './create.js';
+import { binaryCrossEntropy, embedding, geluTanh, pad, windows2d } from './nn.js';
+import { recurrent } from './recurrent.js';
 
 export const OPS: Record<string, OpDef> = {
   ...UNARY_OPS, ...BINARY_OPS, where, clamp, leakyRelu, cast,
@@ -13,4 +15,6 @@ export const OPS: Record<string, OpDef> = {
   matmul,
   reshape, permute, expand, slice, select, cat, gather, clone,
   full, arange, random,
+  pad, windows2d, embedding, geluTanh, binaryCrossEntropy,
+  recurrent,
 };

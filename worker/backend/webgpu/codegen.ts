@@ -9,6 +9,7 @@ import elementwise from '../../../shaders/elementwise.wgsl';
 import reduceSrc from '../../../shaders/reduce.wgsl';
 import softmaxSrc from '../../../shaders/softmax.wgsl';
 import matmulSrc from '../../../shaders/matmul.wgsl';
+import matmulDirectSrc from '../../../shaders/matmul_direct.wgsl';
 import gatherSrc from '../../../shaders/gather.wgsl';
 import randSrc from '../../../shaders/rand.wgsl';
 
@@ -62,7 +63,12 @@ function exprCode(e: Expr, dtype: DType): string {
   return def.wgsl(...e.args.map((a) => exprCode(a, dtype)));
 }
 
-export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[]): Generated {
+export interface CodegenOptions {
+  /** A software adapter: prefer kernels without workgroup memory. */
+  software: boolean;
+}
+
+export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions): Generated {
   switch (k.kind) {
     case 'map': return mapKernel(k, inputs, outputs, bufs);
     case 'reduce': return reduceKernel(k, outputs[0]);
@@ -74,6 +80,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
     case 'matmul': {
       const { a, b } = k;
       const params = new Uint32Array([k.batch, k.m, k.n, k.k, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride]);
+      if (opts.software) return { code: withPrelude(matmulDirectSrc, params.length), params, bindings: [0, 1, 2], workgroups: [Math.ceil(k.n / 32), Math.ceil(k.m / 32), k.batch] };
       return { code: withPrelude(matmulSrc, params.length), params, bindings: [0, 1, 2], workgroups: [Math.ceil(k.n / 64), Math.ceil(k.m / 64), k.batch] };
     }
     case 'gather':

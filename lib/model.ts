@@ -1,0 +1,369 @@
+// Keras-style Sequential model. compile() picks loss, metrics and optimizer;
+// fit() records one training step as a program and hands it, with the data,
+// to the worker, which runs the whole epoch loop: the page only receives
+// progress callbacks.
+
+import * as Comlink from 'comlink';
+import { runtime } from './context.js';
+import type { EvalSpec, FitEvents, ProgramSpec } from './protocol.js';
+import { fmt, ShapeError, sizeOf } from './shape.js';
+import { fromTyped, noGrad, cat, Tensor, type NestedArray } from './tensor.js';
+import { Module } from './nn/module.js';
+import { Dense } from './layers/core.js';
+import { Layer, fmtLayerShape, type LayerShape } from './layers/layer.js';
+import { LOSSES, evalMetric, lossName, metricFn, type CustomLoss, type LossFn, type MetricFn, type Prediction } from './layers/losses.js';
+import { layerFromConfig } from './layers/registry.js';
+import { makeOptimizer, type OptimizerLike } from './layers/optimizers.js';
+
+/** x and y as Tensors, nested arrays, or typed arrays with a shape. */
+export type Data = Tensor | NestedArray | { data: Float32Array | Int32Array | number[]; shape: number[] };
+
+export interface Logs {
+  [name: string]: number;
+}
+
+export interface Callback {
+  onTrainBegin?(logs?: Logs): unknown;
+  onEpochBegin?(epoch: number, logs?: Logs): unknown;
+  onBatchEnd?(batch: number, logs: Logs): unknown;
+  onEpochEnd?(epoch: number, logs: Logs): unknown;
+  onTrainEnd?(logs?: Logs): unknown;
+  /** Called with the model before training (earlyStopping uses it). */
+  setModel?(model: SequentialModel): void;
+}
+
+export interface FitOptions {
+  epochs?: number;
+  batchSize?: number;
+  shuffle?: boolean;
+  validationSplit?: number;
+  validationData?: [Data, Data];
+  initialEpoch?: number;
+  callbacks?: Callback | Callback[];
+  signal?: AbortSignal;
+  verbose?: number;
+}
+
+export interface History {
+  epoch: number[];
+  history: Record<string, number[]>;
+}
+
+export interface CompileArgs {
+  optimizer: string | OptimizerLike;
+  loss: string | CustomLoss;
+  metrics?: string[];
+}
+
+function toTensor(v: Data, what: string): Tensor {
+  if (v instanceof Tensor) return v;
+  if (Array.isArray(v) || typeof v === 'number') {
+    const shape: number[] = [];
+    for (let cur: unknown = v; Array.isArray(cur); cur = cur[0]) shape.push(cur.length);
+    const flat = (Array.isArray(v) ? (v as unknown[]).flat(Infinity) : [v]) as number[];
+    if (flat.length !== sizeOf(shape)) throw new ShapeError(`${what}: nested array is ragged for shape ${fmt(shape)}`);
+    return fromTyped(Float32Array.from(flat), shape, 'float32');
+  }
+  if (v && typeof v === 'object' && 'data' in v && 'shape' in v) {
+    if (v.data.length !== sizeOf(v.shape)) throw new ShapeError(`${what}: ${v.data.length} values do not fill shape ${fmt(v.shape)}`);
+    const data = v.data instanceof Int32Array ? v.data : v.data instanceof Float32Array ? v.data : Float32Array.from(v.data);
+    return fromTyped(data, v.shape, data instanceof Int32Array ? 'int32' : 'float32');
+  }
+  throw new TypeError(`${what}: expected a Tensor, a nested array or { data, shape }`);
+}
+
+/** Holds handles reachable until this call, so their worker tensors outlive a worker-side loop. */
+const keepAlive = (..._handles: unknown[]) => {};
+
+export class SequentialModel extends Module {
+  layers: Layer[] = [];
+  private compiled: { loss: LossFn; lossKey: string | null; metrics: [string, MetricFn][]; optimizer: OptimizerLike; args: CompileArgs } | null = null;
+  /** Set by a callback to end fit after the current epoch, as in Keras. */
+  stopTraining = false;
+
+  constructor(layers: Layer[] = [], readonly modelName = 'sequential') {
+    super();
+    for (const l of layers) this.add(l);
+  }
+
+  add(layer: Layer) {
+    if (!(layer instanceof Layer)) throw new TypeError('add: expected a layer from sn.layers');
+    if (this.layers.length === 0 && !layer.inputShape) {
+      throw new Error(`the first layer ('${layer.name}') needs an inputShape, e.g. sn.layers.dense({ units: 10, inputShape: [784] })`);
+    }
+    if (this.compiled) throw new Error('add: layers cannot be added after compile()');
+    // Weights exist as soon as the layer is added, so parameters() is complete before compile().
+    layer.build(this.layers.length ? this.layers[this.layers.length - 1].outputShape! : layer.inputShape!);
+    this.layers.push(layer);
+  }
+
+  get inputShape(): LayerShape {
+    if (!this.layers.length) throw new Error('the model has no layers');
+    return this.layers[0].inputShape!;
+  }
+
+  get outputShape(): LayerShape {
+    return this.layers[this.layers.length - 1].outputShape!;
+  }
+
+  /** Runs the layers, passing masks along; keeps the last dense layer's logits for the losses. */
+  private run(x: Tensor, training: boolean): Prediction {
+    this.checkInput(x, 'x');
+    let h = x;
+    let mask: Tensor | null = null;
+    const last = this.layers[this.layers.length - 1];
+    for (const layer of this.layers) {
+      if (layer === last && last instanceof Dense) {
+        const logits = last.logits(h);
+        return { pred: last.activation(logits), logits, activation: last.activationName };
+      }
+      const next = layer.call(h, { training, mask });
+      mask = layer.computeMask(h, mask);
+      h = next;
+    }
+    return { pred: h, logits: null, activation: 'linear' };
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.run(x, this.training).pred;
+  }
+
+  private checkInput(x: Tensor, what: string) {
+    const want = this.inputShape;
+    const got = x.shape.slice(1);
+    if (got.length !== want.length || want.some((d, i) => d !== null && d !== got[i])) {
+      throw new ShapeError(`layer '${this.layers[0].name}' expects ${what} of shape [batch, ${want.map((d) => d ?? 'null').join(', ')}] but got ${fmt(x.shape)}`);
+    }
+  }
+
+  private checkTarget(y: Tensor, n: number) {
+    if (y.shape[0] !== n) throw new ShapeError(`x has ${n} samples but y has ${y.shape[0]} (shape ${fmt(y.shape)})`);
+    const out = this.outputShape;
+    const last = this.layers[this.layers.length - 1];
+    const got = y.shape.slice(1);
+    const sparse = this.compiled?.lossKey === 'sparseCategoricalCrossentropy';
+    const ok = sparse ? got.length === 0 || (got.length === 1 && got[0] === 1) : got.length === out.length && out.every((d, i) => d === null || d === got[i]);
+    if (!ok) {
+      const want = sparse ? '[batch] or [batch, 1] of class indices' : `[batch, ${out.map((d) => d ?? 'null').join(', ')}]`;
+      throw new ShapeError(`layer '${last.name}' outputs shape [batch, ${out.map((d) => d ?? 'null').join(', ')}], so y should be ${want}, but got ${fmt(y.shape)}`);
+    }
+  }
+
+  compile(args: CompileArgs) {
+    if (!this.layers.length) throw new Error('compile: the model has no layers');
+    const lossKey = typeof args.loss === 'function' ? null : lossName(args.loss);
+    const custom = typeof args.loss === 'function' ? args.loss : null;
+    const loss: LossFn = custom ? (y, p) => { const l = custom(y, p.pred); return l.size === 1 ? l.reshape([]) : l.mean(); } : LOSSES[lossKey!];
+    const units = this.outputShape[this.outputShape.length - 1] ?? 1;
+    const metrics = (args.metrics ?? []).map((m): [string, MetricFn] => [m, metricFn(m, lossKey, units)]);
+    this.compiled = { loss, lossKey, metrics, optimizer: makeOptimizer(args.optimizer, this.parameters()), args };
+  }
+
+  private get training_(): NonNullable<SequentialModel['compiled']> {
+    if (!this.compiled) throw new Error('the model must be compiled before training or evaluating: call model.compile({ optimizer, loss })');
+    return this.compiled;
+  }
+
+  /** A placeholder the worker binds to each batch. */
+  private placeholder(like: Tensor, batch: number) {
+    return new Tensor(runtime().newId(), [batch, ...like.shape.slice(1)], like.dtype, false);
+  }
+
+  private outputsOf(y: Tensor, p: Prediction, c: NonNullable<SequentialModel['compiled']>) {
+    const loss = c.loss(y, p);
+    return { loss, metrics: c.metrics.map(([, fn]) => evalMetric(fn, y, p)) };
+  }
+
+  /** Records one training step for batch size b. */
+  private trainProgram(x: Tensor, y: Tensor, b: number): ProgramSpec {
+    const c = this.training_;
+    const xb = this.placeholder(x, b);
+    const yb = this.placeholder(y, b);
+    let outputs: number[] = [];
+    // Recording runs the optimizer's step once on the page; the worker counts the real steps.
+    const commands = runtime().capture(() => {
+      c.optimizer.zeroGrad();
+      this.train();
+      const { loss, metrics } = this.outputsOf(yb, this.run(xb, true), c);
+      loss.backward();
+      c.optimizer.step();
+      outputs = [loss.id, ...metrics.map((m) => m.id)];
+    });
+    c.optimizer.advanceSteps(-1);
+    return { commands, inputs: [xb.id, yb.id], outputs };
+  }
+
+  private evalProgram(x: Tensor, y: Tensor, b: number): ProgramSpec {
+    const c = this.training_;
+    const xb = this.placeholder(x, b);
+    const yb = this.placeholder(y, b);
+    let outputs: number[] = [];
+    const commands = runtime().capture(() => noGrad(() => {
+      this.eval();
+      const { loss, metrics } = this.outputsOf(yb, this.run(xb, false), c);
+      outputs = [loss.id, ...metrics.map((m) => m.id)];
+    }));
+    return { commands, inputs: [xb.id, yb.id], outputs };
+  }
+
+  private programs(x: Tensor, y: Tensor, batchSize: number, make: (x: Tensor, y: Tensor, b: number) => ProgramSpec) {
+    const n = x.shape[0];
+    const sizes = new Set([Math.min(batchSize, n), n % batchSize].filter((s) => s > 0));
+    return Object.fromEntries([...sizes].map((b) => [b, make.call(this, x, y, b)]));
+  }
+
+  private prepare(xd: Data, yd: Data) {
+    this.training_;
+    const x = toTensor(xd, 'x');
+    const y = toTensor(yd, 'y');
+    this.checkInput(x, 'x');
+    this.checkTarget(y, x.shape[0]);
+    return { x, y };
+  }
+
+  async fit(xd: Data, yd: Data, opts: FitOptions = {}): Promise<History> {
+    const c = this.training_;
+    let { x, y } = this.prepare(xd, yd);
+    const batchSize = opts.batchSize ?? 32;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`fit: batchSize must be a positive integer, got ${batchSize}`);
+    let validation: EvalSpec | undefined;
+    let validationHandles: Tensor[] = [];
+    if (opts.validationData) {
+      const v = this.prepare(opts.validationData[0], opts.validationData[1]);
+      validationHandles = [v.x, v.y];
+      validation = { x: [v.x.id], y: [v.y.id], batchSize, programs: this.programs(v.x, v.y, batchSize, this.evalProgram) };
+    } else if (opts.validationSplit) {
+      const split = opts.validationSplit;
+      if (!(split > 0 && split < 1)) throw new Error(`fit: validationSplit must be in (0, 1), got ${split}`);
+      // Keras takes the last fraction of the samples, before any shuffling.
+      const nTrain = Math.floor(x.shape[0] * (1 - split));
+      const vx = x.slice(0, nTrain);
+      const vy = y.slice(0, nTrain);
+      x = x.slice(0, 0, nTrain);
+      y = y.slice(0, 0, nTrain);
+      validationHandles = [vx, vy];
+      validation = { x: [vx.id], y: [vy.id], batchSize, programs: this.programs(vx, vy, batchSize, this.evalProgram) };
+    }
+    if (x.shape[0] === 0) throw new Error('fit: no training samples');
+    c.optimizer.materializeState();
+    const programs = this.programs(x, y, batchSize, this.trainProgram);
+    const callbacks = opts.callbacks ? (Array.isArray(opts.callbacks) ? opts.callbacks : [opts.callbacks]) : [];
+    const outputNames = ['loss', ...c.metrics.map(([name]) => name)];
+    const history: History = { epoch: [], history: {} };
+    this.stopTraining = false;
+    for (const cb of callbacks) cb.setModel?.(this);
+    const rt = runtime();
+    // Work a callback queued (earlyStopping's weight snapshot) goes out before the worker resumes.
+    const invoke = async (fn: (cb: Callback) => unknown) => {
+      for (const cb of callbacks) await fn(cb);
+      rt.flush();
+    };
+    const events: FitEvents = {
+      onTrainBegin: () => invoke((cb) => cb.onTrainBegin?.({})),
+      onEpochBegin: (e) => invoke((cb) => cb.onEpochBegin?.(e, {})),
+      onBatchEnd: (b, logs) => invoke((cb) => cb.onBatchEnd?.(b, logs)),
+      onEpochEnd: async (e, logs) => {
+        history.epoch.push(e);
+        for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
+        await invoke((cb) => cb.onEpochEnd?.(e, logs));
+        return this.stopTraining;
+      },
+      onTrainEnd: () => invoke((cb) => cb.onTrainEnd?.({})),
+    };
+    if (opts.signal?.aborted) return history;
+    const abort = () => rt.engine.stopFit();
+    opts.signal?.addEventListener('abort', abort);
+    try {
+      const steps = await rt.call((e) => e.fit({
+        x: [x.id], y: [y.id], batchSize, programs,
+        epochs: opts.epochs ?? 1, initialEpoch: opts.initialEpoch ?? 0, shuffle: opts.shuffle ?? true,
+        seed: Math.floor(Math.random() * 2 ** 32), outputNames,
+        batchEvents: callbacks.some((cb) => cb.onBatchEnd),
+        validation,
+      }, Comlink.proxy(events)));
+      c.optimizer.advanceSteps(steps);
+    } finally {
+      // The worker uses these by id only: keep the page handles (and so the worker copies) alive until it is done.
+      keepAlive(x, y, validationHandles);
+      opts.signal?.removeEventListener('abort', abort);
+      // Gradients lived inside the worker's step program.
+      for (const p of this.parameters()) p.grad = null;
+    }
+    return history;
+  }
+
+  async evaluate(xd: Data, yd: Data, { batchSize = 32 }: { batchSize?: number } = {}): Promise<Logs> {
+    const c = this.training_;
+    const { x, y } = this.prepare(xd, yd);
+    const values = await runtime().call((e) => e.evaluate({ x: [x.id], y: [y.id], batchSize, programs: this.programs(x, y, batchSize, this.evalProgram) }));
+    keepAlive(x, y);
+    return Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]]));
+  }
+
+  /** Model output for x, computed in batches in the worker. */
+  predict(xd: Data, { batchSize = 32 }: { batchSize?: number } = {}): Tensor {
+    const x = toTensor(xd, 'x');
+    this.checkInput(x, 'x');
+    const n = x.shape[0];
+    return noGrad(() => {
+      this.eval();
+      const parts: Tensor[] = [];
+      for (let s = 0; s < n; s += batchSize) parts.push(this.run(x.slice(0, s, s + batchSize), false).pred);
+      return parts.length === 1 ? parts[0] : cat(parts, 0);
+    });
+  }
+
+  predictOnBatch(xd: Data): Tensor {
+    return this.predict(xd, { batchSize: Number.MAX_SAFE_INTEGER });
+  }
+
+  /** One optimizer step on one batch; resolves to the loss (and metrics) before the step. */
+  async trainOnBatch(xd: Data, yd: Data): Promise<Logs> {
+    const c = this.training_;
+    const { x, y } = this.prepare(xd, yd);
+    c.optimizer.zeroGrad();
+    this.train();
+    const { loss, metrics } = this.outputsOf(y, this.run(x, true), c);
+    loss.backward();
+    c.optimizer.step();
+    const values = await Promise.all([loss, ...metrics].map((t) => t.item()));
+    return Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]]));
+  }
+
+  summary(): string {
+    const rows = this.layers.map((l) => [`${l.name} (${l.className})`, fmtLayerShape(l.outputShape), String(l.countParams())]);
+    const widths = [33, 26, 10];
+    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('').trimEnd();
+    const total = this.layers.reduce((s, l) => s + l.countParams(), 0);
+    const bar = '_'.repeat(69);
+    return [
+      `Model: "${this.modelName}"`, bar,
+      line(['Layer (type)', 'Output Shape', 'Param #']),
+      '='.repeat(69),
+      ...rows.flatMap((r, i) => [line(r), i < rows.length - 1 ? bar : '='.repeat(69)]),
+      `Total params: ${total}`, `Trainable params: ${total}`, 'Non-trainable params: 0', bar,
+    ].join('\n');
+  }
+
+  toJSON() {
+    return {
+      className: 'Sequential',
+      config: { name: this.modelName, layers: this.layers.map((l) => ({ className: l.className, config: { ...l.getConfig(), name: l.name } })) },
+    };
+  }
+
+  override toString() {
+    return this.summary();
+  }
+}
+
+export function sequential(layers: Layer[] = [], { name }: { name?: string } = {}) {
+  return new SequentialModel(layers, name);
+}
+
+/** Rebuilds an architecture from model.toJSON() (fresh weights). */
+export function modelFromJSON(json: ReturnType<SequentialModel['toJSON']> | string): SequentialModel {
+  const spec = typeof json === 'string' ? JSON.parse(json) : json;
+  if (spec?.className !== 'Sequential') throw new Error(`modelFromJSON: expected className 'Sequential', got '${spec?.className}'`);
+  return new SequentialModel(spec.config.layers.map((l: { className: string; config: Record<string, unknown> }) => layerFromConfig(l.className, l.config)), spec.config.name);
+}

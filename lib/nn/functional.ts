@@ -1,0 +1,265 @@
+// sn.nn.functional: the math of the layers and losses as plain functions
+// (PyTorch's torch.nn.functional). Modules hold parameters and call these.
+
+import { runtime } from '../context.js';
+import { fmt, ShapeError } from '../shape.js';
+import { full, noGrad, record, Tensor, where } from '../tensor.js';
+import { pair, poolParams, type Pair } from './args.js';
+
+export type { Pair };
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+// ---- layers ------------------------------------------------------------------
+
+/** Constant padding; `pads` holds [before, after] pairs, last dim first, as in torch.nn.functional.pad. */
+export const pad = (input: Tensor, pads: number[], value = 0): Tensor => record('pad', [input], { pad: [...pads], value });
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  /** Zero padding per side, or 'valid' (none) or 'same' (output size = input size; stride 1 only). */
+  padding?: Pair | 'valid' | 'same';
+  dilation?: Pair;
+}
+
+/** 2-D convolution (cross-correlation) of input [N, C, H, W] or [C, H, W] with weight [out, C, kH, kW]. */
+export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null, { stride = 1, padding = 0, dilation = 1 }: Conv2dOptions = {}): Tensor {
+  if (input.ndim === 3) return conv2d(input.unsqueeze(0), weight, bias, { stride, padding, dilation }).squeeze(0);
+  if (input.ndim !== 4 || weight.ndim !== 4 || input.shape[1] !== weight.shape[1]) {
+    throw new ShapeError(`conv2d: input ${fmt(input.shape)} must be [N, C, H, W] with C matching weight ${fmt(weight.shape)} ([out, C, kH, kW])`);
+  }
+  const [out, c, kh, kw] = weight.shape;
+  const s = pair(stride, 'conv2d: stride');
+  const d = pair(dilation, 'conv2d: dilation');
+  let pads: number[];
+  if (padding === 'same') {
+    if (s[0] !== 1 || s[1] !== 1) throw new RangeError("conv2d: padding='same' needs stride 1");
+    // PyTorch puts the odd extra pixel after (right / bottom).
+    const [th, tw] = [d[0] * (kh - 1), d[1] * (kw - 1)];
+    pads = [tw >> 1, tw - (tw >> 1), th >> 1, th - (th >> 1)];
+  } else {
+    const [ph, pw] = padding === 'valid' ? [0, 0] : pair(padding, 'conv2d: padding', 0);
+    pads = [pw, pw, ph, ph];
+  }
+  const padded = pads.some((p) => p > 0) ? pad(input, pads) : input;
+  const win = record('windows2d', [padded], { kernel: [kh, kw], stride: s, dilation: d }); // [N, C, OH, OW, kH, kW]
+  const [n, , oh, ow] = win.shape;
+  // im2col as [N, C*kH*kW, OH*OW], so the product lands in NCHW order without a transpose.
+  const cols = win.permute(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, oh * ow);
+  const y = weight.reshape(out, c * kh * kw).matmul(cols).reshape(n, out, oh, ow);
+  return bias ? y.add(bias.reshape(out, 1, 1)) : y;
+}
+
+export interface MaxPool2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+}
+
+/** Max over 2-D windows of [..., H, W]; padding counts as -Infinity. stride defaults to the kernel size. */
+export function maxPool2d(input: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): Tensor {
+  const { kernel, stride, pad: p, dilation } = poolParams(kernelSize, opts);
+  const padded = p[0] || p[1] ? pad(input, [p[1], p[1], p[0], p[0]], -Infinity) : input;
+  const win = record('windows2d', [padded], { kernel, stride, dilation });
+  return win.reshape(...win.shape.slice(0, -2), kernel[0] * kernel[1]).max(-1);
+}
+
+/** Zeroes each element with probability p and scales the rest by 1/(1-p); identity when not training. */
+export function dropout(input: Tensor, p = 0.5, { training = true }: { training?: boolean } = {}): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`dropout: p must be in [0, 1], got ${p}`);
+  if (!training || p === 0) return input;
+  if (p === 1) return input.mul(0);
+  const keep = record('random', [], { shape: [...input.shape], dist: 'bernoulli', p: 1 - p });
+  return input.mul(keep.mul(1 / (1 - p)));
+}
+
+/** Rows of weight [num, dim] for int32 indices of any shape: [..., dim]. The paddingIdx row gets no gradient. */
+export function embedding(input: Tensor, weight: Tensor, { paddingIdx }: { paddingIdx?: number } = {}): Tensor {
+  return record('embedding', [weight, input], paddingIdx === undefined ? {} : { paddingIdx });
+}
+
+/** GELU, exact (erf) by default or PyTorch's tanh approximation. */
+export function gelu(input: Tensor, { approximate = 'none' }: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+  if (approximate === 'none') return input.gelu();
+  if (approximate === 'tanh') return record('geluTanh', [input]);
+  throw new RangeError(`gelu: approximate must be 'none' or 'tanh', got '${approximate}'`);
+}
+
+/** (x - mean) / sqrt(var + eps) over `dims`, with the biased variance; also returns the statistics. */
+function standardize(x: Tensor, dims: number[], eps: number) {
+  const mean = x.mean(dims, true);
+  const centered = x.sub(mean);
+  const variance = centered.square().mean(dims, true);
+  return { y: centered.div(variance.add(eps).sqrt()), mean, variance };
+}
+
+/** Normalizes over the trailing normalizedShape dims, then applies the optional elementwise weight and bias. */
+export function layerNorm(input: Tensor, normalizedShape: number[], weight: Tensor | null = null, bias: Tensor | null = null, { eps = 1e-5 }: { eps?: number } = {}): Tensor {
+  const k = normalizedShape.length;
+  if (k === 0 || k > input.ndim || fmt(input.shape.slice(-k)) !== fmt(normalizedShape)) {
+    throw new ShapeError(`layerNorm: input ${fmt(input.shape)} does not end with normalizedShape ${fmt(normalizedShape)}`);
+  }
+  let { y } = standardize(input, normalizedShape.map((_, i) => i - k), eps);
+  if (weight) y = y.mul(weight);
+  return bias ? y.add(bias) : y;
+}
+
+export interface BatchNormOptions {
+  training?: boolean;
+  /** Weight of the batch statistic in the running update; a scalar tensor gives a value computed in the worker. */
+  momentum?: number | Tensor;
+  eps?: number;
+}
+
+/**
+ * Batch normalization of [N, C, ...] over every dim but 1. Training uses the
+ * batch statistics (biased variance) and, when running stats are given,
+ * updates them in place with the unbiased variance; otherwise the running
+ * stats normalize.
+ */
+export function batchNorm(input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null = null, bias: Tensor | null = null,
+  { training = false, momentum = 0.1, eps = 1e-5 }: BatchNormOptions = {}): Tensor {
+  if (input.ndim < 2) throw new ShapeError(`batchNorm: expected an input [N, C, ...], got ${fmt(input.shape)}`);
+  const ch = input.shape[1];
+  for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', weight], ['bias', bias]] as const) {
+    if (t && fmt(t.shape) !== fmt([ch])) throw new ShapeError(`batchNorm: ${name} ${fmt(t.shape)} does not match the ${ch} channels of input ${fmt(input.shape)}`);
+  }
+  // Per-channel [C] tensors broadcast against [N, C, ...].
+  const perChannel = (t: Tensor) => t.reshape(ch, ...input.shape.slice(2).map(() => 1));
+  let y: Tensor;
+  if (training || !runningMean || !runningVar) {
+    const n = input.size / ch;
+    if (training && n <= 1) throw new ShapeError(`batchNorm: expected more than 1 value per channel when training, got input ${fmt(input.shape)}`);
+    const dims = input.shape.map((_, i) => i).filter((i) => i !== 1);
+    const stats = standardize(input, dims, eps);
+    y = stats.y;
+    if (training && runningMean && runningVar) {
+      noGrad(() => {
+        const update = (running: Tensor, batch: Tensor) => assign(running, running.add(batch.reshape(ch).sub(running).mul(momentum)));
+        update(runningMean, stats.mean);
+        update(runningVar, stats.variance.mul(n / (n - 1)));
+      });
+    }
+  } else {
+    y = input.sub(perChannel(runningMean)).div(perChannel(runningVar).add(eps).sqrt());
+  }
+  if (weight) y = y.mul(perChannel(weight));
+  return bias ? y.add(perChannel(bias)) : y;
+}
+
+/** Copies src into target's storage in place (the target keeps its id). */
+function assign(target: Tensor, src: Tensor) {
+  runtime().enqueue(['assign', target.id, src.id]);
+}
+
+// ---- losses ------------------------------------------------------------------
+
+function reduce(loss: Tensor, reduction: Reduction): Tensor {
+  switch (reduction) {
+    case 'mean': return loss.mean();
+    case 'sum': return loss.sum();
+    case 'none': return loss;
+    default: throw new RangeError(`reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
+  }
+}
+
+interface ReductionOption { reduction?: Reduction }
+
+export const mseLoss = (input: Tensor, target: Tensor, { reduction = 'mean' }: ReductionOption = {}) =>
+  reduce(input.sub(target).square(), reduction);
+
+export const l1Loss = (input: Tensor, target: Tensor, { reduction = 'mean' }: ReductionOption = {}) =>
+  reduce(input.sub(target).abs(), reduction);
+
+/** Quadratic within delta of the target, linear (slope delta) beyond. */
+export function huberLoss(input: Tensor, target: Tensor, { delta = 1, reduction = 'mean' }: ReductionOption & { delta?: number } = {}) {
+  const d = input.sub(target);
+  const ad = d.abs();
+  return reduce(where(ad.lt(delta), d.square().mul(0.5), ad.sub(0.5 * delta).mul(delta)), reduction);
+}
+
+/** Binary cross-entropy of probabilities (each log clamped at -100, as PyTorch does). */
+export function binaryCrossEntropy(input: Tensor, target: Tensor, { weight = null, reduction = 'mean' }: ReductionOption & { weight?: Tensor | null } = {}) {
+  const loss = record('binaryCrossEntropy', [input, target]);
+  return reduce(weight ? loss.mul(weight) : loss, reduction);
+}
+
+/** Binary cross-entropy of logits in the stable form softplus(x) - t x; posWeight weighs the positive term per class. */
+export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor,
+  { weight = null, posWeight = null, reduction = 'mean' }: ReductionOption & { weight?: Tensor | null; posWeight?: Tensor | null } = {}) {
+  if (fmt(input.shape) !== fmt(target.shape)) throw new ShapeError(`binaryCrossEntropyWithLogits: target ${fmt(target.shape)} must have the input's shape ${fmt(input.shape)}`);
+  // -[pw t log s(x) + (1 - t) log(1 - s(x))] = (1 - t) x + (1 + (pw - 1) t) softplus(-x)
+  const loss = posWeight
+    ? input.mul(target.rsub(1)).add(posWeight.sub(1).mul(target).add(1).mul(input.neg().softplus()))
+    : input.softplus().sub(input.mul(target));
+  return reduce(weight ? loss.mul(weight) : loss, reduction);
+}
+
+interface ClassOptions extends ReductionOption {
+  weight?: Tensor | null;
+  ignoreIndex?: number;
+}
+
+/** Unbatched [C] inputs (and [] targets) as a batch of one. */
+function batched(input: Tensor, target: Tensor, reduction: Reduction, fn: (i: Tensor, t: Tensor) => Tensor): Tensor {
+  if (input.ndim !== 1) return fn(input, target);
+  const out = fn(input.unsqueeze(0), target.unsqueeze(0));
+  return reduction === 'none' ? out.squeeze(0) : out;
+}
+
+/** The class targets with ignored entries replaced by 0 (so they index safely), and the 0/1 mask of kept ones. */
+function classTargets(input: Tensor, target: Tensor, ignoreIndex: number, op: string) {
+  const want = [input.shape[0], ...input.shape.slice(2)];
+  if (target.dtype !== 'int32' || fmt(target.shape) !== fmt(want)) {
+    throw new ShapeError(`${op}: for input ${fmt(input.shape)} the target must be int32 class indices of shape ${fmt(want)}, got ${target.dtype} ${fmt(target.shape)}`);
+  }
+  const keep = target.ne(ignoreIndex);
+  return { safe: where(keep, target, full([], 0, { dtype: 'int32' })), keep };
+}
+
+/**
+ * -w[t] * logp[t] per target (0 where ignored), reduced; 'mean' divides by the
+ * kept targets' total weight. Also returns those per-target weights.
+ */
+function weightedNll(logp: Tensor, safe: Tensor, keep: Tensor, weight: Tensor | null, reduction: Reduction) {
+  const w = weight ? weight.gather(0, safe.flatten()).reshape([...safe.shape]).mul(keep) : keep;
+  const loss = logp.gather(1, safe.unsqueeze(1)).squeeze(1).mul(w).neg();
+  return { loss: reduction === 'mean' ? loss.sum().div(w.sum()) : reduce(loss, reduction), w };
+}
+
+/** Negative log-likelihood of log-probabilities [N, C, ...] at int32 targets [N, ...]. */
+export function nllLoss(input: Tensor, target: Tensor, { weight = null, ignoreIndex = -100, reduction = 'mean' }: ClassOptions = {}): Tensor {
+  return batched(input, target, reduction, (x, t) => {
+    const { safe, keep } = classTargets(x, t, ignoreIndex, 'nllLoss');
+    return weightedNll(x, safe, keep, weight, reduction).loss;
+  });
+}
+
+/**
+ * log_softmax over dim 1 then NLL, for int32 class targets [N, ...], or for
+ * float class probabilities shaped like the input. Label smoothing mixes in
+ * the uniform distribution exactly as PyTorch 1.13 does (ignored targets
+ * excluded from both terms).
+ */
+export function crossEntropy(input: Tensor, target: Tensor, { weight = null, ignoreIndex = -100, labelSmoothing = 0, reduction = 'mean' }: ClassOptions & { labelSmoothing?: number } = {}): Tensor {
+  if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new RangeError(`crossEntropy: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
+  return batched(input, target, reduction, (x, t) => {
+    const classes = x.shape[1];
+    const logp = x.logSoftmax(1);
+    // The class weights broadcast against [N, C, ...].
+    const w = weight?.reshape(classes, ...x.shape.slice(2).map(() => 1));
+    if (t.dtype === 'float32') {
+      if (fmt(t.shape) !== fmt(x.shape)) throw new ShapeError(`crossEntropy: probability targets ${fmt(t.shape)} must have the input's shape ${fmt(x.shape)}`);
+      const p = labelSmoothing ? t.mul(1 - labelSmoothing).add(labelSmoothing / classes) : t;
+      const terms = logp.mul(p);
+      // 'mean' divides by the number of samples, whatever the weights.
+      return reduce((w ? terms.mul(w) : terms).sum(1).neg(), reduction);
+    }
+    const { safe, keep } = classTargets(x, t, ignoreIndex, 'crossEntropy');
+    const nll = weightedNll(logp, safe, keep, weight, reduction);
+    if (!labelSmoothing) return nll.loss;
+    const smooth = where(keep, (w ? logp.mul(w) : logp).sum(1).neg(), 0);
+    const smoothed = reduction === 'mean' ? smooth.sum().div(nll.w.sum()) : reduce(smooth, reduction);
+    return nll.loss.mul(1 - labelSmoothing).add(smoothed.mul(labelSmoothing / classes));
+  });
+}

@@ -1,0 +1,42 @@
+// RMSprop, optionally centered and with momentum (torch.optim.RMSprop).
+
+import type { Tensor } from '../tensor.js';
+import { Optimizer, type ParamState, type ParamUpdate, type Params } from './optimizer.js';
+
+export interface RMSpropOptions {
+  lr: number;
+  alpha: number;
+  eps: number;
+  weightDecay: number;
+  momentum: number;
+  centered: boolean;
+  maximize: boolean;
+}
+
+export class RMSprop extends Optimizer<RMSpropOptions> {
+  protected readonly rule = 'rmsprop';
+
+  constructor(params: Params<RMSpropOptions>, { lr = 1e-2, alpha = 0.99, eps = 1e-8, weightDecay = 0, momentum = 0, centered = false, maximize = false }: Partial<RMSpropOptions> = {}) {
+    super(params, { lr, alpha, eps, weightDecay, momentum, centered, maximize });
+  }
+
+  protected validate(o: RMSpropOptions) {
+    for (const k of ['lr', 'eps', 'momentum', 'weightDecay', 'alpha'] as const) {
+      if (!(o[k] >= 0)) throw new Error(`RMSprop: invalid ${k} ${o[k]}`);
+    }
+  }
+
+  protected prepare(o: RMSpropOptions, state: ParamState, p: Tensor): ParamUpdate {
+    state.step = ((state.step as number | undefined) ?? 0) + 1;
+    const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0, momentum: o.momentum > 0, centered: o.centered };
+    const scalars: Record<string, number> = { lr: o.lr, alpha: o.alpha, oneMinusAlpha: 1 - o.alpha, eps: o.eps };
+    if (flags.weightDecay) scalars.weightDecay = o.weightDecay;
+    const tensors = [this.buffer(state, 'square_avg', p)];
+    if (flags.momentum) {
+      scalars.momentum = o.momentum;
+      tensors.push(this.buffer(state, 'momentum_buffer', p));
+    }
+    if (flags.centered) tensors.push(this.buffer(state, 'grad_avg', p));
+    return { flags, scalars, state: tensors };
+  }
+}

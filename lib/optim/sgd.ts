@@ -1,0 +1,41 @@
+// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (torch.optim.SGD).
+
+import type { Tensor } from '../tensor.js';
+import { Optimizer, type ParamState, type ParamUpdate, type Params } from './optimizer.js';
+
+export interface SGDOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  weightDecay: number;
+  maximize: boolean;
+}
+
+export class SGD extends Optimizer<SGDOptions> {
+  protected readonly rule = 'sgd';
+
+  /** lr is required, here or in every parameter group. */
+  constructor(params: Params<SGDOptions>, { lr, momentum = 0, dampening = 0, nesterov = false, weightDecay = 0, maximize = false }: Partial<SGDOptions> = {}) {
+    super(params, { lr, momentum, dampening, nesterov, weightDecay, maximize });
+  }
+
+  protected validate(o: SGDOptions) {
+    if (!(o.lr >= 0)) throw new Error(`SGD: invalid learning rate ${o.lr}`);
+    if (!(o.momentum >= 0)) throw new Error(`SGD: invalid momentum ${o.momentum}`);
+    if (!(o.weightDecay >= 0)) throw new Error(`SGD: invalid weightDecay ${o.weightDecay}`);
+    if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0)) throw new Error('SGD: Nesterov momentum requires a momentum and zero dampening');
+  }
+
+  protected prepare(o: SGDOptions, state: ParamState, p: Tensor): ParamUpdate {
+    const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0, momentum: o.momentum !== 0, nesterov: o.nesterov, first: false };
+    const scalars: Record<string, number> = { lr: o.lr };
+    if (flags.weightDecay) scalars.weightDecay = o.weightDecay;
+    if (!flags.momentum) return { flags, scalars, state: [] };
+    // The first step starts the buffer at the gradient itself rather than decaying zeros.
+    flags.first = state.momentum_buffer === undefined;
+    scalars.momentum = o.momentum;
+    scalars.dampened = 1 - o.dampening;
+    return { flags, scalars, state: [this.buffer(state, 'momentum_buffer', p)] };
+  }
+}

@@ -1,0 +1,186 @@
+// Keras-style API: the seed program on real digits, fit options, callbacks,
+// early stopping, abort, summary, JSON round trip, and agreement with the
+// PyTorch-style forward of the same weights.
+import { expect } from '@esm-bundle/chai';
+import * as sn from '../dist/index.js';
+import { split } from './mnist.js';
+import { expectClose, mulberry32, randomData } from './util.js';
+
+/** A small separable problem: class = argmax of the first 3 features. */
+function blobs(n, seed = 1) {
+  const rng = mulberry32(seed);
+  const x = randomData(rng, n * 6);
+  const y = new Float32Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < 3; c++) if (x[i * 6 + c] > x[i * 6 + best]) best = c;
+    y[i * 3 + best] = 1;
+  }
+  return { x: sn.tensor(x, [n, 6]), y: sn.tensor(y, [n, 3]) };
+}
+
+const smallModel = () => {
+  const model = sn.sequential([
+    sn.layers.dense({ units: 16, activation: 'relu', inputShape: [6] }),
+    sn.layers.dense({ units: 3, activation: 'softmax' }),
+  ]);
+  model.compile({ optimizer: new sn.optim.Adam(model.parameters(), { lr: 0.01 }), loss: 'categorical_crossentropy', metrics: ['accuracy'] });
+  return model;
+};
+
+describe('Keras: the seed program on real mnist digits (WebGPU)', () => {
+  before(() => sn.init({ backend: 'webgpu' }));
+  it('reaches TF.js-level held-out accuracy', async () => {
+    const { train, test } = await split(8000, 2000);
+    sn.manualSeed(1);
+    const x = sn.tensor(train.x, [train.n, 784]);
+    const y = sn.tensor(train.oneHot, [train.n, 10]);
+    // Verbatim from the seed:
+    const model = sn.sequential([
+      sn.layers.dense({ units: 128, activation: 'relu', inputShape: [784] }),
+      sn.layers.dense({ units: 10, activation: 'softmax' }),
+    ]);
+    model.compile({ optimizer: 'adam', loss: 'categorical_crossentropy', metrics: ['accuracy'] });
+    const history = await model.fit(x, y, { epochs: 2, batchSize: 128 });
+    console.log(JSON.stringify(history.history));
+    expect(history.epoch).to.deep.equal([0, 1]);
+    expect(history.history.loss[1]).to.be.below(history.history.loss[0]);
+    const { accuracy, loss } = await model.evaluate(sn.tensor(test.x, [test.n, 784]), sn.tensor(test.oneHot, [test.n, 10]));
+    console.log(`mnist 8000 train / 2000 held out, 2 epochs batch 128: held-out accuracy ${accuracy.toFixed(4)}, loss ${loss.toFixed(4)}`);
+    const p = await model.predict(sn.tensor(test.x, [test.n, 784])).argmax(-1).data();
+    console.log('page-side accuracy', p.filter((c, i) => c === test.labels[i]).length / test.n);
+    expect(accuracy).to.be.above(0.88);
+  });
+});
+
+for (const backend of ['webgpu', 'cpu']) {
+  describe(`Keras API (${backend})`, () => {
+    before(() => sn.init({ backend }));
+
+    it('learns a small problem; predict matches the PyTorch-style forward of the same weights', async () => {
+      sn.manualSeed(3);
+      const { x, y } = blobs(256);
+      const model = smallModel();
+      const h = await model.fit(x, y, { epochs: 20, batchSize: 16 });
+      expect(h.history.accuracy.at(-1)).to.be.above(0.85);
+      const [d1, d2] = model.layers;
+      const torchLike = new sn.nn.Sequential(new sn.nn.Linear(6, 16), new sn.nn.ReLU(), new sn.nn.Linear(16, 3), new sn.nn.Softmax(1));
+      torchLike.loadStateDict({ '0.weight': d1.kernel.T, '0.bias': d1.bias, '2.weight': d2.kernel.T, '2.bias': d2.bias });
+      const probe = x.slice(0, 0, 40);
+      expectClose(await model.predict(probe, { batchSize: 16 }).data(), await sn.noGrad(() => torchLike.forward(probe)).data(), { atol: 1e-5, label: 'predict' });
+    });
+
+    it('sparse labels, nested arrays, typed arrays with a shape, validationSplit', async () => {
+      sn.manualSeed(4);
+      const model = sn.sequential([sn.layers.dense({ units: 3, inputShape: [2], activation: 'softmax' })]);
+      model.compile({ optimizer: 'sgd', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
+      const xs = [[0, 1], [1, 0], [1, 1], [0, 0], [2, 1], [1, 2], [0.5, 0.5], [2, 2], [3, 1], [1, 3]];
+      const labels = { data: new Int32Array([0, 1, 2, 0, 1, 0, 2, 2, 1, 0]), shape: [10] };
+      const h = await model.fit(xs, labels, { epochs: 2, batchSize: 4, validationSplit: 0.2 });
+      expect(Object.keys(h.history).sort()).to.deep.equal(['accuracy', 'loss', 'val_accuracy', 'val_loss']);
+      expect(h.history.val_loss).to.have.length(2);
+      const ev = await model.evaluate(xs, labels, { batchSize: 3 });
+      expect(ev.loss).to.be.a('number').and.not.NaN;
+    });
+
+    it('callbacks run in order with Keras-style logs', async () => {
+      const { x, y } = blobs(40);
+      const model = smallModel();
+      const events = [];
+      await model.fit(x, y, {
+        epochs: 2, batchSize: 8, validationData: [x, y],
+        callbacks: {
+          onTrainBegin: () => events.push('trainBegin'),
+          onEpochBegin: (e) => events.push(`epochBegin ${e}`),
+          onEpochEnd: (e, logs) => events.push(`epochEnd ${e} ${Object.keys(logs).sort().join(',')}`),
+          onTrainEnd: () => events.push('trainEnd'),
+        },
+      });
+      expect(events).to.deep.equal([
+        'trainBegin', 'epochBegin 0', 'epochEnd 0 accuracy,loss,val_accuracy,val_loss',
+        'epochBegin 1', 'epochEnd 1 accuracy,loss,val_accuracy,val_loss', 'trainEnd',
+      ]);
+    });
+
+    it('earlyStopping stops and restores the best weights', async () => {
+      const { x, y } = blobs(64);
+      const model = smallModel();
+      // A learning rate this large makes the loss climb after the first epochs.
+      model.compile({ optimizer: new sn.optim.SGD(model.parameters(), { lr: 40 }), loss: 'categorical_crossentropy' });
+      const stop = sn.callbacks.earlyStopping({ monitor: 'loss', patience: 1, restoreBestWeights: true });
+      const h = await model.fit(x, y, { epochs: 30, batchSize: 64, shuffle: false, callbacks: [stop] });
+      expect(h.epoch.length).to.be.below(30);
+      expect(stop.stoppedEpoch).to.equal(h.epoch.at(-1));
+      const best = Math.min(...h.history.loss);
+      expect(h.history.loss[stop.bestEpoch]).to.equal(best);
+      const after = await model.evaluate(x, y, { batchSize: 64 });
+      expect(after.loss).to.be.closeTo(h.history.loss[stop.bestEpoch] , Math.abs(best) * 0.5 + 1e-3);
+    });
+
+    it('an AbortSignal stops after the current batch and resolves with the history so far', async () => {
+      const { x, y } = blobs(512);
+      const model = smallModel();
+      const controller = new AbortController();
+      const h = await model.fit(x, y, {
+        epochs: 50, batchSize: 8,
+        callbacks: { onEpochEnd: (e) => { if (e === 1) controller.abort(); } },
+        signal: controller.signal,
+      });
+      expect(h.epoch).to.deep.equal([0, 1]);
+      const again = await model.fit(x, y, { epochs: 1, batchSize: 64 });
+      expect(again.epoch).to.deep.equal([0]);
+    });
+
+    it('bad input is rejected before training, naming the layer and both shapes', async () => {
+      const model = smallModel();
+      const err = async (fn) => { try { await fn(); } catch (e) { return e.message; } return 'no error'; };
+      expect(await err(() => model.fit(sn.zeros([10, 5]), sn.zeros([10, 3])))).to.match(/dense.*\[batch, 6\].*\[10, 5\]/);
+      expect(await err(() => model.fit(sn.zeros([10, 6]), sn.zeros([9, 3])))).to.match(/10 samples.*9/);
+      expect(await err(() => model.fit(sn.zeros([10, 6]), sn.zeros([10, 4])))).to.match(/\[batch, 3\].*\[10, 4\]/);
+      expect(await err(() => model.fit(sn.zeros([10, 6, 1]), sn.zeros([10, 3])))).to.match(/\[10, 6, 1\]/);
+      expect(() => model.compile({ optimizer: 'adam', loss: 'categorical_crossentropyy' })).to.throw(/unknown loss.*categorical_crossentropy/);
+      expect(() => model.compile({ optimizer: 'adamm', loss: 'mse' })).to.throw(/unknown optimizer.*adam/);
+    });
+
+    it('trainOnBatch, predictOnBatch and a custom loss function', async () => {
+      const { x, y } = blobs(32);
+      const model = sn.sequential([sn.layers.dense({ units: 3, inputShape: [6] })]);
+      model.compile({ optimizer: 'sgd', loss: (yTrue, yPred) => yPred.sub(yTrue).square().mean(), metrics: ['mse'] });
+      const first = await model.trainOnBatch(x, y);
+      const second = await model.trainOnBatch(x, y);
+      expect(second.loss).to.be.below(first.loss);
+      expect(first.mse).to.be.closeTo(first.loss, 1e-5);
+      expect(model.predictOnBatch(x).shape).to.deep.equal([32, 3]);
+    });
+  });
+}
+
+describe('Keras model description', () => {
+  it('summary() is a Keras-like table', () => {
+    const model = sn.sequential([
+      sn.layers.dense({ units: 128, activation: 'relu', inputShape: [784], name: 'hidden' }),
+      sn.layers.dropout({ rate: 0.2, name: 'drop' }),
+      sn.layers.dense({ units: 10, activation: 'softmax', name: 'out' }),
+    ]);
+    const text = model.summary();
+    expect(text).to.include('Layer (type)').and.include('Output Shape').and.include('Param #');
+    expect(text).to.match(/hidden \(Dense\)\s+\(None, 128\)\s+100480/);
+    expect(text).to.match(/drop \(Dropout\)\s+\(None, 128\)\s+0/);
+    expect(text).to.match(/out \(Dense\)\s+\(None, 10\)\s+1290/);
+    expect(text).to.include('Total params: 101770');
+  });
+
+  it('toJSON / modelFromJSON round trip the architecture', () => {
+    const model = sn.sequential([
+      sn.layers.dense({ units: 8, activation: 'tanh', inputShape: [4] }),
+      sn.layers.reshape({ targetShape: [2, 4] }),
+      sn.layers.flatten(),
+      sn.layers.activation({ activation: 'relu' }),
+      sn.layers.dense({ units: 2, useBias: false }),
+    ]);
+    const json = JSON.stringify(model.toJSON());
+    const back = sn.modelFromJSON(json);
+    expect(JSON.stringify(back.toJSON())).to.equal(json);
+    expect(back.summary().replace(/\s+/g, ' ')).to.equal(model.summary().replace(/\s+/g, ' '));
+  });
+});

@@ -1,0 +1,192 @@
+// Keras fit and evaluate, entirely inside the worker: the page records one
+// training step as a program (forward, loss, metrics, backward, optimizer
+// update) and this loop replays it per batch. Losses and metrics add up on
+// the device; they are read back once per epoch, and batch progress only
+// when the page asked for it and at most every BATCH_EVENT_MS.
+
+import type { Command, FitEvents, FitSpec, EvalSpec, ProgramSpec } from '../lib/protocol.js';
+import { c, f, x } from './backend/kernel.js';
+import type { Ctx } from './ctx.js';
+import type { WT } from './tensor.js';
+import { updateAttrsAtLaterStep } from './ops/optim.js';
+
+const BATCH_EVENT_MS = 100;
+/** Steps allowed in flight on the device before the loop waits for one to finish. */
+const MAX_STEPS_IN_FLIGHT = 2;
+
+export interface FitHost {
+  ctx: Ctx;
+  command(cmd: Command): void;
+  get(id: number): WT;
+  set(id: number, t: WT): void;
+  free(id: number): void;
+  flush(): void;
+  done(): Promise<void>;
+  readScalars(ts: WT[]): Promise<number[]>;
+}
+
+/** Yields to the worker's message loop, so an abort or other calls can arrive. */
+const yieldToMessages = () => new Promise<void>((r) => setTimeout(r, 0));
+
+/** Ids a program creates: freed after every run so the next run starts clean. */
+function createdIds(program: Command[]): number[] {
+  const ids: number[] = [];
+  for (const cmd of program) {
+    if (cmd[0] === 'op' || cmd[0] === 'data' || cmd[0] === 'detach') ids.push(cmd[0] === 'op' ? cmd[2] : cmd[1]);
+    else if (cmd[0] === 'backward') ids.push(...cmd[3].map(([, g]) => g));
+  }
+  return ids;
+}
+
+/** Fisher-Yates over 0..n-1 with a seeded generator (mulberry32). */
+function permutation(n: number, seed: number): Int32Array {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+export class FitLoop {
+  private stopRequested = false;
+  /** Training steps replayed so far: a recorded optimizer step is moved on by this many. */
+  private stepsRun = 0;
+
+  constructor(private host: FitHost) {}
+
+  stop() {
+    this.stopRequested = true;
+  }
+
+  /** Rows of `data` in the order of `perm` (one gather per epoch; batches are then slice views). */
+  private permuted(data: WT, perm: Int32Array): WT {
+    const { ctx } = this.host;
+    const idx = ctx.fromData(perm, [perm.length], 'int32');
+    const rest = data.shape.slice(1);
+    const full = ctx.expand(ctx.reshape(idx, [perm.length, ...rest.map(() => 1)]), [perm.length, ...rest]);
+    return ctx.op('gather', [data, ctx.contiguous(full)], { dim: 0 });
+  }
+
+  private rows(data: WT, start: number, end: number): WT {
+    return this.host.ctx.op('slice', [data], { dim: 0, start, end });
+  }
+
+  /**
+   * Runs `programs` over the data in batches, adding each output (times the batch size)
+   * into device-side sums. Returns the sums; `onBatch` sees running means when asked for.
+   */
+  private async sweep(spec: EvalSpec, programs: Record<number, ProgramSpec>, perm: Int32Array | null, train: boolean, onBatch?: (batch: number, sums: WT[], seen: number) => Promise<void> | void) {
+    const { ctx } = this.host;
+    const xs = spec.x.map((id) => this.host.get(id));
+    const ys = spec.y.map((id) => this.host.get(id));
+    const n = xs[0].shape[0];
+    const outputs = Object.values(programs)[0]?.outputs.length ?? 0;
+    const sums = Array.from({ length: outputs }, () => ctx.full([], 0).retain());
+    const inFlight: Promise<void>[] = [];
+    let lastYield = performance.now();
+    try {
+      const [xp, yp] = ctx.scoped(() => {
+        const px = perm ? xs.map((t) => this.permuted(t, perm)) : xs;
+        const py = perm ? ys.map((t) => this.permuted(t, perm)) : ys;
+        for (const t of [...px, ...py]) t.retain();
+        return [px, py];
+      });
+      try {
+        let batch = 0;
+        for (let start = 0; start < n; start += spec.batchSize, batch++) {
+          if (this.stopRequested) break;
+          const end = Math.min(n, start + spec.batchSize);
+          const program = programs[end - start];
+          ctx.scoped(() => {
+            program.inputs.forEach((id, i) => {
+              const src = i < xp.length ? xp[i] : yp[i - xp.length];
+              this.host.set(id, this.rows(src, start, end));
+            });
+            for (const cmd of program.commands) {
+              this.host.command(cmd[0] === 'update' && train ? ['update', cmd[1], cmd[2], updateAttrsAtLaterStep(cmd[1], cmd[3], this.stepsRun)] : cmd);
+            }
+            if (train) this.stepsRun++;
+            program.outputs.forEach((id, i) => {
+              ctx.mapInto([f('add', x(0), f('mul', x(1), c(end - start)))], [sums[i], this.host.get(id)], [sums[i]]);
+            });
+            for (const id of [...program.inputs, ...createdIds(program.commands)]) this.host.free(id);
+          });
+          this.host.flush();
+          inFlight.push(this.host.done());
+          if (inFlight.length > MAX_STEPS_IN_FLIGHT) await inFlight.shift();
+          if (onBatch) await onBatch(batch, sums, end);
+          if (performance.now() - lastYield > 50) {
+            await yieldToMessages();
+            lastYield = performance.now();
+          }
+        }
+        await Promise.all(inFlight);
+      } finally {
+        for (const t of [...xp, ...yp]) t.release();
+      }
+      return sums;
+    } catch (e) {
+      for (const s of sums) s.release();
+      throw e;
+    }
+  }
+
+  /** Mean of each program output over the data. */
+  async evaluate(spec: EvalSpec): Promise<number[]> {
+    const sums = await this.sweep(spec, spec.programs, null, false);
+    try {
+      const n = this.host.get(spec.x[0]).shape[0];
+      return (await this.host.readScalars(sums)).map((s) => s / n);
+    } finally {
+      for (const s of sums) s.release();
+    }
+  }
+
+  /** Runs the epochs; resolves with the number of training steps run. */
+  async fit(spec: FitSpec, events: FitEvents): Promise<number> {
+    this.stopRequested = false;
+    const n = this.host.get(spec.x[0]).shape[0];
+    await events.onTrainBegin?.();
+    for (let epoch = spec.initialEpoch; epoch < spec.epochs && !this.stopRequested; epoch++) {
+      await events.onEpochBegin?.(epoch);
+      const perm = spec.shuffle ? permutation(n, (spec.seed + epoch * 0x9e3779b9) >>> 0) : null;
+      let lastEvent = 0;
+      const onBatch = spec.batchEvents
+        ? async (batch: number, sums: WT[], seen: number) => {
+            const now = performance.now();
+            if (now - lastEvent < BATCH_EVENT_MS) return;
+            lastEvent = now;
+            const values = await this.host.readScalars(sums);
+            await events.onBatchEnd?.(batch, Object.fromEntries(spec.outputNames.map((k, i) => [k, values[i] / seen])));
+          }
+        : undefined;
+      const sums = await this.sweep(spec, spec.programs, perm, true, onBatch);
+      let logs: Record<string, number>;
+      try {
+        const values = await this.host.readScalars(sums);
+        logs = Object.fromEntries(spec.outputNames.map((k, i) => [k, values[i] / n]));
+      } finally {
+        for (const s of sums) s.release();
+      }
+      // An abort mid-epoch leaves that epoch out of the history.
+      if (this.stopRequested) break;
+      if (spec.validation) {
+        const val = await this.evaluate(spec.validation);
+        spec.outputNames.forEach((k, i) => (logs[`val_${k}`] = val[i]));
+      }
+      const stop = await events.onEpochEnd?.(epoch, logs);
+      if (stop) this.stopRequested = true;
+    }
+    await events.onTrainEnd?.();
+    return this.stepsRun;
+  }
+}

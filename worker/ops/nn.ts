@@ -1,0 +1,162 @@
+// Ops behind sn.nn's layers and losses. Convolution and pooling are built
+// from two movement-style ops, `pad` and `windows2d` (the im2col view), plus
+// matmul and reductions, so they need no WGSL of their own.
+
+import { fmt, sameShape, ShapeError, type Shape } from '../../lib/shape.js';
+import { c, f, x, type Expr } from '../backend/kernel.js';
+import type { Ctx } from '../ctx.js';
+import type { WT } from '../tensor.js';
+import { defineOp, meta } from './op.js';
+
+interface PadAttrs {
+  /** [before, after] pairs, last dim first (torch.nn.functional.pad's order). */
+  pad: number[];
+  value?: number;
+}
+
+function paddedShape(shape: Shape, pad: number[]): number[] {
+  if (pad.length % 2 || pad.length / 2 > shape.length || pad.some((p) => !Number.isInteger(p) || p < 0)) {
+    throw new ShapeError(`pad: [${pad.join(', ')}] is not a list of non-negative [before, after] pairs for ${fmt(shape)}`);
+  }
+  const out = [...shape];
+  for (let i = 0; i < pad.length / 2; i++) out[shape.length - 1 - i] += pad[2 * i] + pad[2 * i + 1];
+  return out;
+}
+
+/** The region of padded tensor `t` that holds the unpadded values. */
+function interior(ctx: Ctx, t: WT, shape: Shape, pad: number[]): WT {
+  let offset = t.offset;
+  for (let i = 0; i < pad.length / 2; i++) offset += pad[2 * i] * t.strides[t.shape.length - 1 - i];
+  return ctx.view(t, shape, t.strides, offset);
+}
+
+/** Constant padding of the trailing dims (zeros for conv, -Infinity for max pooling). */
+export const pad = defineOp<PadAttrs>({
+  shape: ([a], { pad }) => meta(paddedShape(a.shape, pad), a.dtype),
+  forward: (ctx, [a], { pad, value = 0 }) => {
+    const out = ctx.full(paddedShape(a.shape, pad), value, a.dtype);
+    ctx.mapInto([x(0)], [a], [interior(ctx, out, a.shape, pad)]);
+    return out;
+  },
+  backward: (ctx, g, [a], _out, { pad }) => [interior(ctx, g, a.shape, pad)],
+});
+
+interface WindowAttrs {
+  kernel: [number, number];
+  stride: [number, number];
+  dilation: [number, number];
+}
+
+function windowShape(shape: Shape, { kernel, stride, dilation }: WindowAttrs): number[] {
+  const all = [...kernel, ...stride, ...dilation];
+  if (all.length !== 6 || all.some((v) => !Number.isInteger(v) || v < 1)) {
+    throw new ShapeError(`windows2d: kernel, stride and dilation must be pairs of positive integers, got ${JSON.stringify({ kernel, stride, dilation })}`);
+  }
+  if (shape.length < 2) throw new ShapeError(`windows2d: expected an input [..., H, W], got ${fmt(shape)}`);
+  const [h, w] = shape.slice(-2);
+  const oh = Math.floor((h - dilation[0] * (kernel[0] - 1) - 1) / stride[0]) + 1;
+  const ow = Math.floor((w - dilation[1] * (kernel[1] - 1) - 1) / stride[1]) + 1;
+  if (oh < 1 || ow < 1) {
+    throw new ShapeError(`windows2d: kernel [${kernel.join(', ')}] with dilation [${dilation.join(', ')}] does not fit the (padded) input ${fmt(shape)}`);
+  }
+  return [...shape.slice(0, -2), oh, ow, ...kernel];
+}
+
+/** [..., H, W] seen as [..., OH, OW, KH, KW]: window (oh, ow) starts at (oh*sh, ow*sw), tap (i, j) sits i*dh, j*dw further. */
+function windowView(ctx: Ctx, t: WT, shape: Shape, { stride, dilation }: WindowAttrs): WT {
+  const lead = t.strides.slice(0, -2);
+  const [sh, sw] = t.strides.slice(-2);
+  return ctx.view(t, shape, [...lead, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1]], t.offset);
+}
+
+/**
+ * Sliding 2-D windows as a view (overlapping windows share storage; the
+ * consumer's contiguous copy is the im2col). Backward adds each kernel tap's
+ * gradient into the input positions it read: one in-place map per tap, and
+ * within one tap every window reads a different position, so no writes collide.
+ */
+export const windows2d = defineOp<WindowAttrs>({
+  shape: ([a], at) => meta(windowShape(a.shape, at), a.dtype),
+  forward: (ctx, [a], at) => windowView(ctx, a, windowShape(a.shape, at), at),
+  backward: (ctx, g, [a], _out, at) => {
+    const out = ctx.full(a.shape, 0);
+    const r = a.shape.length;
+    const taps = windowView(ctx, out, g.shape, at);
+    const [kh, kw] = at.kernel;
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const tap = (t: WT) => ctx.view(t, t.shape.slice(0, r), t.strides.slice(0, r), t.offset + i * t.strides[r] + j * t.strides[r + 1]);
+        const target = tap(taps);
+        ctx.mapInto([f('add', x(0), x(1))], [target, tap(g)], [target]);
+      }
+    }
+    return [out];
+  },
+});
+
+/** Rows of weight [num, dim] picked by int32 indices of any shape; the paddingIdx row never receives gradient. */
+export const embedding = defineOp<{ paddingIdx?: number }>({
+  shape: ([w, idx]) => {
+    if (w.shape.length !== 2) throw new ShapeError(`embedding: weight must be [numEmbeddings, embeddingDim], got ${fmt(w.shape)}`);
+    if (idx.dtype !== 'int32') throw new ShapeError(`embedding: indices must be int32, got ${idx.dtype}`);
+    return meta([...idx.shape, w.shape[1]], w.dtype);
+  },
+  forward: (ctx, [w, idx]) => {
+    const rows = embeddingRows(ctx, w, idx);
+    return ctx.reshape(ctx.op('gather', [w, rows], { dim: 0 }), [...idx.shape, w.shape[1]]);
+  },
+  backward: (ctx, g, [w, idx], _out, { paddingIdx }) => {
+    const rows = embeddingRows(ctx, w, idx);
+    const out = ctx.empty(w.shape);
+    ctx.run({ kind: 'scatterAdd', dim: 0, inputShape: w.shape, indexShape: rows.shape }, [ctx.reshape(g, rows.shape), ctx.contiguous(rows)], [out]);
+    if (paddingIdx !== undefined) {
+      const p = paddingIdx < 0 ? paddingIdx + w.shape[0] : paddingIdx;
+      ctx.mapInto([c(0)], [], [ctx.view(out, [w.shape[1]], [1], p * w.shape[1])]);
+    }
+    return [out, null];
+  },
+});
+
+/** Indices [...] as a gather index [n, dim] over the weight's rows. */
+function embeddingRows(ctx: Ctx, w: WT, idx: WT): WT {
+  return ctx.expand(ctx.reshape(idx, [idx.size, 1]), [idx.size, w.shape[1]]);
+}
+
+const mul = (a: Expr, b: Expr) => f('mul', a, b);
+const GELU_K = Math.sqrt(2 / Math.PI);
+const GELU_A = 0.044715;
+const geluTanhT = (a: Expr) => f('tanh', mul(c(GELU_K), f('add', a, mul(c(GELU_A), mul(a, mul(a, a))))));
+
+/** GELU with PyTorch's approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+export const geluTanh = defineOp<{}>({
+  shape: ([a]) => meta(a.shape, 'float32'),
+  forward: (ctx, [a]) => ctx.map(mul(mul(c(0.5), x(0)), f('add', c(1), geluTanhT(x(0)))), [a], a.shape),
+  backward: (ctx, g, [a]) => {
+    const t = geluTanhT(x(1));
+    const dInner = mul(c(GELU_K), f('add', c(1), mul(c(3 * GELU_A), mul(x(1), x(1)))));
+    const d = f('add', mul(c(0.5), f('add', c(1), t)), mul(mul(c(0.5), x(1)), mul(f('sub', c(1), mul(t, t)), dInner)));
+    return [ctx.map(mul(x(0), d), [g, a], a.shape)];
+  },
+});
+
+const clampedLog = (a: Expr) => f('maximum', f('log', a), c(-100));
+
+/**
+ * Unreduced binary cross-entropy of probabilities. As in PyTorch each log is
+ * clamped at -100 (so p = 0 or 1 gives a finite loss), and the input gradient
+ * is (p - t) / max(p (1 - p), 1e-12).
+ */
+export const binaryCrossEntropy = defineOp<{}>({
+  shape: ([p, t]) => {
+    if (!sameShape(p.shape, t.shape)) throw new ShapeError(`binaryCrossEntropy: target ${fmt(t.shape)} must have the input's shape ${fmt(p.shape)}`);
+    return meta(p.shape, 'float32');
+  },
+  forward: (ctx, [p, t]) => {
+    const loss = f('add', mul(x(1), clampedLog(x(0))), mul(f('sub', c(1), x(1)), clampedLog(f('sub', c(1), x(0)))));
+    return ctx.map(f('neg', loss), [p, t], p.shape);
+  },
+  backward: (ctx, g, [p, t]) => [
+    ctx.map(f('div', mul(x(0), f('sub', x(1), x(2))), f('maximum', mul(x(1), f('sub', c(1), x(1))), c(1e-12))), [g, p, t], p.shape),
+    ctx.map(mul(x(0), f('sub', clampedLog(f('sub', c(1), x(1))), clampedLog(x(1)))), [g, p], p.shape),
+  ],
+});
