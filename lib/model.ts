@@ -14,6 +14,7 @@ import { Layer, fmtLayerShape, type LayerShape } from './layers/layer.js';
 import { LOSSES, evalMetric, lossName, metricFn, type CustomLoss, type LossFn, type MetricFn, type Prediction } from './layers/losses.js';
 import { layerFromConfig } from './layers/registry.js';
 import { makeOptimizer, type OptimizerLike } from './layers/optimizers.js';
+import { nextSeed } from './data/sampler.js';
 
 /** x and y as Tensors, nested arrays, or typed arrays with a shape. */
 export type Data = Tensor | NestedArray | { data: Float32Array | Int32Array | number[]; shape: number[] };
@@ -253,10 +254,13 @@ export class SequentialModel extends Module {
     this.stopTraining = false;
     for (const cb of callbacks) cb.setModel?.(this);
     const rt = runtime();
-    // Work a callback queued (earlyStopping's weight snapshot) goes out before the worker resumes.
+    // Work a callback queued (earlyStopping's weight snapshot) must run before the worker resumes
+    // training. Callback replies travel on their own channel, unordered with the op stream, so wait
+    // until the worker has taken that work.
     const invoke = async (fn: (cb: Callback) => unknown) => {
+      const before = rt.stats.commands + rt.pendingCount;
       for (const cb of callbacks) await fn(cb);
-      rt.flush();
+      if (rt.stats.commands + rt.pendingCount !== before) await rt.sync();
     };
     const events: FitEvents = {
       onTrainBegin: () => invoke((cb) => cb.onTrainBegin?.({})),
@@ -277,7 +281,7 @@ export class SequentialModel extends Module {
       const steps = await rt.call((e) => e.fit({
         x: [x.id], y: [y.id], batchSize, programs,
         epochs: opts.epochs ?? 1, initialEpoch: opts.initialEpoch ?? 0, shuffle: opts.shuffle ?? true,
-        seed: Math.floor(Math.random() * 2 ** 32), outputNames,
+        seed: nextSeed(), outputNames,
         batchEvents: callbacks.some((cb) => cb.onBatchEnd),
         validation,
       }, Comlink.proxy(events)));

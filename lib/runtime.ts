@@ -47,6 +47,11 @@ export class Runtime {
     this.ready.catch(() => {});
   }
 
+  /** Commands queued and not yet sent. */
+  get pendingCount() {
+    return this.pending.length;
+  }
+
   newId() {
     return this.nextId++;
   }

@@ -9,6 +9,7 @@ import { c, f, x } from './backend/kernel.js';
 import type { Ctx } from './ctx.js';
 import type { WT } from './tensor.js';
 import { updateAttrsAtLaterStep } from './ops/optim.js';
+import { permutation } from '../lib/data/sampler.js';
 
 const BATCH_EVENT_MS = 100;
 /** Steps allowed in flight on the device before the loop waits for one to finish. */
@@ -36,24 +37,6 @@ function createdIds(program: Command[]): number[] {
     else if (cmd[0] === 'backward') ids.push(...cmd[3].map(([, g]) => g));
   }
   return ids;
-}
-
-/** Fisher-Yates over 0..n-1 with a seeded generator (mulberry32). */
-function permutation(n: number, seed: number): Int32Array {
-  let a = seed >>> 0;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
 }
 
 export class FitLoop {

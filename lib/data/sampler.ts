@@ -18,11 +18,17 @@ export function seedShuffling(seed: number) {
   state = seed >>> 0;
 }
 
-/** A random permutation of 0..n-1 (Fisher-Yates), drawing the next seed from the stream. */
-export function randperm(n: number): Int32Array {
+/** The next seed from the stream (a shuffled pass, or a Keras fit, draws one). */
+export function nextSeed(): number {
   const stream = { a: state };
-  const gen = { a: next(stream) };
+  const seed = next(stream);
   state = stream.a;
+  return seed;
+}
+
+/** The permutation of 0..n-1 (Fisher-Yates) that `seed` gives; shared with the worker's fit loop. */
+export function permutation(n: number, seed: number): Int32Array {
+  const gen = { a: seed >>> 0 };
   const p = new Int32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
   for (let i = n - 1; i > 0; i--) {
@@ -31,3 +37,6 @@ export function randperm(n: number): Int32Array {
   }
   return p;
 }
+
+/** A random permutation of 0..n-1, drawing the next seed from the stream. */
+export const randperm = (n: number): Int32Array => permutation(n, nextSeed());

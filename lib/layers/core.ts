@@ -1,6 +1,7 @@
 // Keras core layers: dense, activation, dropout, flatten, reshape.
 
-import { record, type Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
+import { dropout } from '../nn/functional.js';
 import { Parameter } from '../nn/module.js';
 import { normal, uniform } from '../nn/init.js';
 import { full } from '../tensor.js';
@@ -117,10 +118,7 @@ export class Dropout extends Layer {
   }
   computeOutputShape(s: LayerShape) { return s; }
   call(x: Tensor, { training }: CallOptions) {
-    const { rate } = this.args;
-    if (!training || rate === 0) return x;
-    const keep = record('random', [], { shape: [...x.shape], dist: 'bernoulli', p: 1 - rate });
-    return x.mul(keep).mul(1 / (1 - rate));
+    return dropout(x, this.args.rate, { training });
   }
   getConfig() { return { ...this.args }; }
 }

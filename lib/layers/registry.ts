@@ -2,6 +2,7 @@
 
 import { Activation, Dense, Dropout, Flatten, Reshape } from './core.js';
 import type { Layer } from './layer.js';
+import { BatchNormalization, Conv2D, Embedding, GRULayer, LayerNormalization, LSTMLayer, Masking, MaxPooling2D, SimpleRNN } from './wrapped.js';
 
 type Factory = (config: any) => Layer;
 
@@ -11,12 +12,16 @@ const FACTORIES: Record<string, Factory> = {
   Dropout: (c) => new Dropout(c),
   Flatten: (c) => new Flatten(c),
   Reshape: (c) => new Reshape(c),
+  Embedding: (c) => new Embedding(c),
+  Masking: (c) => new Masking(c),
+  LSTM: (c) => new LSTMLayer(c),
+  GRU: (c) => new GRULayer(c),
+  SimpleRNN: (c) => new SimpleRNN(c),
+  LayerNormalization: (c) => new LayerNormalization(c),
+  BatchNormalization: (c) => new BatchNormalization(c),
+  Conv2D: (c) => new Conv2D(c),
+  MaxPooling2D: (c) => new MaxPooling2D(c),
 };
-
-/** Adds layer classes defined elsewhere (recurrent, convolutional, ...). */
-export function registerLayer(className: string, factory: Factory) {
-  FACTORIES[className] = factory;
-}
 
 export function layerFromConfig(className: string, config: Record<string, unknown>): Layer {
   const make = FACTORIES[className];

@@ -108,7 +108,7 @@ export const embedding = defineOp<{ paddingIdx?: number }>({
   backward: (ctx, g, [w, idx], _out, { paddingIdx }) => {
     const rows = embeddingRows(ctx, w, idx);
     const out = ctx.empty(w.shape);
-    ctx.run({ kind: 'scatterAdd', dim: 0, inputShape: w.shape, indexShape: rows.shape }, [ctx.reshape(g, rows.shape), ctx.contiguous(rows)], [out]);
+    ctx.run({ kind: 'scatterAdd', dim: 0, inputShape: w.shape, indexShape: rows.shape }, [ctx.contiguous(ctx.reshape(g, rows.shape)), ctx.contiguous(rows)], [out]);
     if (paddingIdx !== undefined) {
       const p = paddingIdx < 0 ? paddingIdx + w.shape[0] : paddingIdx;
       ctx.mapInto([c(0)], [], [ctx.view(out, [w.shape[1]], [1], p * w.shape[1])]);
