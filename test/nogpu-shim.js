@@ -1,0 +1,2 @@
+// Hides navigator.gpu, as in a browser without WebGPU.
+Object.defineProperty(Object.getPrototypeOf(navigator), 'gpu', { get: () => undefined, configurable: true });
