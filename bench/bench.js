@@ -4,7 +4,8 @@ import * as sn from '../dist/index.js';
 
 const tf = window.tf;
 const results = [];
-const only = new URLSearchParams(location.search).get('only');
+const params = new URLSearchParams(location.search);
+const only = params.get('only');
 
 /** Longest gap between 10 ms timer ticks while fn runs: how long the page froze. */
 async function longestGap(fn) {
@@ -84,7 +85,7 @@ async function matmulChain() {
   results.push({ name: `${reps} chained ${size}x${size} matmuls + read`, unit: 'ms', ours, tfjs: theirs });
 }
 
-await sn.init({ backend: 'webgpu' });
+await sn.init({ backend: 'webgpu', matmul: params.get('matmul') ?? 'auto' });
 await tf.setBackend('webgpu').catch(() => false);
 await tf.ready();
 console.log(`shadenet backend: ${sn.backend()}, TensorFlow.js backend: ${tf.getBackend()}`);

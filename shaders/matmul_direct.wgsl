@@ -1,6 +1,7 @@
 // Matmul variant for software adapters (SwiftShader): no workgroup memory
-// or barriers, which a CPU emulates at great cost; each thread accumulates a
-// 4x4 block of C straight from A and B, whose rows stay hot in CPU caches.
+// or barriers, which a CPU emulates at great cost, and no dynamically
+// indexed private arrays, which it spills to memory. Each thread accumulates
+// a 4x4 block of C in four vec4 registers straight from A and B.
 // Same parameters and semantics as matmul.wgsl.
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
@@ -10,35 +11,47 @@
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let M = u(1u); let N = u(2u); let K = u(3u);
   let batch = wid.z;
-  let aBase = u(4u) + batch * u(5u); let aRow = u(6u); let aCol = u(7u);
-  let bBase = u(8u) + batch * u(9u); let bRow = u(10u); let bCol = u(11u);
+  let aRow = u(6u); let aCol = u(7u);
+  let bRow = u(10u); let bCol = u(11u);
   let r0 = gid.y * 4u;
   let c0 = gid.x * 4u;
   if (r0 >= M || c0 >= N) { return; }
   // Out-of-range rows and columns read a valid element and are never written.
-  var ra: array<u32, 4>;
-  var cb: array<u32, 4>;
-  for (var i = 0u; i < 4u; i++) {
-    ra[i] = aBase + min(r0 + i, M - 1u) * aRow;
-    cb[i] = bBase + min(c0 + i, N - 1u) * bCol;
-  }
-  var acc: array<array<f32, 4>, 4>;
+  let aBase = u(4u) + batch * u(5u);
+  let a0 = aBase + r0 * aRow;
+  let a1 = aBase + min(r0 + 1u, M - 1u) * aRow;
+  let a2 = aBase + min(r0 + 2u, M - 1u) * aRow;
+  let a3 = aBase + min(r0 + 3u, M - 1u) * aRow;
+  let bBase = u(8u) + batch * u(9u);
+  let b0 = bBase + c0 * bCol;
+  let b1 = bBase + min(c0 + 1u, N - 1u) * bCol;
+  let b2 = bBase + min(c0 + 2u, N - 1u) * bCol;
+  let b3 = bBase + min(c0 + 3u, N - 1u) * bCol;
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
   for (var k = 0u; k < K; k++) {
     let ak = k * aCol;
     let bk = k * bRow;
-    var b: array<f32, 4>;
-    for (var j = 0u; j < 4u; j++) { b[j] = B[cb[j] + bk]; }
-    for (var i = 0u; i < 4u; i++) {
-      let a = A[ra[i] + ak];
-      for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a, b[j], acc[i][j]); }
-    }
+    let b = vec4<f32>(B[b0 + bk], B[b1 + bk], B[b2 + bk], B[b3 + bk]);
+    acc0 = fma(vec4<f32>(A[a0 + ak]), b, acc0);
+    acc1 = fma(vec4<f32>(A[a1 + ak]), b, acc1);
+    acc2 = fma(vec4<f32>(A[a2 + ak]), b, acc2);
+    acc3 = fma(vec4<f32>(A[a3 + ak]), b, acc3);
   }
-  for (var i = 0u; i < 4u; i++) {
-    let r = r0 + i;
-    if (r >= M) { break; }
-    for (var j = 0u; j < 4u; j++) {
-      let c = c0 + j;
-      if (c < N) { C[(batch * M + r) * N + c] = acc[i][j]; }
-    }
-  }
+  let base = batch * M * N;
+  store_row(base, r0, c0, M, N, acc0);
+  store_row(base, r0 + 1u, c0, M, N, acc1);
+  store_row(base, r0 + 2u, c0, M, N, acc2);
+  store_row(base, r0 + 3u, c0, M, N, acc3);
+}
+
+fn store_row(base: u32, r: u32, c0: u32, M: u32, N: u32, v: vec4<f32>) {
+  if (r >= M) { return; }
+  let o = base + r * N + c0;
+  C[o] = v.x;
+  if (c0 + 1u < N) { C[o + 1u] = v.y; }
+  if (c0 + 2u < N) { C[o + 2u] = v.z; }
+  if (c0 + 3u < N) { C[o + 3u] = v.w; }
 }
