@@ -15,6 +15,8 @@ import { LOSSES, evalMetric, lossName, metricFn, type CustomLoss, type LossFn, t
 import { layerFromConfig } from './layers/registry.js';
 import { makeOptimizer, type OptimizerLike } from './layers/optimizers.js';
 import { nextSeed } from './data/sampler.js';
+import * as optim from './optim/index.js';
+import { checkpointName, loadValue, saveValue, type CheckpointInfo, type SaveOptions } from './checkpoint.js';
 
 /** x and y as Tensors, nested arrays, or typed arrays with a shape. */
 export type Data = Tensor | NestedArray | { data: Float32Array | Int32Array | number[]; shape: number[] };
@@ -43,6 +45,8 @@ export interface FitOptions {
   callbacks?: Callback | Callback[];
   signal?: AbortSignal;
   verbose?: number;
+  /** Autosave: model.save(url) after every `everyEpochs` epochs (counted from 0, as epoch numbers are; default 1). */
+  checkpoint?: { url: string; everyEpochs?: number };
 }
 
 export interface History {
@@ -81,6 +85,8 @@ export class SequentialModel extends Module {
   private compiled: { loss: LossFn; lossKey: string | null; metrics: [string, MetricFn][]; optimizer: OptimizerLike; args: CompileArgs } | null = null;
   /** Set by a callback to end fit after the current epoch, as in Keras. */
   stopTraining = false;
+  /** Epochs completed so far (fit's epoch numbers are absolute): pass it as fit's initialEpoch to resume. */
+  epoch = 0;
 
   constructor(layers: Layer[] = [], readonly modelName = 'sequential') {
     super();
@@ -246,6 +252,12 @@ export class SequentialModel extends Module {
       validation = { x: [vx.id], y: [vy.id], batchSize, programs: this.programs(vx, vy, batchSize, this.evalProgram) };
     }
     if (x.shape[0] === 0) throw new Error('fit: no training samples');
+    const initialEpoch = opts.initialEpoch ?? 0;
+    const autosave = opts.checkpoint;
+    if (autosave) checkpointName(autosave.url, 'fit: checkpoint.url');
+    const saveEvery = autosave?.everyEpochs ?? 1;
+    if (!Number.isInteger(saveEvery) || saveEvery < 1) throw new Error(`fit: checkpoint.everyEpochs must be a positive integer, got ${saveEvery}`);
+    const stepsPerEpoch = Math.ceil(x.shape[0] / batchSize);
     c.optimizer.materializeState();
     const programs = this.programs(x, y, batchSize, this.trainProgram);
     const callbacks = opts.callbacks ? (Array.isArray(opts.callbacks) ? opts.callbacks : [opts.callbacks]) : [];
@@ -269,7 +281,10 @@ export class SequentialModel extends Module {
       onEpochEnd: async (e, logs) => {
         history.epoch.push(e);
         for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
+        this.epoch = e + 1;
         await invoke((cb) => cb.onEpochEnd?.(e, logs));
+        // The worker waits for this reply, so the weights saved are those at the end of epoch e.
+        if (autosave && (e + 1) % saveEvery === 0) await this.saveAt(autosave.url, (e + 1 - initialEpoch) * stepsPerEpoch);
         return this.stopTraining;
       },
       onTrainEnd: () => invoke((cb) => cb.onTrainEnd?.({})),
@@ -280,7 +295,7 @@ export class SequentialModel extends Module {
     try {
       const steps = await rt.call((e) => e.fit({
         x: [x.id], y: [y.id], batchSize, programs,
-        epochs: opts.epochs ?? 1, initialEpoch: opts.initialEpoch ?? 0, shuffle: opts.shuffle ?? true,
+        epochs: opts.epochs ?? 1, initialEpoch, shuffle: opts.shuffle ?? true,
         seed: nextSeed(), outputNames,
         batchEvents: callbacks.some((cb) => cb.onBatchEnd),
         validation,
@@ -359,10 +374,89 @@ export class SequentialModel extends Module {
   override toString() {
     return this.summary();
   }
+
+  /** The optimizer compile() made or was given (null before compile). */
+  get optimizer(): OptimizerLike | null {
+    return this.compiled?.optimizer ?? null;
+  }
+
+  /**
+   * Saves architecture, compile settings, weights, optimizer state, the epoch
+   * reached and metadata under 'indexeddb://name'; sn.loadModel(url) restores
+   * them. Atomic: a failed save leaves the previous checkpoint as it was.
+   */
+  async save(url: string, opts: SaveOptions = {}): Promise<CheckpointInfo> {
+    return this.saveAt(url, 0, opts);
+  }
+
+  /**
+   * Saves with the optimizer's step counts moved on by `stepsInFlight`: during fit the worker runs
+   * the steps and the page adds them up only when fit returns.
+   */
+  private saveAt(url: string, stepsInFlight: number, opts: SaveOptions = {}): Promise<CheckpointInfo> {
+    const name = checkpointName(url, 'model.save');
+    const opt = this.compiled?.optimizer;
+    let optimizerState = null;
+    if (opt) {
+      opt.advanceSteps(stepsInFlight);
+      try {
+        optimizerState = opt.stateDict();
+      } finally {
+        opt.advanceSteps(-stepsInFlight);
+      }
+    }
+    const extra = {
+      architecture: this.toJSON(),
+      compile: this.compileConfig(),
+      epoch: this.epoch,
+      metadata: { generatedBy: 'shadenet', backend: runtime().backend, savedAt: new Date().toISOString() },
+    };
+    return saveValue(name, 'keras-model', { weights: this.stateDict(), optimizer: optimizerState }, extra, 'model.save', opts);
+  }
+
+  /**
+   * compile()'s arguments as JSON, or null when they cannot be rebuilt by name (a custom loss, an
+   * optimizer that is not an sn.optim class with one parameter group): such a model loads uncompiled.
+   */
+  private compileConfig() {
+    const c = this.compiled;
+    if (!c || typeof c.args.loss !== 'string') return null;
+    let optimizer: string | { className: string; config: Record<string, unknown> };
+    if (typeof c.args.optimizer === 'string') optimizer = c.args.optimizer;
+    else {
+      const className = c.optimizer.constructor.name;
+      if ((optim as Record<string, unknown>)[className] !== c.optimizer.constructor || c.optimizer.paramGroups.length !== 1) return null;
+      const { params: _, initialLr: __, ...config } = c.optimizer.paramGroups[0];
+      optimizer = { className, config: structuredClone(config) };
+    }
+    return { optimizer, loss: c.args.loss, metrics: [...(c.args.metrics ?? [])] };
+  }
 }
 
 export function sequential(layers: Layer[] = [], { name }: { name?: string } = {}) {
   return new SequentialModel(layers, name);
+}
+
+/**
+ * A model saved by model.save (or fit's autosave): same architecture and weights, compiled as it
+ * was with its optimizer state restored, and `epoch` set, so fit(x, y, { epochs, initialEpoch:
+ * model.epoch }) continues where training stopped.
+ */
+export async function loadModel(url: string): Promise<SequentialModel> {
+  const name = checkpointName(url, 'loadModel');
+  const { info, meta, value } = await loadValue(name);
+  if (info.kind !== 'keras-model') throw new Error(`loadModel: checkpoint "${name}" holds a ${info.kind}, not a Keras model; load it with sn.load`);
+  const model = modelFromJSON(meta.architecture as ReturnType<SequentialModel['toJSON']>);
+  model.loadStateDict(value.weights);
+  const compile = meta.compile as { optimizer: string | { className: string; config: Record<string, unknown> }; loss: string; metrics: string[] } | null;
+  if (compile) {
+    const { optimizer, loss, metrics } = compile;
+    const Opt = typeof optimizer === 'string' ? null : (optim as unknown as Record<string, new (p: unknown, o: unknown) => OptimizerLike>)[optimizer.className];
+    model.compile({ optimizer: typeof optimizer === 'string' ? optimizer : new Opt!(model.parameters(), optimizer.config), loss, metrics });
+    if (value.optimizer) model.optimizer!.loadStateDict(value.optimizer);
+  }
+  model.epoch = meta.epoch as number;
+  return model;
 }
 
 /** Rebuilds an architecture from model.toJSON() (fresh weights). */

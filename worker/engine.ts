@@ -1,6 +1,7 @@
 // The engine: owns tensors by id, executes op batches from the page,
 // records the autograd tape and answers reads.
 
+import * as Comlink from 'comlink';
 import type { Command, EngineInfo, EvalSpec, FitEvents, FitSpec, InitOptions, ReadResult } from '../lib/protocol.js';
 import type { Backend, TypedArray } from './backend/backend.js';
 import { CpuBackend } from './backend/cpu/index.js';
@@ -12,6 +13,8 @@ import { FitLoop, type FitHost } from './fit.js';
 import { OPS } from './ops/index.js';
 import { UPDATES } from './ops/optim.js';
 import type { WT } from './tensor.js';
+import { Checkpoints, type SaveOptions } from './checkpoint.js';
+import type { RawTensor } from './safetensors.js';
 
 export class Engine {
   private backend!: Backend;
@@ -83,10 +86,7 @@ export class Engine {
         return this.set(cmd[1], this.ctx.view(src, src.shape, src.strides, src.offset));
       }
       case 'free':
-        for (const id of cmd[1]) {
-          this.tensors.get(id)?.release();
-          this.tensors.delete(id);
-        }
+        for (const id of cmd[1]) this.free(id);
         return;
       case 'requiresGrad':
         this.get(cmd[1]).requiresGrad = cmd[2];
@@ -133,6 +133,11 @@ export class Engine {
     this.set(gradId, this.ctx.map(x(0), [g], leaf.shape));
   }
 
+  private free(id: number) {
+    this.tensors.get(id)?.release();
+    this.tensors.delete(id);
+  }
+
   get(id: number): WT {
     const t = this.tensors.get(id);
     if (!t) throw new Error(`tensor #${id} does not exist in the worker (disposed, or its batch failed)`);
@@ -175,10 +180,7 @@ export class Engine {
       command: (cmd) => this.command(cmd),
       get: (id) => this.get(id),
       set: (id, t) => this.set(id, t),
-      free: (id) => {
-        this.tensors.get(id)?.release();
-        this.tensors.delete(id);
-      },
+      free: (id) => this.free(id),
       flush: () => this.backend.flush(),
       done: () => this.backend.done(),
       readScalars: async (ts) => {
@@ -220,5 +222,52 @@ export class Engine {
 
   memory() {
     return { liveTensors: this.tensors.size, ...this.backend.memory() };
+  }
+
+  // ---- checkpoints and safetensors: tensor data goes between buffers and storage here, never through the page
+
+  private checkpoints = new Checkpoints();
+
+  /** One consistent snapshot: every read's copy is queued before the first await. */
+  private async rawTensors(entries: [key: string, id: number][]): Promise<Record<string, RawTensor>> {
+    const reads = await Promise.all(entries.map(([, id]) => this.read(id)));
+    return Object.fromEntries(entries.map(([key], i) => [key, reads[i]]));
+  }
+
+  async saveCheckpoint(name: string, kind: string, meta: unknown, entries: [string, number][], opts?: SaveOptions) {
+    return this.checkpoints.save(name, kind, meta, await this.rawTensors(entries), opts);
+  }
+
+  /** Reads a checkpoint; the page gives its tensors ids with adoptTensors(token, ...). */
+  loadCheckpoint(name: string) {
+    return this.checkpoints.load(name);
+  }
+
+  /** Creates staged tensors (from loadCheckpoint or decodeSafetensors) under the page's ids; [] drops them. */
+  adoptTensors(token: number, entries: [key: string, id: number][]) {
+    const raws = this.checkpoints.take(token, entries.map(([key]) => key));
+    this.ctx.scoped(() => entries.forEach(([, id], i) => this.set(id, this.ctx.fromData(raws[i].data, raws[i].shape, raws[i].dtype))));
+    this.backend.flush();
+  }
+
+  async encodeSafetensors(entries: [string, number][], metadata?: Record<string, string>) {
+    const bytes = this.checkpoints.encode(await this.rawTensors(entries), metadata);
+    return Comlink.transfer(bytes, [bytes.buffer]);
+  }
+
+  decodeSafetensors(bytes: Uint8Array) {
+    return this.checkpoints.decode(bytes);
+  }
+
+  listCheckpoints() {
+    return this.checkpoints.list();
+  }
+
+  checkpointExists(name: string) {
+    return this.checkpoints.exists(name);
+  }
+
+  deleteCheckpoint(name: string) {
+    return this.checkpoints.delete(name);
   }
 }
