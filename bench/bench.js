@@ -85,7 +85,7 @@ async function matmulChain() {
   results.push({ name: `${reps} chained ${size}x${size} matmuls + read`, unit: 'ms', ours, tfjs: theirs });
 }
 
-await sn.init({ backend: 'webgpu', matmul: params.get('matmul') ?? 'auto' });
+await sn.init({ backend: 'webgpu', kernels: params.get('kernels') ?? 'auto' });
 await tf.setBackend('webgpu').catch(() => false);
 await tf.ready();
 console.log(`shadenet backend: ${sn.backend()}, TensorFlow.js backend: ${tf.getBackend()}`);

@@ -18,7 +18,7 @@ export async function init(opts: { backend?: BackendChoice } & InitOptions = {})
   const choice = opts.backend ?? 'auto';
   if (!['auto', 'webgpu', 'cpu'].includes(choice)) throw new Error(`init: backend must be 'auto', 'webgpu' or 'cpu', got '${choice}'`);
   current?.terminate();
-  const rt = new Runtime(choice, { matmul: opts.matmul });
+  const rt = new Runtime(choice, { kernels: opts.kernels });
   current = rt;
   try {
     await rt.ready;

@@ -22,8 +22,12 @@ export interface ReadResult {
 }
 
 export interface InitOptions {
-  /** Matmul kernel: 'tiled' (workgroup memory, for GPUs), 'direct' (for software adapters), or chosen by adapter. */
-  matmul?: 'auto' | 'tiled' | 'direct';
+  /**
+   * Kernel variants: 'workgroup' (tiled matmul, tree reductions in workgroup memory: for GPUs),
+   * 'direct' (a thread per output, no barriers: for software adapters such as SwiftShader),
+   * or 'auto' to choose by adapter.
+   */
+  kernels?: 'auto' | 'workgroup' | 'direct';
 }
 
 export interface EngineInfo {

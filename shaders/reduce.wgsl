@@ -1,6 +1,8 @@
 // Reduction of the middle axis of a contiguous [outer, n, inner] tensor.
-// One workgroup per output; 64 threads stride over n, then a tree in
-// workgroup memory. Parameter words: [outer, n, inner, scale bits].
+// Parameter words: [outer, n, inner, scale bits].
+// main_tree: one workgroup per output; 64 threads stride over n, then a tree
+// in workgroup memory (GPUs). main_direct: one thread per output and a plain
+// loop (software adapters, where barriers are emulated at great cost).
 @group(0) @binding(1) var<storage, read> src: array<{{T}}>;
 @group(0) @binding(2) var<storage, read_write> dst: array<{{OUT}}>;
 var<workgroup> vals: array<{{T}}, 64>;
@@ -13,8 +15,10 @@ fn better(a: {{T}}, ia: u32, b: {{T}}, ib: u32) -> bool {
   return {{CMP}} || (a == b && ia < ib);
 }
 
+fn write(o: u32, acc: {{T}}, best: u32) { {{WRITE}} }
+
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let o = wid.x + wid.y * nwg.x;
   let outer = u(0u); let n = u(1u); let inner = u(2u);
   if (o >= outer * inner) { return; }
@@ -36,5 +40,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
   }
-  if (t == 0u) { {{WRITE}} }
+  if (t == 0u) { write(o, vals[0], idxs[0]); }
+}
+
+@compute @workgroup_size(64)
+fn main_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat_id(gid, nwg, 64u);
+  let outer = u(0u); let n = u(1u); let inner = u(2u);
+  if (o >= outer * inner) { return; }
+  let base = (o / inner) * n * inner + o % inner;
+  var acc: {{T}} = {{INIT}};
+  var best: u32 = 0xffffffffu;
+  for (var j = 0u; j < n; j++) {
+    let v = src[base + j * inner];
+    {{ACCUMULATE}}
+  }
+  write(o, acc, best);
 }

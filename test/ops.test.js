@@ -122,19 +122,23 @@ async function runAll() {
   return results;
 }
 
-describe('ops: WebGPU against the CPU oracle', function () {
-  let gpu;
+// Both kernel variants run here: 'workgroup' (tiled matmul, tree reductions: what GPUs use)
+// and 'direct' (what software adapters such as SwiftShader use).
+describe('ops: WebGPU (both kernel variants) against the CPU oracle', function () {
+  const gpu = {};
   let cpu;
   before(async () => {
-    await sn.init({ backend: 'webgpu' });
-    gpu = await runAll();
+    for (const kernels of ['workgroup', 'direct']) {
+      await sn.init({ backend: 'webgpu', kernels });
+      gpu[kernels] = await runAll();
+    }
     await sn.init({ backend: 'cpu' });
     cpu = await runAll();
   });
 
-  for (const [name] of CASES) {
-    it(name, () => {
-      const g = gpu[name];
+  for (const [name] of CASES) for (const kernels of ['workgroup', 'direct']) {
+    it(`${name} (${kernels})`, () => {
+      const g = gpu[kernels][name];
       const c = cpu[name];
       expect(g.shape).to.deep.equal(c.shape);
       expect(g.dtype).to.equal(c.dtype);
@@ -145,27 +149,6 @@ describe('ops: WebGPU against the CPU oracle', function () {
         if (cg === null) return expect(g.grads[i]).to.equal(null);
         expectClose(g.grads[i], cg, { ...tol, label: `${name} grad ${i}` });
       });
-    });
-  }
-});
-
-describe('matmul kernels: tiled (GPUs) and direct (software adapters) agree with the CPU', () => {
-  const cases = CASES.filter(([name]) => name.startsWith('matmul'));
-  const results = {};
-  before(async () => {
-    for (const matmul of ['tiled', 'direct']) {
-      await sn.init({ backend: 'webgpu', matmul });
-      results[matmul] = {};
-      for (const [name, specs, fn] of cases) results[matmul][name] = await fn(...makeInputs(caseData(name, specs, fn).inputs, false)).data();
-    }
-    await sn.init({ backend: 'cpu' });
-    results.cpu = {};
-    for (const [name, specs, fn] of cases) results.cpu[name] = await fn(...makeInputs(caseData(name, specs, fn).inputs, false)).data();
-  });
-  for (const [name] of cases) {
-    it(name, () => {
-      expectClose(results.tiled[name], results.cpu[name], { atol: 1e-4, rtol: 1e-4, label: `${name} tiled` });
-      expectClose(results.direct[name], results.cpu[name], { atol: 1e-4, rtol: 1e-4, label: `${name} direct` });
     });
   }
 });

@@ -23,16 +23,16 @@ export class Engine {
   /** The first failure of a batch; reported by the next read or sync, then cleared. */
   private error: Error | null = null;
 
-  async init(kind: 'auto' | 'webgpu' | 'cpu', { matmul = 'auto' }: InitOptions = {}): Promise<EngineInfo> {
-    this.backend = kind === 'cpu' ? new CpuBackend() : await this.openWebGpu(kind === 'webgpu', matmul);
+  async init(kind: 'auto' | 'webgpu' | 'cpu', { kernels = 'auto' }: InitOptions = {}): Promise<EngineInfo> {
+    this.backend = kind === 'cpu' ? new CpuBackend() : await this.openWebGpu(kind === 'webgpu', kernels);
     this.ctx = new Ctx(this.backend);
     return { backend: this.backend.name };
   }
 
-  private async openWebGpu(required: boolean, matmul: InitOptions['matmul']): Promise<Backend> {
+  private async openWebGpu(required: boolean, kernels: InitOptions['kernels']): Promise<Backend> {
     try {
       const gpu = await requestDevice();
-      return new WebGpuBackend({ ...gpu, software: matmul === 'auto' ? gpu.software : matmul === 'direct' });
+      return new WebGpuBackend({ ...gpu, software: kernels === 'auto' ? gpu.software : kernels === 'direct' });
     } catch (e) {
       if (required) throw e;
       return new CpuBackend();

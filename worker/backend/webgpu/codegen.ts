@@ -21,6 +21,8 @@ export interface Generated {
   workgroups: [number, number, number];
   /** Outputs must be zeroed before the dispatch (scatter-add accumulates). */
   clearOutputs?: boolean;
+  /** The shader's entry point when it has several variants; 'main' otherwise. */
+  entryPoint?: string;
 }
 
 const MAX_GROUPS = 65535;
@@ -71,11 +73,11 @@ export interface CodegenOptions {
 export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions): Generated {
   switch (k.kind) {
     case 'map': return mapKernel(k, inputs, outputs, bufs);
-    case 'reduce': return reduceKernel(k, outputs[0]);
+    case 'reduce': return reduceKernel(k, outputs[0], opts);
     case 'softmax': {
       const params = new Uint32Array([k.outer, k.n, k.inner]);
       const code = withPrelude(fill(softmaxSrc, { RESULT: k.log ? 'z - logSum' : 'exp(z) / sum' }), params.length);
-      return { code, params, bindings: [0, 1], workgroups: grid(k.outer * k.inner) };
+      return { code, params, bindings: [0, 1], ...rowsVariant(k.outer * k.inner, opts) };
     }
     case 'matmul': {
       const { a, b } = k;
@@ -139,7 +141,14 @@ function sizeOfShape(shape: number[]) {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-function reduceKernel(k: ReduceKernel, out: Storage): Generated {
+/** Row kernels: a workgroup per row on GPUs, a thread per row on software adapters. */
+function rowsVariant(rows: number, opts: CodegenOptions) {
+  return opts.software
+    ? { entryPoint: 'main_direct', workgroups: grid(Math.ceil(rows / 64)) }
+    : { entryPoint: 'main_tree', workgroups: grid(rows) };
+}
+
+function reduceKernel(k: ReduceKernel, out: Storage, opts: CodegenOptions): Generated {
   const T = wgslType(k.dtype);
   const arg = k.op === 'argmax' || k.op === 'argmin';
   const lowest = k.dtype === 'int32' ? 'i32(-2147483647 - 1)' : '(-sn_inf())';
@@ -149,18 +158,18 @@ function reduceKernel(k: ReduceKernel, out: Storage): Generated {
     k.op === 'sum'
       ? {
           CMP: 'false', INIT: `${T}(0)`, ACCUMULATE: 'acc += v;', COMBINE: 'vals[t] = a + b;',
-          WRITE: k.dtype === 'int32' ? 'dst[o] = vals[0];' : 'dst[o] = vals[0] * bitcast<f32>(u(3u));',
+          WRITE: k.dtype === 'int32' ? 'dst[o] = acc;' : 'dst[o] = acc * bitcast<f32>(u(3u));',
         }
       : {
           CMP: isMax ? 'a > b' : 'a < b',
           INIT: isMax ? lowest : highest,
           ACCUMULATE: 'if (better(v, j, acc, best)) { acc = v; best = j; }',
           COMBINE: 'if (better(b, idxs[t + s], a, idxs[t])) { vals[t] = b; idxs[t] = idxs[t + s]; }',
-          WRITE: arg ? 'dst[o] = i32(idxs[0]);' : 'dst[o] = vals[0];',
+          WRITE: arg ? 'dst[o] = i32(best);' : 'dst[o] = acc;',
         };
   const params = new Uint32Array([k.outer, k.n, k.inner, f32Bits(k.scale)]);
   const code = withPrelude(fill(reduceSrc, { T, OUT: wgslType(out.dtype), ...subs }), params.length);
-  return { code, params, bindings: [0, 1], workgroups: grid(k.outer * k.inner) };
+  return { code, params, bindings: [0, 1], ...rowsVariant(k.outer * k.inner, opts) };
 }
 
 function gatherKernel(k: GatherKernel, src: Storage, out: Storage): Generated {

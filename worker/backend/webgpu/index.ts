@@ -143,7 +143,7 @@ export class WebGpuBackend implements Backend {
     const paramBytes = Math.ceil((gen.params.length * 4) / UNIFORM_SLOT) * UNIFORM_SLOT || UNIFORM_SLOT;
     if (this.arenaUsed + paramBytes > ARENA_BYTES) this.flush();
     new Uint32Array(this.arenaData, this.arenaUsed, gen.params.length).set(gen.params);
-    const pipeline = this.pipeline(gen.code);
+    const pipeline = this.pipeline(gen.code, gen.entryPoint ?? 'main');
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size: paramBytes } }];
     gen.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: bufs[b] } }));
     this.arenaUsed += paramBytes;
@@ -155,12 +155,13 @@ export class WebGpuBackend implements Backend {
     if (x * y * z > 0) pass.dispatchWorkgroups(x, y, z);
   }
 
-  private pipeline(code: string): GPUComputePipeline {
-    let p = this.pipelines.get(code);
+  private pipeline(code: string, entryPoint: string): GPUComputePipeline {
+    const key = `${entryPoint}\n${code}`;
+    let p = this.pipelines.get(key);
     if (!p) {
       const module = this.device.createShaderModule({ code });
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-      this.pipelines.set(code, p);
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint } });
+      this.pipelines.set(key, p);
     }
     return p;
   }
