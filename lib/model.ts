@@ -166,7 +166,8 @@ export class SequentialModel extends Module {
     this.compiled = { loss, lossKey, metrics, optimizer: makeOptimizer(args.optimizer, this.parameters()), args };
   }
 
-  private get training_(): NonNullable<SequentialModel['compiled']> {
+  /** The compile() settings; throws if the model was not compiled. */
+  private requireCompiled(): NonNullable<SequentialModel['compiled']> {
     if (!this.compiled) throw new Error('the model must be compiled before training or evaluating: call model.compile({ optimizer, loss })');
     return this.compiled;
   }
@@ -183,7 +184,7 @@ export class SequentialModel extends Module {
 
   /** Records one training step for batch size b. */
   private trainProgram(x: Tensor, y: Tensor, b: number): ProgramSpec {
-    const c = this.training_;
+    const c = this.requireCompiled();
     const xb = this.placeholder(x, b);
     const yb = this.placeholder(y, b);
     let outputs: number[] = [];
@@ -201,7 +202,7 @@ export class SequentialModel extends Module {
   }
 
   private evalProgram(x: Tensor, y: Tensor, b: number): ProgramSpec {
-    const c = this.training_;
+    const c = this.requireCompiled();
     const xb = this.placeholder(x, b);
     const yb = this.placeholder(y, b);
     let outputs: number[] = [];
@@ -220,7 +221,7 @@ export class SequentialModel extends Module {
   }
 
   private prepare(xd: Data, yd: Data) {
-    this.training_;
+    this.requireCompiled();
     const x = toTensor(xd, 'x');
     const y = toTensor(yd, 'y');
     this.checkInput(x, 'x');
@@ -229,7 +230,7 @@ export class SequentialModel extends Module {
   }
 
   async fit(xd: Data, yd: Data, opts: FitOptions = {}): Promise<History> {
-    const c = this.training_;
+    const c = this.requireCompiled();
     let { x, y } = this.prepare(xd, yd);
     const batchSize = opts.batchSize ?? 32;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`fit: batchSize must be a positive integer, got ${batchSize}`);
@@ -312,7 +313,7 @@ export class SequentialModel extends Module {
   }
 
   async evaluate(xd: Data, yd: Data, { batchSize = 32 }: { batchSize?: number } = {}): Promise<Logs> {
-    const c = this.training_;
+    const c = this.requireCompiled();
     const { x, y } = this.prepare(xd, yd);
     const values = await runtime().call((e) => e.evaluate({ x: [x.id], y: [y.id], batchSize, programs: this.programs(x, y, batchSize, this.evalProgram) }));
     keepAlive(x, y);
@@ -338,7 +339,7 @@ export class SequentialModel extends Module {
 
   /** One optimizer step on one batch; resolves to the loss (and metrics) before the step. */
   async trainOnBatch(xd: Data, yd: Data): Promise<Logs> {
-    const c = this.training_;
+    const c = this.requireCompiled();
     const { x, y } = this.prepare(xd, yd);
     c.optimizer.zeroGrad();
     this.train();

@@ -66,7 +66,8 @@ export abstract class Layer extends Module {
     return this.parameters().reduce((s, p) => s + p.size, 0);
   }
 
-  protected shapeError(expected: string, got: LayerShape): never {
+  /** @internal Throws a ShapeError naming this layer, what it expected and the shape it got. */
+  shapeError(expected: string, got: LayerShape): never {
     throw new ShapeError(`layer '${this.name}' expected input ${expected} but got shape [batch, ${got.map((d) => d ?? 'null').join(', ')}]`);
   }
 }

@@ -15,7 +15,7 @@ import { activationFn, type ActivationName } from './core.js';
 import { Layer, type CallOptions, type LayerArgs, type LayerShape } from './layer.js';
 
 const known = (d: number | null, layer: Layer, s: LayerShape, what: string) => {
-  if (d === null || d === undefined) (layer as any).shapeError(`with a known ${what}`, s);
+  if (d === null || d === undefined) layer.shapeError(`with a known ${what}`, s);
   return d as number;
 };
 
@@ -167,7 +167,7 @@ export interface Conv2dArgs extends LayerArgs {
 
 function samePadding(layer: Layer, k: [number, number], strides: [number, number], s: LayerShape): [number, number] {
   if (k.some((v) => v % 2 === 0) || strides.some((v) => v !== 1)) {
-    (layer as any).shapeError(`padding 'same' with an odd kernel and stride 1 (asymmetric padding is not supported)`, s);
+    layer.shapeError(`padding 'same' with an odd kernel and stride 1 (asymmetric padding is not supported)`, s);
   }
   return [(k[0] - 1) / 2, (k[1] - 1) / 2];
 }
