@@ -71,7 +71,8 @@ function toTensor(v: Data, what: string): Tensor {
   }
   if (v && typeof v === 'object' && 'data' in v && 'shape' in v) {
     if (v.data.length !== sizeOf(v.shape)) throw new ShapeError(`${what}: ${v.data.length} values do not fill shape ${fmt(v.shape)}`);
-    const data = v.data instanceof Int32Array ? v.data : v.data instanceof Float32Array ? v.data : Float32Array.from(v.data);
+    // A copy: the caller keeps its array, the op stream transfers this one.
+    const data = v.data instanceof Int32Array || v.data instanceof Float32Array ? v.data.slice() : Float32Array.from(v.data);
     return fromTyped(data, v.shape, data instanceof Int32Array ? 'int32' : 'float32');
   }
   throw new TypeError(`${what}: expected a Tensor, a nested array or { data, shape }`);

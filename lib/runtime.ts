@@ -103,9 +103,11 @@ export class Runtime {
     this.pending = [];
     this.inflight++;
     this.stats.commands += batch.length;
+    // Uploaded data travels by transfer, not by a second copy: every 'data' command owns its buffer.
+    const buffers = batch.flatMap((cmd) => (cmd[0] === 'data' ? [cmd[2].buffer as ArrayBuffer] : []));
     this.post(() => {
       this.stats.messages++;
-      this.engine.exec(batch).then(
+      this.engine.exec(Comlink.transfer(batch, buffers)).then(
         () => this.finishBatch(),
         (e) => {
           this.failure ??= e instanceof Error ? e : new Error(String(e));

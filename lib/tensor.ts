@@ -289,11 +289,13 @@ export function tensor(data: NestedArray | ArrayLike<number>, shape?: readonly n
   const finalShape = shape ? [...shape] : inferred;
   if (sizeOf(finalShape) !== flat.length) throw new ShapeError(`tensor: ${flat.length} values do not fill shape ${fmt(finalShape)}`);
   const dtype = opts.dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
-  const values = dtype === 'int32' ? Int32Array.from(flat) : Float32Array.from(flat);
+  // A copy (the caller keeps its array); typed arrays copy as one block, not element by element.
+  const Ctor = dtype === 'int32' ? Int32Array : Float32Array;
+  const values = ArrayBuffer.isView(flat) ? new Ctor(flat as unknown as ArrayLike<number>) : Ctor.from(flat);
   return fromTyped(values, finalShape, dtype, !!opts.requiresGrad);
 }
 
-/** @internal Wraps data already owned by the caller (no further copy). */
+/** @internal Wraps a fresh array that the op stream then owns: it is transferred to the worker, not copied. */
 export function fromTyped(values: Float32Array | Int32Array, shape: readonly number[], dtype: DType, requiresGrad = false): Tensor {
   if (requiresGrad && dtype !== 'float32') throw new Error('only float32 tensors can require gradients');
   const rt = runtime();
