@@ -85,11 +85,37 @@ async function matmulChain() {
   results.push({ name: `${reps} chained ${size}x${size} matmuls + read`, unit: 'ms', ours, tfjs: theirs });
 }
 
+async function lstmFit() {
+  const n = 256;
+  const t = 20;
+  const f = 8;
+  const epochs = 2;
+  const x = new Float32Array(n * t * f).map((_, i) => Math.sin(i * 0.37) * Math.cos(i * 0.011));
+  const y = new Float32Array(n).map((_, i) => (x[i * t * f] > 0 ? 1 : 0));
+  const model = sn.sequential([sn.layers.lstm({ units: 32, inputShape: [t, f] }), sn.layers.dense({ units: 1, activation: 'sigmoid' })]);
+  model.compile({ optimizer: 'adam', loss: 'binary_crossentropy' });
+  const xs = sn.tensor(x, [n, t, f]);
+  const ys = sn.tensor(y, [n, 1]);
+  await model.fit(xs, ys, { epochs: 1, batchSize: 32 });
+  let t0 = performance.now();
+  await model.fit(xs, ys, { epochs, batchSize: 32 });
+  const ours = (performance.now() - t0) / epochs;
+  const tm = tf.sequential({ layers: [tf.layers.lstm({ units: 32, inputShape: [t, f] }), tf.layers.dense({ units: 1, activation: 'sigmoid' })] });
+  tm.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+  const tx = tf.tensor3d(x, [n, t, f]);
+  const ty = tf.tensor2d(y, [n, 1]);
+  await tm.fit(tx, ty, { epochs: 1, batchSize: 32 });
+  t0 = performance.now();
+  await tm.fit(tx, ty, { epochs, batchSize: 32 });
+  const theirs = (performance.now() - t0) / epochs;
+  results.push({ name: `LSTM(32) fit, ${n} sequences of ${t}x${f}, batch 32`, unit: 'ms/epoch', ours, tfjs: theirs });
+}
+
 await sn.init({ backend: 'webgpu', kernels: params.get('kernels') ?? 'auto' });
 await tf.setBackend('webgpu').catch(() => false);
 await tf.ready();
 console.log(`shadenet backend: ${sn.backend()}, TensorFlow.js backend: ${tf.getBackend()}`);
-for (const [name, fn] of [['mlp', mlpFit], ['matmul', matmulChain]]) {
+for (const [name, fn] of [['mlp', mlpFit], ['matmul', matmulChain], ['lstm', lstmFit]]) {
   if (only && only !== name) continue;
   console.log(`running ${name} ...`);
   await fn();

@@ -14,7 +14,7 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   page.on('console', (m) => console.log(m.text()));
-  // Optional arguments: a case name (mlp, matmul) and the kernel variants (workgroup, direct).
+  // Optional arguments: a case name (mlp, matmul, lstm) and the kernel variants (workgroup, direct).
   const query = new URLSearchParams({ ...(process.argv[2] && { only: process.argv[2] }), ...(process.argv[3] && { kernels: process.argv[3] }) });
   await page.goto(`http://127.0.0.1:${port}/bench/index.html?${query}`);
   const results = await page.waitForFunction(() => window.benchResults, null, { timeout: 30 * 60 * 1000, polling: 1000 }).then((h) => h.jsonValue());
