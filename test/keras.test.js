@@ -41,15 +41,15 @@ describe('Keras: the seed program on real mnist digits (WebGPU)', () => {
       sn.layers.dense({ units: 10, activation: 'softmax' }),
     ]);
     model.compile({ optimizer: 'adam', loss: 'categorical_crossentropy', metrics: ['accuracy'] });
-    const history = await model.fit(x, y, { epochs: 2, batchSize: 128 });
+    const history = await model.fit(x, y, { epochs: 2 });
     console.log(JSON.stringify(history.history));
     expect(history.epoch).to.deep.equal([0, 1]);
     expect(history.history.loss[1]).to.be.below(history.history.loss[0]);
     const { accuracy, loss } = await model.evaluate(sn.tensor(test.x, [test.n, 784]), sn.tensor(test.oneHot, [test.n, 10]));
-    console.log(`mnist 8000 train / 2000 held out, 2 epochs batch 128: held-out accuracy ${accuracy.toFixed(4)}, loss ${loss.toFixed(4)}`);
+    console.log(`mnist 8000 train / 2000 held out, 2 epochs at the default batch size 32: held-out accuracy ${accuracy.toFixed(4)}, loss ${loss.toFixed(4)}`);
     const p = await model.predict(sn.tensor(test.x, [test.n, 784])).argmax(-1).data();
     console.log('page-side accuracy', p.filter((c, i) => c === test.labels[i]).length / test.n);
-    expect(accuracy).to.be.above(0.88);
+    expect(accuracy).to.be.above(0.9);
   });
 });
 
