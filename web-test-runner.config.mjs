@@ -19,24 +19,27 @@ const chromeArgs = [
   '--no-first-run',
 ];
 
-/** Prints 'N passed, N failed' alone on the last line, for CI. */
+/** Prints per-file counts, then 'N passed, N failed' alone on the last line, for CI. */
 function totalsReporter() {
-  let passed = 0;
-  let failed = 0;
-  const count = (suite) => {
-    for (const t of suite.tests) (t.passed ? passed++ : t.skipped ? 0 : failed++);
-    for (const s of suite.suites) count(s);
+  const perFile = [];
+  const count = (suite, c) => {
+    for (const t of suite.tests) (t.passed ? c.passed++ : t.skipped ? 0 : c.failed++);
+    for (const s of suite.suites) count(s, c);
   };
   return {
-    reportTestFileResults({ sessionsForTestFile }) {
+    reportTestFileResults({ testFile, sessionsForTestFile }) {
+      const c = { passed: 0, failed: 0 };
       for (const s of sessionsForTestFile) {
-        if (s.testResults) count(s.testResults);
+        if (s.testResults) count(s.testResults, c);
         // A file that failed to load or threw outside a test counts as a failure.
-        if (!s.passed && (!s.testResults || s.errors?.length)) failed += Math.max(1, s.errors?.length ?? 0);
+        if (!s.passed && (!s.testResults || s.errors?.length)) c.failed += Math.max(1, s.errors?.length ?? 0);
       }
+      perFile.push([testFile.replace(process.cwd() + '/', ''), c]);
     },
     onTestRunFinished() {
-      setTimeout(() => console.log(`\n${passed} passed, ${failed} failed`), 0);
+      const total = perFile.reduce((t, [, c]) => ({ passed: t.passed + c.passed, failed: t.failed + c.failed }), { passed: 0, failed: 0 });
+      const lines = perFile.map(([f, c]) => `  ${f}: ${c.passed} passed, ${c.failed} failed`);
+      setTimeout(() => console.log(`\n${lines.join('\n')}\n${total.passed} passed, ${total.failed} failed`), 0);
     },
   };
 }
