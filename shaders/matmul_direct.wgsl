@@ -2,10 +2,11 @@
 // or barriers, which a CPU emulates at great cost, and no dynamically
 // indexed private arrays, which it spills to memory. Each thread accumulates
 // a 4x4 block of C in four vec4 registers straight from A and B.
-// Same parameters and semantics as matmul.wgsl.
+// Same parameters, bindings and epilogue as matmul.wgsl.
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+{{BINDINGS}}
+{{EPILOGUE}}
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -50,8 +51,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
 fn store_row(base: u32, r: u32, c0: u32, M: u32, N: u32, v: vec4<f32>) {
   if (r >= M) { return; }
   let o = base + r * N + c0;
-  C[o] = v.x;
-  if (c0 + 1u < N) { C[o + 1u] = v.y; }
-  if (c0 + 2u < N) { C[o + 2u] = v.z; }
-  if (c0 + 3u < N) { C[o + 3u] = v.w; }
+  C[o] = epilogue(v.x, c0);
+  if (c0 + 1u < N) { C[o + 1u] = epilogue(v.y, c0 + 1u); }
+  if (c0 + 2u < N) { C[o + 2u] = epilogue(v.z, c0 + 2u); }
+  if (c0 + 3u < N) { C[o + 3u] = epilogue(v.w, c0 + 3u); }
 }

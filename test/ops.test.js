@@ -67,6 +67,18 @@ const CASES = [
   ['matmul 2-D @ 1-D', [[[5, 6]], [[6]]], (a, b) => a.matmul(b)],
   ['matmul 1-D @ 1-D', [[[6]], [[6]]], (a, b) => a.matmul(b)],
   ['matmul transposed operands', [[[7, 5]], [[6, 7]]], (a, b) => a.T.matmul(b.T)],
+  // linear: matmul + bias + activation in one kernel; weight [out, in]
+  ['linear 37x29, weight 53x29, bias', [[[37, 29]], [[53, 29]], [[53]]], (x, w, b) => sn.nn.functional.linear(x, w, b)],
+  ['linear without bias', [[[37, 29]], [[53, 29]]], (x, w) => sn.nn.functional.linear(x, w)],
+  ['linear batched 3x5x7', [[[3, 5, 7]], [[4, 7]], [[4]]], (x, w, b) => sn.nn.functional.linear(x, w, b)],
+  ['linear 1-D input', [[[6]], [[4, 6]], [[4]]], (x, w, b) => sn.nn.functional.linear(x, w, b)],
+  ['linear weight as a transposed view', [[[5, 6]], [[6, 4]], [[4]]], (x, w, b) => sn.nn.functional.linear(x, w.T, b)],
+  // (The name seeds the data: these pre-activations stay clear of relu's kink at finite-difference steps.)
+  ['linear relu 6x5', [[[6, 5], 'away'], [[7, 5], 'away'], [[7], 'away']], (x, w, b) => sn.nn.functional.linear(x, w, b, { activation: 'relu' })],
+  ['linear sigmoid', [[[6, 5]], [[7, 5]], [[7]]], (x, w, b) => sn.nn.functional.linear(x, w, b, { activation: 'sigmoid' })],
+  ['linear tanh batched', [[[3, 5, 7]], [[4, 7]], [[4]]], (x, w, b) => sn.nn.functional.linear(x, w, b, { activation: 'tanh' })],
+  ['linear gelu', [[[6, 5]], [[7, 5]], [[7]]], (x, w, b) => sn.nn.functional.linear(x, w, b, { activation: 'gelu' })],
+  ['linear relu without bias, odd sizes', [[[37, 29], 'away'], [[53, 29], 'away']], (x, w) => sn.nn.functional.linear(x, w, null, { activation: 'relu' })],
   // movement
   ['reshape', [[[6, 10]]], (a) => a.reshape(3, -1, 2).mul(2)],
   ['permute then add', [[[2, 3, 4]], [[4, 3, 2]]], (a, b) => a.permute(2, 1, 0).add(b)],

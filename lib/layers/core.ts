@@ -4,7 +4,7 @@ import type { Tensor } from '../tensor.js';
 import { dropout } from '../nn/functional.js';
 import { Parameter } from '../nn/module.js';
 import { normal, uniform } from '../nn/init.js';
-import { full } from '../tensor.js';
+import { full, record } from '../tensor.js';
 import { ShapeError, sizeOf } from '../shape.js';
 import { Layer, type CallOptions, type LayerArgs, type LayerShape } from './layer.js';
 
@@ -54,6 +54,10 @@ export interface DenseArgs extends LayerArgs {
   biasInitializer?: InitializerName;
 }
 
+/** Dense activations fused into the matmul kernel (their derivatives follow from the output). */
+type FusedActivation = 'relu' | 'sigmoid' | 'tanh';
+const FUSED = new Set<string>(['relu', 'sigmoid', 'tanh'] satisfies FusedActivation[]);
+
 /** y = activation(x @ kernel + bias) on the last axis; kernel is [in, units] as in Keras. */
 export class Dense extends Layer {
   kernel: Parameter | null = null;
@@ -79,16 +83,21 @@ export class Dense extends Layer {
     return [...inputShape.slice(0, -1), this.args.units];
   }
 
-  /** The affine part alone: losses that know the activation (softmax, sigmoid) use logits. */
-  logits(x: Tensor) {
+  /** x @ kernel + bias, then `activation` in the same kernel (the linear op takes the [in, units] kernel as is). */
+  private affine(x: Tensor, activation: FusedActivation | null) {
     const k = this.kernel!;
     if (x.shape[x.shape.length - 1] !== k.shape[0]) throw new ShapeError(`layer '${this.name}' expected ${k.shape[0]} input features but got shape [${x.shape.join(', ')}]`);
-    const y = x.matmul(k);
-    return this.bias ? y.add(this.bias) : y;
+    return record('linear', this.bias ? [x, k, this.bias] : [x, k], { activation });
+  }
+
+  /** The affine part alone: losses that know the activation (softmax, sigmoid) use logits. */
+  logits(x: Tensor) {
+    return this.affine(x, null);
   }
 
   call(x: Tensor) {
-    return this.activation(this.logits(x));
+    const name = this.activationName;
+    return FUSED.has(name) ? this.affine(x, name as FusedActivation) : this.activation(this.logits(x));
   }
 
   get activationName(): string {

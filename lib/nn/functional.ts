@@ -15,6 +15,18 @@ export type Reduction = 'mean' | 'sum' | 'none';
 /** Constant padding; `pads` holds [before, after] pairs, last dim first, as in torch.nn.functional.pad. */
 export const pad = (input: Tensor, pads: number[], value = 0): Tensor => record('pad', [input], { pad: [...pads], value });
 
+export type LinearActivation = 'relu' | 'sigmoid' | 'tanh' | 'gelu';
+
+/**
+ * input [..., in] @ weight.T + bias with weight [out, in], as torch.nn.functional.linear;
+ * `activation` (gelu exact) is fused into the same kernel.
+ */
+export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null, { activation = null }: { activation?: LinearActivation | null } = {}): Tensor {
+  // Checked here so the message names the weight in the caller's [out, in] layout.
+  if (weight.ndim !== 2 || input.shape[input.ndim - 1] !== weight.shape[1]) throw new ShapeError(`linear: input ${fmt(input.shape)} does not fit weight ${fmt(weight.shape)} ([out, in])`);
+  return record('linear', bias ? [input, weight.T, bias] : [input, weight.T], { activation });
+}
+
 export interface Conv2dOptions {
   stride?: Pair;
   /** Zero padding per side, or 'valid' (none) or 'same' (output size = input size; stride 1 only). */

@@ -2,7 +2,7 @@
 // (forward) and a one-line description (extraRepr).
 
 import type { Tensor } from '../tensor.js';
-import { gelu } from './functional.js';
+import { gelu, linear } from './functional.js';
 import { kaimingUniformDefault } from './init.js';
 import { Module, Parameter } from './module.js';
 
@@ -17,8 +17,7 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = x.matmul(this.weight.T);
-    return this.bias ? y.add(this.bias) : y;
+    return linear(x, this.weight, this.bias);
   }
 
   override extraRepr() {

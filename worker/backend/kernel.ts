@@ -60,7 +60,7 @@ export const ELEMENTWISE: Record<string, { wgsl: (...a: string[]) => string; js:
   where: { wgsl: (c, a, b) => `select(${b}, ${a}, ${c} != 0)`, js: (c, a, b) => (c !== 0 ? a : b) },
 };
 
-// Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the WGSL twin lives in shaders/elementwise.wgsl.
+// Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the WGSL twin lives in shaders/math.wgsl.
 export function erf(x: number): number {
   const s = x < 0 ? -1 : 1;
   const a = Math.abs(x);
@@ -93,7 +93,7 @@ export interface ReduceKernel {
   dtype: DType;
 }
 
-/** C[b] = A[b] @ B[b] (+ bias) for strided A [M,K] and B [K,N] per batch; C contiguous [batch, M, N]. */
+/** C[b] = act(A[b] @ B[b] + bias) for strided A [M,K] and B [K,N] per batch; C contiguous [batch, M, N]. */
 export interface MatmulKernel {
   kind: 'matmul';
   batch: number;
@@ -102,6 +102,18 @@ export interface MatmulKernel {
   k: number;
   a: { offset: number; batchStride: number; rowStride: number; colStride: number };
   b: { offset: number; batchStride: number; rowStride: number; colStride: number };
+  /** A contiguous [N] input (after A and B) added to every row. */
+  bias?: boolean;
+  /** Applied after the bias, in the store. */
+  activation?: Activation | null;
+}
+
+export type Activation = 'relu' | 'sigmoid' | 'tanh' | 'gelu';
+
+/** An activation as an expression of input 0; gelu is the exact (erf) form, as the gelu op. */
+export function activationExpr(act: Activation): Expr {
+  const a = x(0);
+  return act === 'gelu' ? f('mul', f('mul', c(0.5), a), f('add', c(1), f('erf', f('mul', a, c(Math.SQRT1_2))))) : f(act, a);
 }
 
 /** Softmax or log-softmax over the middle axis of a contiguous [outer, n, inner]. */

@@ -1,9 +1,11 @@
 // matmul with PyTorch's rules: 1-D operands, batched 3-D and more, batch dims
 // broadcast. Operands are passed as strided views, so transposes are free.
 
-import { broadcastShapes, matmulShape, sizeOf } from '../../lib/shape.js';
+import { broadcastShapes, fmt, matmulShape, ShapeError, sizeOf } from '../../lib/shape.js';
+import type { Activation } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
+import { UNARY_OPS } from './elementwise.js';
 import { defineOp, meta } from './op.js';
 
 /** The operand as a matrix (or batch of them): 1-D a becomes [1, K], 1-D b becomes [K, 1]. */
@@ -22,8 +24,14 @@ function batchFolded(ctx: Ctx, t: WT, batchShape: number[]) {
   return { t: v, batchStride: inner, rowStride: v.strides[nb], colStride: v.strides[nb + 1] };
 }
 
-/** Matrix product of two strided operands with rank >= 2; returns [...batch, M, N]. */
-export function matmulViews(ctx: Ctx, a: WT, b: WT): WT {
+/** Fused into the matmul's store: a [N] bias added to every row, then an activation. */
+export interface Epilogue {
+  bias?: WT | null;
+  activation?: Activation | null;
+}
+
+/** Matrix product of two strided operands with rank >= 2 (then the epilogue); returns [...batch, M, N]. */
+export function matmulViews(ctx: Ctx, a: WT, b: WT, { bias = null, activation = null }: Epilogue = {}): WT {
   const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
   const m = a.shape[a.shape.length - 2];
   const k = a.shape[a.shape.length - 1];
@@ -31,12 +39,18 @@ export function matmulViews(ctx: Ctx, a: WT, b: WT): WT {
   const A = batchFolded(ctx, a, batchShape);
   const B = batchFolded(ctx, b, batchShape);
   const out = ctx.empty([...batchShape, m, n]);
-  if (k === 0) return ctx.full(out.shape, 0);
+  if (k === 0) {
+    const pre = bias ? ctx.contiguous(ctx.expand(bias, out.shape)) : ctx.full(out.shape, 0);
+    return activation ? ctx.op(activation, [pre]) : pre;
+  }
+  // The kernel reads the bias densely from element 0.
+  const biasIn = bias ? [ctx.contiguous(bias)] : [];
   ctx.run({
     kind: 'matmul', batch: sizeOf(batchShape), m, n, k,
     a: { offset: A.t.offset, batchStride: A.batchStride, rowStride: A.rowStride, colStride: A.colStride },
     b: { offset: B.t.offset, batchStride: B.batchStride, rowStride: B.rowStride, colStride: B.colStride },
-  }, [A.t, B.t], [out]);
+    bias: !!bias, activation,
+  }, [A.t, B.t, ...biasIn], [out]);
   return out;
 }
 
@@ -60,5 +74,38 @@ export const matmul = defineOp<{}>({
     const dA = ctx.sumTo(matmulViews(ctx, G, mT(ctx, B)), A.shape);
     const dB = ctx.sumTo(matmulViews(ctx, mT(ctx, A), G), B.shape);
     return [ctx.reshape(dA, a.shape), ctx.reshape(dB, b.shape)];
+  },
+});
+
+/** Leading dims folded into rows: [..., d] as [prod(...), d]. */
+const rows = (ctx: Ctx, t: WT) => ctx.reshape(t, [sizeOf(t.shape.slice(0, -1)), t.shape[t.shape.length - 1]]);
+
+/**
+ * act(x @ w + b) as ONE matmul kernel with a bias + activation epilogue.
+ * x [..., in]; w [in, out] in any layout (nn.Linear passes its [out, in]
+ * weight as the view weight.T, Keras Dense its kernel as is); b [out], optional.
+ */
+export const linear = defineOp<{ activation?: Activation | null }>({
+  shape: ([x, w, b]) => {
+    if (x.shape.length < 1 || w.shape.length !== 2 || x.shape[x.shape.length - 1] !== w.shape[0] || (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[1]))) {
+      throw new ShapeError(`linear: input ${fmt(x.shape)} and weight ${fmt(w.shape)} ([in, out])${b ? ` with bias ${fmt(b.shape)}` : ''} do not fit`);
+    }
+    return meta([...x.shape.slice(0, -1), w.shape[1]], 'float32');
+  },
+  forward: (ctx, [x, w, b], { activation = null }) =>
+    ctx.reshape(matmulViews(ctx, rows(ctx, x), w, { bias: b, activation }), [...x.shape.slice(0, -1), w.shape[1]]),
+  backward: (ctx, g, [x, w, b], out, { activation = null }) => {
+    const X = rows(ctx, x);
+    const G = rows(ctx, g);
+    const O = rows(ctx, out);
+    // relu, sigmoid and tanh derivatives follow from the output (relu's sign
+    // is the output's); gelu's need the pre-activation, recomputed here.
+    const gPre =
+      activation === null ? G
+      : activation === 'gelu' ? UNARY_OPS.gelu.backward!(ctx, G, [matmulViews(ctx, X, w, { bias: b })], O, {})[0]!
+      : UNARY_OPS[activation].backward!(ctx, G, [O], O, {})[0]!;
+    const dX = ctx.reshape(matmulViews(ctx, gPre, mT(ctx, w)), x.shape);
+    const dW = matmulViews(ctx, mT(ctx, X), gPre);
+    return b ? [dX, dW, ctx.op('sum', [gPre], { dims: [0] })] : [dX, dW];
   },
 });

@@ -6,7 +6,7 @@ import type { DType } from '../../../lib/shape.js';
 import { sizeOf } from '../../../lib/shape.js';
 import type { Backend, Storage, TypedArray } from '../backend.js';
 import {
-  ELEMENTWISE, uniformAt,
+  ELEMENTWISE, activationExpr, uniformAt,
   type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
 } from '../kernel.js';
 
@@ -61,7 +61,7 @@ export class CpuBackend implements Backend {
     switch (k.kind) {
       case 'map': return this.map(k, ins, outs);
       case 'reduce': return reduce(k, ins[0], outs[0]);
-      case 'matmul': return matmul(k, ins[0], ins[1], outs[0]);
+      case 'matmul': return matmul(k, ins[0], ins[1], k.bias ? ins[2] : null, outs[0]);
       case 'softmax': return softmax(k, ins[0], outs[0] as Float32Array);
       case 'gather': return gather(k, ins[0], ins[1] as Int32Array, outs[0]);
       case 'scatterAdd': return scatterAdd(k, ins[0], ins[1] as Int32Array, outs[0]);
@@ -124,9 +124,11 @@ function reduce(k: ReduceKernel, x: TypedArray, out: TypedArray) {
   }
 }
 
-function matmul(k: MatmulKernel, a: TypedArray, b: TypedArray, c: TypedArray) {
+function matmul(k: MatmulKernel, a: TypedArray, b: TypedArray, bias: TypedArray | null, c: TypedArray) {
   const { m, n, k: kk } = k;
   const row = new Float64Array(n);
+  const act = k.activation ? compile(activationExpr(k.activation)) : null;
+  const v = [0];
   for (let bt = 0; bt < k.batch; bt++) {
     const aBase = k.a.offset + bt * k.a.batchStride;
     const bBase = k.b.offset + bt * k.b.batchStride;
@@ -137,6 +139,13 @@ function matmul(k: MatmulKernel, a: TypedArray, b: TypedArray, c: TypedArray) {
         if (av === 0) continue;
         const bRow = bBase + p * k.b.rowStride;
         for (let j = 0; j < n; j++) row[j] += av * b[bRow + j * k.b.colStride];
+      }
+      // The epilogue in float32 like the GPU's: round the sum, add the bias, activate.
+      if (bias || act) {
+        for (let j = 0; j < n; j++) {
+          v[0] = Math.fround(Math.fround(row[j]) + (bias ? bias[j] : 0));
+          row[j] = act ? act(v) : v[0];
+        }
       }
       c.set(row, (bt * m + i) * n);
     }

@@ -3,9 +3,10 @@
 
 import type { DType } from '../../../lib/shape.js';
 import type { Storage } from '../backend.js';
-import { ELEMENTWISE, type Expr, type GatherKernel, type Kernel, type MapKernel, type ReduceKernel } from '../kernel.js';
+import { ELEMENTWISE, activationExpr, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel } from '../kernel.js';
 import common from '../../../shaders/common.wgsl';
 import elementwise from '../../../shaders/elementwise.wgsl';
+import mathFns from '../../../shaders/math.wgsl';
 import reduceSrc from '../../../shaders/reduce.wgsl';
 import softmaxSrc from '../../../shaders/softmax.wgsl';
 import matmulSrc from '../../../shaders/matmul.wgsl';
@@ -79,12 +80,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
       const code = withPrelude(fill(softmaxSrc, { RESULT: k.log ? 'z - logSum' : 'exp(z) / sum' }), params.length);
       return { code, params, bindings: [0, 1], ...rowsVariant(k.outer * k.inner, opts) };
     }
-    case 'matmul': {
-      const { a, b } = k;
-      const params = new Uint32Array([k.batch, k.m, k.n, k.k, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride]);
-      if (opts.software) return { code: withPrelude(matmulDirectSrc, params.length), params, bindings: [0, 1, 2], workgroups: [Math.ceil(k.n / 32), Math.ceil(k.m / 32), k.batch] };
-      return { code: withPrelude(matmulSrc, params.length), params, bindings: [0, 1, 2], workgroups: [Math.ceil(k.n / 64), Math.ceil(k.m / 64), k.batch] };
-    }
+    case 'matmul': return matmulKernel(k, opts);
     case 'gather':
     case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0]);
     case 'rand': {
@@ -133,8 +129,29 @@ function mapKernel(k: MapKernel, inputs: Storage[], outputs: Storage[], bufs: GP
       return `  b${bindingOf[vi]}[o${vi}] = ${wgslType(outputs[j].dtype)}(r${j});`;
     })
     .join('\n');
-  const code = withPrelude(fill(elementwise, { BINDINGS: bindings, OFFSETS: offsets, BODY: [reads, results, writes].join('\n') }), words.length);
+  const code = withPrelude(mathFns + fill(elementwise, { BINDINGS: bindings, OFFSETS: offsets, BODY: [reads, results, writes].join('\n') }), words.length);
   return { code, params: new Uint32Array(words), bindings: unique, workgroups: grid(Math.ceil(words[0] / 256)) };
+}
+
+function matmulKernel(k: MatmulKernel, opts: CodegenOptions): Generated {
+  const { a, b } = k;
+  const params = new Uint32Array([k.batch, k.m, k.n, k.k, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride]);
+  // Bindings in order A, B, bias, C.
+  const bindings = [
+    k.bias ? '@group(0) @binding(3) var<storage, read> Bias: array<f32>;' : '',
+    `@group(0) @binding(${k.bias ? 4 : 3}) var<storage, read_write> C: array<f32>;`,
+  ].join('\n');
+  const epilogue = [
+    k.activation ? mathFns : '',
+    'fn epilogue(acc: f32, col: u32) -> f32 {',
+    `  let v0 = ${k.bias ? 'acc + Bias[col]' : 'acc'};`,
+    `  return ${k.activation ? exprCode(activationExpr(k.activation), 'float32') : 'v0'};`,
+    '}',
+  ].join('\n');
+  const code = withPrelude(fill(opts.software ? matmulDirectSrc : matmulSrc, { BINDINGS: bindings, EPILOGUE: epilogue }), params.length);
+  const bufs = k.bias ? [0, 1, 2, 3] : [0, 1, 2];
+  const tile = opts.software ? 32 : 64;
+  return { code, params, bindings: bufs, workgroups: [Math.ceil(k.n / tile), Math.ceil(k.m / tile), k.batch] };
 }
 
 function sizeOfShape(shape: number[]) {
