@@ -102,6 +102,21 @@ for (const backend of ['webgpu', 'cpu']) {
       ]);
     });
 
+    it('batch-end events arrive throttled, with running logs', async () => {
+      const { x, y } = blobs(400);
+      const model = smallModel();
+      const seen = [];
+      await model.fit(x, y, { epochs: 1, batchSize: 2, callbacks: { onBatchEnd: (batch, logs) => seen.push([batch, logs.loss, logs.accuracy]) } });
+      expect(seen.length).to.be.at.least(1);
+      // 200 batches; events are at most one per 100 ms, so far fewer than one per batch.
+      expect(seen.length).to.be.below(200);
+      for (const [batch, loss, accuracy] of seen) {
+        expect(batch).to.be.within(0, 199);
+        expect(loss).to.be.a('number').and.above(0);
+        expect(accuracy).to.be.within(0, 1);
+      }
+    });
+
     it('earlyStopping stops and restores the best weights', async () => {
       const { x, y } = blobs(64);
       const model = smallModel();
