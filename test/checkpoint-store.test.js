@@ -3,6 +3,7 @@
 import { expect } from '@esm-bundle/chai';
 import { CheckpointStore, CheckpointError, idb } from '../dist/test-checkpoint-store.js';
 import { content } from './checkpoint-kill-worker.js';
+import { rejection } from './util.js';
 
 let dbSerial = 0;
 const freshDb = () => `shadenet-ckpt-test-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}-${dbSerial++}`;
@@ -31,14 +32,6 @@ function expectBlobs(actual, expected) {
   }
 }
 
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 /** Chunk keys present in the raw store, and chunk keys the manifests reference. */
 async function chunkAccounting(dbName) {

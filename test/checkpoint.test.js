@@ -7,7 +7,7 @@
 import { expect } from '@esm-bundle/chai';
 import * as sn from '../dist/index.js';
 import { idb } from '../dist/test-checkpoint-store.js';
-import { expectClose, mulberry32, randomData } from './util.js';
+import { blobData, expectClose, mulberry32, randomData, rejection } from './util.js';
 
 const RUN = `ckpt-test-${Date.now().toString(36)}`;
 /** The store the worker writes: idb-keyval database 'shadenet', object store 'checkpoints'. */
@@ -25,15 +25,6 @@ class Net extends sn.nn.Module {
   }
 }
 
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the promise to reject');
-}
-
 const valuesOf = (params) => Promise.all(params.map((p) => p.data()));
 
 function expectSameValues(actual, expected, label, tol = { atol: 0, rtol: 0 }) {
@@ -47,16 +38,9 @@ function maxDiff(a, b) {
   return m;
 }
 
-/** A small classification problem: class = argmax of the first 3 of 6 features. */
+/** The shared blob problem as tensors. */
 function problem(n, seed) {
-  const rng = mulberry32(seed);
-  const x = randomData(rng, n * 6);
-  const y = new Float32Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < 3; c++) if (x[i * 6 + c] > x[i * 6 + best]) best = c;
-    y[i * 3 + best] = 1;
-  }
+  const { x, y } = blobData(n, seed);
   return { x: sn.tensor(x, [n, 6]), y: sn.tensor(y, [n, 3]) };
 }
 

@@ -4,18 +4,11 @@
 import { expect } from '@esm-bundle/chai';
 import * as sn from '../dist/index.js';
 import { split } from './mnist.js';
-import { expectClose, mulberry32, randomData } from './util.js';
+import { blobData, expectClose, mulberry32 } from './util.js';
 
 /** A small separable problem: class = argmax of the first 3 features. */
 function blobs(n, seed = 1) {
-  const rng = mulberry32(seed);
-  const x = randomData(rng, n * 6);
-  const y = new Float32Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < 3; c++) if (x[i * 6 + c] > x[i * 6 + best]) best = c;
-    y[i * 3 + best] = 1;
-  }
+  const { x, y } = blobData(n, seed);
   return { x: sn.tensor(x, [n, 6]), y: sn.tensor(y, [n, 3]) };
 }
 

@@ -48,3 +48,26 @@ export async function forceGC() {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Resolves with the error a promise rejects with; fails if it resolves. */
+export async function rejection(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+/** A small classification problem: 6 features, class = argmax of the first 3 (one-hot y). */
+export function blobData(n, seed = 1) {
+  const rng = mulberry32(seed);
+  const x = randomData(rng, n * 6);
+  const y = new Float32Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < 3; c++) if (x[i * 6 + c] > x[i * 6 + best]) best = c;
+    y[i * 3 + best] = 1;
+  }
+  return { x, y };
+}
