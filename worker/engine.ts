@@ -50,10 +50,6 @@ export class Engine {
     }
     this.backend.flush();
     this.backend.trim();
-    return this.settled();
-  }
-
-  private settled(): Promise<void> {
     return this.backend.done();
   }
 
@@ -216,7 +212,7 @@ export class Engine {
   async sync(): Promise<void> {
     this.backend.flush();
     this.backend.trim();
-    await this.settled();
+    await this.backend.done();
     this.takeError();
   }
 
