@@ -63,6 +63,30 @@ for (const backend of ['webgpu', 'cpu']) {
       expectClose(await model.predict(probe, { batchSize: 16 }).data(), await sn.noGrad(() => torchLike.forward(probe)).data(), { atol: 1e-5, label: 'predict' });
     });
 
+    it('fit replays exactly what trainOnBatch does, remainder batches and Adam step counts included', async () => {
+      const { x, y } = blobs(8, 21);
+      const make = () => {
+        sn.manualSeed(21);
+        const m = sn.sequential([sn.layers.dense({ units: 5, activation: 'tanh', inputShape: [6] }), sn.layers.dense({ units: 3, activation: 'softmax' })]);
+        m.compile({ optimizer: 'adam', loss: 'categorical_crossentropy', metrics: ['accuracy'] });
+        return m;
+      };
+      const fitted = make();
+      const stepped = make();
+      // Batches of 3, 3 and 2: two recorded programs, replayed in turn for two epochs.
+      const h = await fitted.fit(x, y, { epochs: 2, batchSize: 3, shuffle: false });
+      const losses = [];
+      for (let epoch = 0; epoch < 2; epoch++) {
+        for (const [s, e] of [[0, 3], [3, 6], [6, 8]]) losses.push((await stepped.trainOnBatch(x.slice(0, s, e), y.slice(0, s, e))).loss);
+      }
+      const a = await Promise.all(fitted.parameters().map((p) => p.data()));
+      const b = await Promise.all(stepped.parameters().map((p) => p.data()));
+      a.forEach((v, i) => expectClose(v, b[i], { atol: 1e-6, rtol: 1e-5, label: `param ${i}` }));
+      // Epoch loss is the sample-weighted mean of the batch losses.
+      const epoch0 = (losses[0] * 3 + losses[1] * 3 + losses[2] * 2) / 8;
+      expect(h.history.loss[0]).to.be.closeTo(epoch0, 1e-5);
+    });
+
     it('sparse labels, nested arrays, typed arrays with a shape, validationSplit', async () => {
       sn.manualSeed(4);
       const model = sn.sequential([sn.layers.dense({ units: 3, inputShape: [2], activation: 'softmax' })]);
