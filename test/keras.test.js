@@ -4,7 +4,7 @@
 import { expect } from '@esm-bundle/chai';
 import * as sn from '../dist/index.js';
 import { split } from './mnist.js';
-import { blobData, expectClose, mulberry32 } from './util.js';
+import { blobData, expectClose, forceGC, mulberry32 } from './util.js';
 
 /** A small separable problem: class = argmax of the first 3 features. */
 function blobs(n, seed = 1) {
@@ -85,6 +85,23 @@ for (const backend of ['webgpu', 'cpu']) {
       // Epoch loss is the sample-weighted mean of the batch losses.
       const epoch0 = (losses[0] * 3 + losses[1] * 3 + losses[2] * 2) / 8;
       expect(h.history.loss[0]).to.be.closeTo(epoch0, 1e-5);
+    });
+
+    it('fit leaves no tensors behind in the worker', async () => {
+      const { x, y } = blobs(50, 4);
+      const model = smallModel();
+      await model.fit(x, y, { epochs: 1, batchSize: 8, validationSplit: 0.2 });
+      await forceGC();
+      const before = await sn.memory();
+      await model.fit(x, y, { epochs: 3, batchSize: 8, validationSplit: 0.2 });
+      // Finalizers run some time after a collection: give them a few rounds.
+      let after;
+      for (let round = 0; round < 10; round++) {
+        await forceGC();
+        after = await sn.memory();
+        if (after.liveTensors <= before.liveTensors) break;
+      }
+      expect(after.liveTensors).to.equal(before.liveTensors);
     });
 
     it('sparse labels, nested arrays, typed arrays with a shape, validationSplit', async () => {

@@ -196,6 +196,8 @@ export class Engine {
       return await loop.fit(spec, events);
     } finally {
       this.fitLoop = null;
+      // Close the callbacks' channel now: until then the page keeps fit's closures, and the tensors they hold, alive.
+      (events as Comlink.Remote<FitEvents>)[Comlink.releaseProxy]?.();
     }
   }
 
