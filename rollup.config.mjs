@@ -13,10 +13,19 @@ const wgsl = () => ({
 
 const plugins = () => [wgsl(), nodeResolve({ browser: true }), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist', noEmitOnError: true })];
 
-const bundle = (input, file) => ({ input, output: { file, format: 'es', sourcemap: true }, plugins: plugins() });
+const bundle = (input, file, extra = []) => ({ input, output: { file, format: 'es', sourcemap: true }, plugins: [...plugins(), ...extra] });
+
+// Type declarations come from `tsc --emitDeclarationOnly` (see the build script) into dist/types;
+// dist/index.d.ts points at the facade's.
+const typesEntry = () => ({
+  name: 'types-entry',
+  generateBundle() {
+    this.emitFile({ type: 'asset', fileName: 'index.d.ts', source: "export * from './types/lib/index.js';\n" });
+  },
+});
 
 export default [
-  bundle('lib/index.ts', 'dist/index.js'),
+  bundle('lib/index.ts', 'dist/index.js', [typesEntry()]),
   bundle('worker/index.ts', 'dist/worker.js'),
   // Worker-internal modules that tests exercise directly.
   bundle('test/safetensors-entry.ts', 'dist/test-safetensors.js'),
