@@ -232,6 +232,7 @@ export class Tensor {
   index(i: number, dim = 0) { return record('select', [this], { dim, index: i }); }
   slice(dim: number, start?: number, end?: number, step?: number) { return record('slice', [this], { dim, start, end, step }); }
   gather(dim: number, index: Tensor) { return record('gather', [this, index], { dim }); }
+  indexSelect(dim: number, index: Tensor) { return record('indexSelect', [this, index], { dim }); }
   clone() { return record('clone', [this]); }
   where(cond: Tensor, other: TensorLike) { return where(cond, this, other); }
 }

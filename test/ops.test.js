@@ -93,6 +93,8 @@ const CASES = [
   ['flatten unsqueeze squeeze', [[[2, 3, 4]]], (a) => a.flatten(1).unsqueeze(0).squeeze(0).mul(1)],
   ['gather dim 1', [[[4, 6]], [[4, 5], 'int:6']], (a, i) => a.gather(1, i)],
   ['gather dim 0 with repeats', [[[3, 4]], [[7, 4], 'int:3']], (a, i) => a.gather(0, i)],
+  ['indexSelect dim 0 with repeats', [[[5, 3]], [[7], 'int:5']], (a, i) => a.indexSelect(0, i)],
+  ['indexSelect dim 1', [[[2, 6, 3]], [[4], 'int:6']], (a, i) => a.indexSelect(1, i)],
   ['clone', [[[3, 4]]], (a) => a.clone()],
   ['size 0 sum', [[[0, 3]]], (a) => a.sum(0), NO_GRAD],
   // int32

@@ -53,10 +53,7 @@ export class FitLoop {
   /** Rows of `data` in the order of `perm` (one gather per epoch; batches are then slice views). */
   private permuted(data: WT, perm: Int32Array): WT {
     const { ctx } = this.host;
-    const idx = ctx.fromData(perm, [perm.length], 'int32');
-    const rest = data.shape.slice(1);
-    const full = ctx.expand(ctx.reshape(idx, [perm.length, ...rest.map(() => 1)]), [perm.length, ...rest]);
-    return ctx.op('gather', [data, ctx.contiguous(full)], { dim: 0 });
+    return ctx.op('indexSelect', [data, ctx.fromData(perm, [perm.length], 'int32')], { dim: 0 });
   }
 
   private rows(data: WT, start: number, end: number): WT {
@@ -74,6 +71,8 @@ export class FitLoop {
     const n = xs[0].shape[0];
     const outputs = Object.values(programs)[0]?.outputs.length ?? 0;
     const sums = Array.from({ length: outputs }, () => ctx.full([], 0).retain());
+    // What each program leaves to free after a run, worked out once rather than per batch.
+    const toFree = new Map(Object.values(programs).map((p) => [p, [...p.inputs, ...createdIds(p.commands)]]));
     const inFlight: Promise<void>[] = [];
     let lastYield = performance.now();
     try {
@@ -101,7 +100,7 @@ export class FitLoop {
             program.outputs.forEach((id, i) => {
               ctx.mapInto([f('add', x(0), f('mul', x(1), c(end - start)))], [sums[i], this.host.get(id)], [sums[i]]);
             });
-            for (const id of [...program.inputs, ...createdIds(program.commands)]) this.host.free(id);
+            for (const id of toFree.get(program)!) this.host.free(id);
           });
           this.host.flush();
           inFlight.push(this.host.done());

@@ -40,10 +40,6 @@ export class TensorDataset implements Dataset<Tensor[]> {
 
   /** @internal The rows a 1-D int32 index names, gathered in the worker. */
   pick(index: Tensor): Tensor[] {
-    const n = index.shape[0];
-    return this.tensors.map((t) => {
-      const rest = t.shape.slice(1);
-      return t.gather(0, rest.length ? index.reshape([n, ...rest.map(() => 1)]).expand([n, ...rest]) : index);
-    });
+    return this.tensors.map((t) => t.indexSelect(0, index));
   }
 }

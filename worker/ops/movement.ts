@@ -168,6 +168,35 @@ export const gather = defineOp<{ dim: number }>({
   },
 });
 
+/** The gather index that takes whole slices along `dim`: a 1-D index broadcast over the other dims of `shape`. */
+function sliceIndex(ctx: Ctx, idx: WT, shape: Shape, dim: number): WT {
+  const k = idx.shape[0];
+  const lone = shape.map((_, i) => (i === dim ? k : 1));
+  return ctx.expand(ctx.reshape(idx, lone), shape.map((n, i) => (i === dim ? k : n)));
+}
+
+function checkIndexSelect(shape: Shape, idx: { shape: number[]; dtype: string }, dim: number): number {
+  const d = normDim(dim, shape.length, 'indexSelect', shape);
+  if (idx.dtype !== 'int32' || idx.shape.length !== 1) throw new ShapeError(`indexSelect: index must be a 1-D int32 tensor, got ${idx.dtype} of shape ${fmt(idx.shape)}`);
+  return d;
+}
+
+/** torch.index_select(input, dim, index): whole slices along dim, repeats allowed; the gradient scatter-adds back. */
+export const indexSelect = defineOp<{ dim: number }>({
+  shape: ([a, idx], { dim }) => {
+    const d = checkIndexSelect(a.shape, idx, dim);
+    return meta(a.shape.map((n, i) => (i === d ? idx.shape[0] : n)), a.dtype);
+  },
+  forward: (ctx, [a, idx], { dim }) => {
+    const d = checkIndexSelect(a.shape, idx, dim);
+    return ctx.op('gather', [a, sliceIndex(ctx, idx, a.shape, d)], { dim: d });
+  },
+  backward: (ctx, g, [a, idx], out, { dim }) => {
+    const d = checkIndexSelect(a.shape, idx, dim);
+    return [gather.backward!(ctx, g, [a, sliceIndex(ctx, idx, a.shape, d)], out, { dim: d })[0], null];
+  },
+});
+
 /** A contiguous copy that still carries gradient (PyTorch's clone). */
 export const clone = defineOp<{}>({
   shape: ([a]) => meta(a.shape, a.dtype),

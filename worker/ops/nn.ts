@@ -7,6 +7,7 @@ import { c, f, x, type Expr } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
 import { defineOp, meta } from './op.js';
+import { indexSelect } from './movement.js';
 
 interface PadAttrs {
   /** [before, after] pairs, last dim first (torch.nn.functional.pad's order). */
@@ -101,26 +102,17 @@ export const embedding = defineOp<{ paddingIdx?: number }>({
     if (idx.dtype !== 'int32') throw new ShapeError(`embedding: indices must be int32, got ${idx.dtype}`);
     return meta([...idx.shape, w.shape[1]], w.dtype);
   },
-  forward: (ctx, [w, idx]) => {
-    const rows = embeddingRows(ctx, w, idx);
-    return ctx.reshape(ctx.op('gather', [w, rows], { dim: 0 }), [...idx.shape, w.shape[1]]);
-  },
-  backward: (ctx, g, [w, idx], _out, { paddingIdx }) => {
-    const rows = embeddingRows(ctx, w, idx);
-    const out = ctx.empty(w.shape);
-    ctx.run({ kind: 'scatterAdd', dim: 0, inputShape: w.shape, indexShape: rows.shape }, [ctx.contiguous(ctx.reshape(g, rows.shape)), ctx.contiguous(rows)], [out]);
+  forward: (ctx, [w, idx]) => ctx.reshape(ctx.op('indexSelect', [w, ctx.reshape(idx, [idx.size])], { dim: 0 }), [...idx.shape, w.shape[1]]),
+  backward: (ctx, g, [w, idx], out, { paddingIdx }) => {
+    const flat = ctx.reshape(idx, [idx.size]);
+    const [gw] = indexSelect.backward!(ctx, ctx.reshape(g, [idx.size, w.shape[1]]), [w, flat], out, { dim: 0 });
     if (paddingIdx !== undefined) {
       const p = paddingIdx < 0 ? paddingIdx + w.shape[0] : paddingIdx;
-      ctx.mapInto([c(0)], [], [ctx.view(out, [w.shape[1]], [1], p * w.shape[1])]);
+      ctx.mapInto([c(0)], [], [ctx.view(gw!, [w.shape[1]], [1], p * w.shape[1])]);
     }
-    return [out, null];
+    return [gw, null];
   },
 });
-
-/** Indices [...] as a gather index [n, dim] over the weight's rows. */
-function embeddingRows(ctx: Ctx, w: WT, idx: WT): WT {
-  return ctx.expand(ctx.reshape(idx, [idx.size, 1]), [idx.size, w.shape[1]]);
-}
 
 const mul = (a: Expr, b: Expr) => f('mul', a, b);
 const GELU_K = Math.sqrt(2 / Math.PI);
