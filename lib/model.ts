@@ -183,42 +183,42 @@ export class SequentialModel extends Module {
     return { loss, metrics: c.metrics.map(([, fn]) => evalMetric(fn, y, p)) };
   }
 
-  /** Records one training step for batch size b. */
-  private trainProgram(x: Tensor, y: Tensor, b: number): ProgramSpec {
+  /** One training step (zeroGrad, forward, loss, backward, optimizer step) or one evaluation; returns the loss and metrics. */
+  private step(x: Tensor, y: Tensor, train: boolean) {
     const c = this.requireCompiled();
+    if (!train) {
+      return noGrad(() => {
+        this.eval();
+        return this.outputsOf(y, this.run(x, false), c);
+      });
+    }
+    c.optimizer.zeroGrad();
+    this.train();
+    const out = this.outputsOf(y, this.run(x, true), c);
+    out.loss.backward();
+    c.optimizer.step();
+    return out;
+  }
+
+  /** Records a step for batch size b as a program the worker replays, with placeholders for the batch. */
+  private program(x: Tensor, y: Tensor, b: number, train: boolean): ProgramSpec {
     const xb = this.placeholder(x, b);
     const yb = this.placeholder(y, b);
     let outputs: number[] = [];
-    // Recording runs the optimizer's step once on the page; the worker counts the real steps.
     const commands = runtime().capture(() => {
-      c.optimizer.zeroGrad();
-      this.train();
-      const { loss, metrics } = this.outputsOf(yb, this.run(xb, true), c);
-      loss.backward();
-      c.optimizer.step();
+      const { loss, metrics } = this.step(xb, yb, train);
       outputs = [loss.id, ...metrics.map((m) => m.id)];
     });
-    c.optimizer.advanceSteps(-1);
+    // Recording ran the optimizer's step once on the page; the worker counts the real steps.
+    if (train) this.requireCompiled().optimizer.advanceSteps(-1);
     return { commands, inputs: [xb.id, yb.id], outputs };
   }
 
-  private evalProgram(x: Tensor, y: Tensor, b: number): ProgramSpec {
-    const c = this.requireCompiled();
-    const xb = this.placeholder(x, b);
-    const yb = this.placeholder(y, b);
-    let outputs: number[] = [];
-    const commands = runtime().capture(() => noGrad(() => {
-      this.eval();
-      const { loss, metrics } = this.outputsOf(yb, this.run(xb, false), c);
-      outputs = [loss.id, ...metrics.map((m) => m.id)];
-    }));
-    return { commands, inputs: [xb.id, yb.id], outputs };
-  }
-
-  private programs(x: Tensor, y: Tensor, batchSize: number, make: (x: Tensor, y: Tensor, b: number) => ProgramSpec) {
+  /** Programs for every batch size the data produces: the full size and the remainder. */
+  private programs(x: Tensor, y: Tensor, batchSize: number, train: boolean) {
     const n = x.shape[0];
     const sizes = new Set([Math.min(batchSize, n), n % batchSize].filter((s) => s > 0));
-    return Object.fromEntries([...sizes].map((b) => [b, make.call(this, x, y, b)]));
+    return Object.fromEntries([...sizes].map((b) => [b, this.program(x, y, b, train)]));
   }
 
   private prepare(xd: Data, yd: Data) {
@@ -240,7 +240,7 @@ export class SequentialModel extends Module {
     if (opts.validationData) {
       const v = this.prepare(opts.validationData[0], opts.validationData[1]);
       validationHandles = [v.x, v.y];
-      validation = { x: [v.x.id], y: [v.y.id], batchSize, programs: this.programs(v.x, v.y, batchSize, this.evalProgram) };
+      validation = { x: [v.x.id], y: [v.y.id], batchSize, programs: this.programs(v.x, v.y, batchSize, false) };
     } else if (opts.validationSplit) {
       const split = opts.validationSplit;
       if (!(split > 0 && split < 1)) throw new Error(`fit: validationSplit must be in (0, 1), got ${split}`);
@@ -251,7 +251,7 @@ export class SequentialModel extends Module {
       x = x.slice(0, 0, nTrain);
       y = y.slice(0, 0, nTrain);
       validationHandles = [vx, vy];
-      validation = { x: [vx.id], y: [vy.id], batchSize, programs: this.programs(vx, vy, batchSize, this.evalProgram) };
+      validation = { x: [vx.id], y: [vy.id], batchSize, programs: this.programs(vx, vy, batchSize, false) };
     }
     if (x.shape[0] === 0) throw new Error('fit: no training samples');
     const initialEpoch = opts.initialEpoch ?? 0;
@@ -261,7 +261,7 @@ export class SequentialModel extends Module {
     if (!Number.isInteger(saveEvery) || saveEvery < 1) throw new Error(`fit: checkpoint.everyEpochs must be a positive integer, got ${saveEvery}`);
     const stepsPerEpoch = Math.ceil(x.shape[0] / batchSize);
     c.optimizer.materializeState();
-    const programs = this.programs(x, y, batchSize, this.trainProgram);
+    const programs = this.programs(x, y, batchSize, true);
     const callbacks = opts.callbacks ? (Array.isArray(opts.callbacks) ? opts.callbacks : [opts.callbacks]) : [];
     const outputNames = ['loss', ...c.metrics.map(([name]) => name)];
     const history: History = { epoch: [], history: {} };
@@ -316,7 +316,7 @@ export class SequentialModel extends Module {
   async evaluate(xd: Data, yd: Data, { batchSize = 32 }: { batchSize?: number } = {}): Promise<Logs> {
     const c = this.requireCompiled();
     const { x, y } = this.prepare(xd, yd);
-    const values = await runtime().call((e) => e.evaluate({ x: [x.id], y: [y.id], batchSize, programs: this.programs(x, y, batchSize, this.evalProgram) }));
+    const values = await runtime().call((e) => e.evaluate({ x: [x.id], y: [y.id], batchSize, programs: this.programs(x, y, batchSize, false) }));
     keepAlive(x, y);
     return Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]]));
   }
@@ -342,11 +342,7 @@ export class SequentialModel extends Module {
   async trainOnBatch(xd: Data, yd: Data): Promise<Logs> {
     const c = this.requireCompiled();
     const { x, y } = this.prepare(xd, yd);
-    c.optimizer.zeroGrad();
-    this.train();
-    const { loss, metrics } = this.outputsOf(y, this.run(x, true), c);
-    loss.backward();
-    c.optimizer.step();
+    const { loss, metrics } = this.step(x, y, true);
     const values = await Promise.all([loss, ...metrics].map((t) => t.item()));
     return Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]]));
   }
