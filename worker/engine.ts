@@ -179,10 +179,14 @@ export class Engine {
       free: (id) => this.free(id),
       flush: () => this.backend.flush(),
       done: () => this.backend.done(),
+      // One readback for all of them: the scalars are gathered into one small tensor first.
       readScalars: async (ts) => {
-        this.backend.flush();
-        const values = await Promise.all(ts.map((t) => this.backend.read(t.storage)));
-        return values.map((v) => v[0]);
+        const all = this.ctx.scoped(() => this.ctx.op('cat', ts.map((t) => this.ctx.reshape(t, [1])), { dim: 0 }).retain());
+        try {
+          return Array.from(await this.backend.read(all.storage));
+        } finally {
+          all.release();
+        }
       },
     };
   }
