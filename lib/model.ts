@@ -6,8 +6,8 @@
 import * as Comlink from 'comlink';
 import { runtime } from './context.js';
 import type { EvalSpec, FitEvents, ProgramSpec } from './protocol.js';
-import { fmt, ShapeError, sizeOf } from './shape.js';
-import { fromTyped, noGrad, cat, Tensor, type NestedArray } from './tensor.js';
+import { fmt, ShapeError } from './shape.js';
+import { noGrad, cat, tensor, Tensor, type NestedArray } from './tensor.js';
 import { Module } from './nn/module.js';
 import { Dense } from './layers/core.js';
 import { Layer, fmtLayerShape, type LayerShape } from './layers/layer.js';
@@ -62,20 +62,14 @@ export interface CompileArgs {
 
 function toTensor(v: Data, what: string): Tensor {
   if (v instanceof Tensor) return v;
-  if (Array.isArray(v) || typeof v === 'number') {
-    const shape: number[] = [];
-    for (let cur: unknown = v; Array.isArray(cur); cur = cur[0]) shape.push(cur.length);
-    const flat = (Array.isArray(v) ? (v as unknown[]).flat(Infinity) : [v]) as number[];
-    if (flat.length !== sizeOf(shape)) throw new ShapeError(`${what}: nested array is ragged for shape ${fmt(shape)}`);
-    return fromTyped(Float32Array.from(flat), shape, 'float32');
+  const isTyped = v && typeof v === 'object' && 'data' in v && 'shape' in v;
+  if (!Array.isArray(v) && typeof v !== 'number' && !isTyped) throw new TypeError(`${what}: expected a Tensor, a nested array or { data, shape }`);
+  try {
+    return isTyped ? tensor(v.data, v.shape) : tensor(v as NestedArray);
+  } catch (e) {
+    // Name the argument, not the tensor() call it went through.
+    throw e instanceof ShapeError ? new ShapeError(`${what}: ${e.message.replace(/^tensor: /, '')}`) : e;
   }
-  if (v && typeof v === 'object' && 'data' in v && 'shape' in v) {
-    if (v.data.length !== sizeOf(v.shape)) throw new ShapeError(`${what}: ${v.data.length} values do not fill shape ${fmt(v.shape)}`);
-    // A copy: the caller keeps its array, the op stream transfers this one.
-    const data = v.data instanceof Int32Array || v.data instanceof Float32Array ? v.data.slice() : Float32Array.from(v.data);
-    return fromTyped(data, v.shape, data instanceof Int32Array ? 'int32' : 'float32');
-  }
-  throw new TypeError(`${what}: expected a Tensor, a nested array or { data, shape }`);
 }
 
 /** Holds handles reachable until this call, so their worker tensors outlive a worker-side loop. */

@@ -45,13 +45,6 @@ export function broadcastShapes(a: Shape, b: Shape, op = 'broadcast'): number[] 
   return out;
 }
 
-/** Strides to read `shape` as if broadcast to `target` (0 on broadcast dims). */
-export function broadcastStrides(shape: Shape, target: Shape): number[] {
-  const own = stridesOf(shape);
-  const off = target.length - shape.length;
-  return target.map((_, i) => (i < off || shape[i - off] === 1 ? 0 : own[i - off]));
-}
-
 /** Normalizes a possibly negative dim against a rank; throws if out of range. */
 export function normDim(dim: number, rank: number, op: string, shape?: Shape): number {
   const d = dim < 0 ? dim + rank : dim;

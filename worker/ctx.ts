@@ -4,7 +4,7 @@
 import type { DType, Shape } from '../lib/shape.js';
 import { broadcastShapes, sizeOf, stridesOf } from '../lib/shape.js';
 import type { Backend, TypedArray } from './backend/backend.js';
-import type { Expr, Kernel } from './backend/kernel.js';
+import type { Expr, Kernel, View } from './backend/kernel.js';
 import { Buf, WT } from './tensor.js';
 import { OPS } from './ops/index.js';
 
@@ -48,9 +48,7 @@ export class Ctx {
 
   /** View of x broadcast to `shape` (stride 0 on broadcast dims). */
   expand(x: WT, shape: Shape): WT {
-    const off = shape.length - x.shape.length;
-    const strides = shape.map((_, i) => (i < off || x.shape[i - off] === 1 ? 0 : x.strides[i - off]));
-    return this.view(x, shape, strides, x.offset);
+    return this.view(x, shape, broadcastView(x, shape).strides, x.offset);
   }
 
   /** Dense and starting at element 0: kernels other than map and matmul read storage from its start. */
@@ -81,16 +79,11 @@ export class Ctx {
   /** Elementwise kernel writing existing tensors (in place when an output is also an input). */
   mapInto(exprs: Expr[], inputs: WT[], outputs: WT[]) {
     const shape = outputs[0].shape;
-    const views = inputs.map((t) => this.expandView(t, shape));
+    const views = inputs.map((t) => broadcastView(t, shape));
     this.run(
       { kind: 'map', shape: [...shape], exprs, inputs: views, inDtypes: inputs.map((t) => t.dtype), outputs: outputs.map((t) => t.view), dtype: outputs[0].dtype },
       inputs, outputs,
     );
-  }
-
-  private expandView(x: WT, shape: Shape) {
-    const off = shape.length - x.shape.length;
-    return { shape: [...shape], strides: shape.map((_, i) => (i < off || x.shape[i - off] === 1 ? 0 : x.strides[i - off])), offset: x.offset };
   }
 
   run(kernel: Kernel, inputs: WT[], outputs: WT[]) {
@@ -117,4 +110,10 @@ export class Ctx {
   nextRandKey() {
     return { seed: this.seed, counter: this.randCounter++ };
   }
+}
+
+/** How a kernel reads x broadcast to `shape`: stride 0 on the dims x lacks or has as 1. */
+function broadcastView(x: WT, shape: Shape): View {
+  const off = shape.length - x.shape.length;
+  return { shape: [...shape], strides: shape.map((_, i) => (i < off || x.shape[i - off] === 1 ? 0 : x.strides[i - off])), offset: x.offset };
 }
