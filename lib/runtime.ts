@@ -5,6 +5,7 @@
 import * as Comlink from 'comlink';
 import type { Engine } from '../worker/engine.js';
 import type { Command, EngineInfo, InitOptions, MemoryInfo, ReadResult } from './protocol.js';
+import { startHost, type EngineHost } from './host.js';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
 
@@ -20,7 +21,7 @@ export class Runtime {
   /** Counters for tests and the curious: Comlink calls sent, ops sent. */
   readonly stats = { messages: 0, commands: 0 };
 
-  private worker: Worker;
+  private host: EngineHost;
   private nextId = 1;
   private pending: Command[] = [];
   private flushScheduled = false;
@@ -34,8 +35,8 @@ export class Runtime {
   private captured: Command[] | null = null;
 
   constructor(choice: BackendChoice, opts: InitOptions = {}) {
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-    this.engine = Comlink.wrap<Engine>(this.worker);
+    this.host = startHost(opts);
+    this.engine = Comlink.wrap<Engine>(this.host.endpoint);
     this.ready = this.engine.init(choice, opts).then((info) => {
       this.backend = info.backend;
       const queued = this.beforeReady!;
@@ -169,6 +170,6 @@ export class Runtime {
   }
 
   terminate() {
-    this.worker.terminate();
+    this.host.terminate();
   }
 }
