@@ -7,6 +7,7 @@ export { Conv2d, MaxPool2d } from './conv.js';
 export { LayerNorm, BatchNorm1d } from './norm.js';
 export { Dropout } from './dropout.js';
 export { Embedding } from './embedding.js';
+export { MultiheadAttention, TransformerEncoderLayer, TransformerEncoder, generateSquareSubsequentMask, type MultiheadAttentionOptions, type AttentionCallOptions, type TransformerEncoderLayerOptions } from './attention.js';
 export { MSELoss, L1Loss, HuberLoss, NLLLoss, CrossEntropyLoss, BCELoss, BCEWithLogitsLoss, type Reduction } from './loss.js';
 export * as functional from './functional.js';
 export * as init from './init.js';
