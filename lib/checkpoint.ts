@@ -52,7 +52,19 @@ const isPlain = (v: object) => {
 /** Replaces each Tensor in `value` by a reference, collecting [key, tensor]; modules and optimizers become their state dicts. */
 function toStored(value: unknown, entries: [string, Tensor][], what: string): unknown {
   const used = new Set<string>();
+  /** Objects on the path from the top to here: meeting one again is a cycle, which JSON cannot hold. */
+  const ancestors = new Set<object>();
   const walk = (v: unknown, path: string[]): unknown => {
+    if (v === null || typeof v !== 'object' || v instanceof Tensor) return visit(v, path);
+    if (ancestors.has(v)) throw new TypeError(`${what}: the object at ${path.length ? `'${path.join('.')}'` : 'the top level'} refers back to itself (a cycle); a checkpoint holds trees of values`);
+    ancestors.add(v);
+    try {
+      return visit(v, path);
+    } finally {
+      ancestors.delete(v);
+    }
+  };
+  const visit = (v: unknown, path: string[]): unknown => {
     const at = () => (path.length ? `'${path.join('.')}'` : 'the top level');
     if (v instanceof Tensor) {
       v.check();

@@ -3,6 +3,7 @@
 
 import type { InitOptions } from './protocol.js';
 import { Runtime, type BackendChoice } from './runtime.js';
+import * as check from './validate.js';
 
 let current: Runtime | null = null;
 
@@ -15,8 +16,10 @@ export function runtime(): Runtime {
  * Calling it again replaces the engine; tensors of the old one can no longer be used.
  */
 export async function init(opts: { backend?: BackendChoice } & InitOptions = {}): Promise<void> {
+  check.options(opts, 'init: options');
   const choice = opts.backend ?? 'auto';
   if (!['auto', 'webgpu', 'cpu'].includes(choice)) throw new Error(`init: backend must be 'auto', 'webgpu' or 'cpu', got '${choice}'`);
+  if (opts.kernels !== undefined) check.oneOf(opts.kernels, ['auto', 'workgroup', 'direct'], 'init: kernels');
   current?.terminate();
   const rt = new Runtime(choice, { kernels: opts.kernels });
   current = rt;

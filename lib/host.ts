@@ -31,7 +31,11 @@ function browserHost(_opts: InitOptions): EngineHost {
     endpoint: worker,
     terminate: () => worker.terminate(),
     onFailure(callback) {
-      worker.addEventListener('error', (e) => callback(new Error(`shadenet: the engine worker failed: ${e.message || 'it could not be loaded'}`)), { once: true });
+      worker.addEventListener('error', (e) => {
+        // Reported through the runtime's promises, not also as an uncaught error on the page.
+        e.preventDefault();
+        callback(new Error(`shadenet: the engine worker failed: ${e.message || 'it could not be loaded'}`));
+      }, { once: true });
     },
   };
 }

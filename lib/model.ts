@@ -8,6 +8,7 @@ import { runtime } from './context.js';
 import type { EvalSpec, FitEvents, ProgramSpec } from './protocol.js';
 import { fmt, ShapeError } from './shape.js';
 import { noGrad, cat, tensor, Tensor, type NestedArray } from './tensor.js';
+import * as check from './validate.js';
 import { Module } from './nn/module.js';
 import { Dense } from './layers/core.js';
 import { Layer, fmtLayerShape, type LayerShape } from './layers/layer.js';
@@ -226,9 +227,10 @@ export class SequentialModel extends Module {
 
   async fit(xd: Data, yd: Data, opts: FitOptions = {}): Promise<History> {
     const c = this.requireCompiled();
+    opts = check.options(opts, 'fit: options');
     let { x, y } = this.prepare(xd, yd);
-    const batchSize = opts.batchSize ?? 32;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`fit: batchSize must be a positive integer, got ${batchSize}`);
+    const batchSize = check.integer(opts.batchSize ?? 32, 'fit: batchSize', 1);
+    const epochs = check.integer(opts.epochs ?? 1, 'fit: epochs', 0);
     let validation: EvalSpec | undefined;
     let validationHandles: Tensor[] = [];
     if (opts.validationData) {
@@ -237,7 +239,7 @@ export class SequentialModel extends Module {
       validation = { x: [v.x.id], y: [v.y.id], batchSize, programs: this.programs(v.x, v.y, batchSize, false) };
     } else if (opts.validationSplit) {
       const split = opts.validationSplit;
-      if (!(split > 0 && split < 1)) throw new Error(`fit: validationSplit must be in (0, 1), got ${split}`);
+      if (typeof split !== 'number' || !(split > 0 && split < 1)) throw new Error(`fit: validationSplit must be in (0, 1), got ${split}`);
       // Keras takes the last fraction of the samples, before any shuffling.
       const nTrain = Math.floor(x.shape[0] * (1 - split));
       const vx = x.slice(0, nTrain);
@@ -248,7 +250,7 @@ export class SequentialModel extends Module {
       validation = { x: [vx.id], y: [vy.id], batchSize, programs: this.programs(vx, vy, batchSize, false) };
     }
     if (x.shape[0] === 0) throw new Error('fit: no training samples');
-    const initialEpoch = opts.initialEpoch ?? 0;
+    const initialEpoch = check.integer(opts.initialEpoch ?? 0, 'fit: initialEpoch', 0);
     const autosave = opts.checkpoint;
     if (autosave) checkpointName(autosave.url, 'fit: checkpoint.url');
     const saveEvery = autosave?.everyEpochs ?? 1;
@@ -291,7 +293,7 @@ export class SequentialModel extends Module {
     try {
       const steps = await rt.call((e) => e.fit({
         x: [x.id], y: [y.id], batchSize, programs,
-        epochs: opts.epochs ?? 1, initialEpoch, shuffle: opts.shuffle ?? true,
+        epochs, initialEpoch, shuffle: opts.shuffle ?? true,
         seed: nextSeed(), outputNames,
         batchEvents: callbacks.some((cb) => cb.onBatchEnd),
         validation,
@@ -307,8 +309,9 @@ export class SequentialModel extends Module {
     return history;
   }
 
-  async evaluate(xd: Data, yd: Data, { batchSize = 32 }: { batchSize?: number } = {}): Promise<Logs> {
+  async evaluate(xd: Data, yd: Data, opts: { batchSize?: number } = {}): Promise<Logs> {
     const c = this.requireCompiled();
+    const batchSize = check.integer(check.options(opts, 'evaluate: options').batchSize ?? 32, 'evaluate: batchSize', 1);
     const { x, y } = this.prepare(xd, yd);
     const values = await runtime().call((e) => e.evaluate({ x: [x.id], y: [y.id], batchSize, programs: this.programs(x, y, batchSize, false) }));
     keepAlive(x, y);
@@ -316,7 +319,8 @@ export class SequentialModel extends Module {
   }
 
   /** Model output for x, computed in batches in the worker. */
-  predict(xd: Data, { batchSize = 32 }: { batchSize?: number } = {}): Tensor {
+  predict(xd: Data, opts: { batchSize?: number } = {}): Tensor {
+    const batchSize = check.integer(check.options(opts, 'predict: options').batchSize ?? 32, 'predict: batchSize', 1);
     const x = toTensor(xd, 'x');
     this.checkInput(x, 'x');
     const n = x.shape[0];
@@ -455,5 +459,12 @@ export async function loadModel(url: string): Promise<SequentialModel> {
 export function modelFromJSON(json: ReturnType<SequentialModel['toJSON']> | string): SequentialModel {
   const spec = typeof json === 'string' ? JSON.parse(json) : json;
   if (spec?.className !== 'Sequential') throw new Error(`modelFromJSON: expected className 'Sequential', got '${spec?.className}'`);
-  return new SequentialModel(spec.config.layers.map((l: { className: string; config: Record<string, unknown> }) => layerFromConfig(l.className, l.config)), spec.config.name);
+  const layers: unknown = spec.config?.layers;
+  if (!Array.isArray(layers)) throw new TypeError(`modelFromJSON: config.layers must be a list of layer specs, got ${check.describe(layers)}`);
+  return new SequentialModel(layers.map((l, i) => {
+    if (typeof l?.className !== 'string' || !l.config || typeof l.config !== 'object') {
+      throw new TypeError(`modelFromJSON: layer ${i} must be { className: string, config: object }, got ${check.describe(l)}`);
+    }
+    return layerFromConfig(l.className, l.config);
+  }), spec.config.name);
 }

@@ -32,6 +32,8 @@ export interface InitOptions {
 
 export interface EngineInfo {
   backend: 'webgpu' | 'cpu';
+  /** The largest tensor the engine can hold, in bytes (the page refuses larger ones at the user's line). */
+  maxBufferBytes: number;
 }
 
 export interface MemoryInfo {

@@ -18,6 +18,8 @@ export class Runtime {
   readonly engine: Comlink.Remote<Engine>;
   readonly ready: Promise<EngineInfo>;
   backend: EngineInfo['backend'] | null = null;
+  /** The engine's largest tensor in bytes, once it has started. */
+  maxBufferBytes = Infinity;
   /** Counters for tests and the curious: Comlink calls sent, ops sent. */
   readonly stats = { messages: 0, commands: 0 };
 
@@ -30,15 +32,21 @@ export class Runtime {
   private inflight = 0;
   private drained: (() => void)[] = [];
   private failure: Error | null = null;
+  /** Set once the worker is gone (crashed, terminated, replaced): every call rejects with it. */
+  private dead: Error | null = null;
+  /** Rejecters of calls still waiting on the worker, so a dead worker cannot leave them hanging. */
+  private waiting = new Set<(e: Error) => void>();
   private registry = new FinalizationRegistry<number>((id) => this.enqueue(['free', [id]]));
   /** While set, commands are recorded into a program instead of sent (see capture). */
   private captured: Command[] | null = null;
 
   constructor(choice: BackendChoice, opts: InitOptions = {}) {
     this.host = startHost(opts);
+    this.host.onFailure((e) => this.fail(new Error(`${e.message}. Its tensors and models are lost; checkpoints are intact. Call sn.init() to start a new engine`)));
     this.engine = Comlink.wrap<Engine>(this.host.endpoint);
-    this.ready = this.engine.init(choice, opts).then((info) => {
+    this.ready = this.guard(this.engine.init(choice, opts)).then((info) => {
       this.backend = info.backend;
+      this.maxBufferBytes = info.maxBufferBytes;
       const queued = this.beforeReady!;
       this.beforeReady = null;
       for (const send of queued) send();
@@ -85,6 +93,7 @@ export class Runtime {
   }
 
   enqueue(cmd: Command) {
+    if (this.dead) return;
     if (this.captured) {
       this.captured.push(cmd);
       return;
@@ -99,7 +108,7 @@ export class Runtime {
 
   flush() {
     this.flushScheduled = false;
-    if (!this.pending.length) return;
+    if (!this.pending.length || this.dead) return;
     const batch = this.pending;
     this.pending = [];
     this.inflight++;
@@ -108,7 +117,7 @@ export class Runtime {
     const buffers = batch.flatMap((cmd) => (cmd[0] === 'data' ? [cmd[2].buffer as ArrayBuffer] : []));
     this.post(() => {
       this.stats.messages++;
-      this.engine.exec(Comlink.transfer(batch, buffers)).then(
+      this.guard(this.engine.exec(Comlink.transfer(batch, buffers))).then(
         () => this.finishBatch(),
         (e) => {
           this.failure ??= e instanceof Error ? e : new Error(String(e));
@@ -137,8 +146,30 @@ export class Runtime {
   call<T>(fn: (engine: Comlink.Remote<Engine>) => Promise<T>): Promise<T> {
     this.flush();
     return new Promise<T>((resolve, reject) => {
-      this.ready.then(() => this.post(() => fn(this.engine).then(resolve, reject)), reject);
+      this.ready.then(() => this.post(() => this.guard(fn(this.engine)).then(resolve, reject)), reject);
     });
+  }
+
+  /** A worker reply that rejects instead of hanging when the worker dies first. */
+  private guard<T>(reply: Promise<T>): Promise<T> {
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.add(reject);
+      reply.finally(() => this.waiting.delete(reject)).then(resolve, reject);
+    });
+  }
+
+  /** The worker is gone: reject everything waiting on it and everything asked later. */
+  private fail(error: Error) {
+    if (this.dead) return;
+    this.dead = error;
+    this.host.terminate();
+    this.pending = [];
+    for (const reject of this.waiting) reject(error);
+    this.waiting.clear();
+    this.inflight = 0;
+    for (const wake of this.drained.splice(0)) wake();
+    for (const send of this.beforeReady?.splice(0) ?? []) send();
   }
 
   /** Waits while the worker has too many unfinished batches: where backpressure reaches loops. */
@@ -149,6 +180,7 @@ export class Runtime {
   }
 
   private takeFailure() {
+    if (this.dead) throw this.dead;
     const e = this.failure;
     this.failure = null;
     if (e) throw e;
@@ -169,7 +201,13 @@ export class Runtime {
     return this.call((e) => e.memory());
   }
 
-  terminate() {
-    this.host.terminate();
+  /** Ends the worker; calls still waiting reject with `reason`. */
+  terminate(reason = 'shadenet: sn.init() replaced the engine while this call was waiting on it') {
+    this.fail(new Error(reason));
+  }
+
+  /** @internal Fault injection for tests: the worker throws an uncaught error, as a crash would. */
+  _crashWorker() {
+    this.engine._crashSoon();
   }
 }

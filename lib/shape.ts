@@ -87,13 +87,3 @@ export function matmulShape(a: Shape, b: Shape): number[] {
   if (b.length === 1) out.splice(out.length - 1, 1);
   return out;
 }
-
-export function inferShapeFromNested(data: unknown): number[] {
-  const shape: number[] = [];
-  let cur = data;
-  while (Array.isArray(cur)) {
-    shape.push(cur.length);
-    cur = cur[0];
-  }
-  return shape;
-}

@@ -5,8 +5,9 @@
 import { OPS } from '../worker/ops/index.js';
 import type { Meta } from '../worker/ops/op.js';
 import type { Command } from './protocol.js';
-import { fmt, inferShapeFromNested, normDim, ShapeError, sizeOf, type DType } from './shape.js';
+import { fmt, normDim, ShapeError, sizeOf, type DType } from './shape.js';
 import { runtime } from './context.js';
+import * as check from './validate.js';
 
 export type TensorLike = Tensor | number;
 export type NestedArray = number | NestedArray[];
@@ -245,8 +246,12 @@ const metaOf = (t: Tensor): Meta => ({ shape: [...t.shape], dtype: t.dtype });
 /** Records one op: infers its output here (throwing at the caller's line) and queues it for the worker. */
 export function record(name: string, inputs: Tensor[], attrs: Record<string, unknown> = {}): Tensor {
   const def = OPS[name];
-  for (const t of inputs) t.check();
+  for (const t of inputs) {
+    if (!(t instanceof Tensor)) throw new TypeError(`${name}: expected Tensor arguments, got ${check.describe(t)}`);
+    t.check();
+  }
   const out = def.shape(inputs.map(metaOf), attrs);
+  check.fitsBuffer(out.shape, runtime().maxBufferBytes, name);
   const requiresGrad = gradMode.enabled && !!def.backward && out.dtype === 'float32' && inputs.some((t) => t.requiresGrad);
   const rt = runtime();
   const t = new Tensor(rt.newId(), out.shape, out.dtype, requiresGrad, requiresGrad ? name : null, requiresGrad ? inputs : null);
@@ -276,20 +281,22 @@ export interface TensorOptions {
 export function tensor(data: NestedArray | ArrayLike<number>, shape?: readonly number[], opts: TensorOptions = {}): Tensor {
   let flat: ArrayLike<number>;
   let inferred: number[];
-  if (typeof data === 'number') {
-    flat = [data];
+  if (typeof data === 'number' || typeof data === 'boolean') {
+    flat = [+data];
     inferred = [];
   } else if (Array.isArray(data)) {
-    inferred = inferShapeFromNested(data);
-    flat = (data as unknown[]).flat(Infinity) as number[];
-    if (flat.length !== sizeOf(inferred)) throw new ShapeError(`tensor: nested array is ragged; expected ${sizeOf(inferred)} elements for shape ${fmt(inferred)}, found ${flat.length}`);
+    ({ shape: inferred, flat } = check.nested(data, 'tensor'));
+  } else if (ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array)) {
+    flat = data as ArrayLike<number>;
+    inferred = [flat.length];
   } else {
-    flat = data;
-    inferred = [data.length];
+    throw new TypeError(`tensor: data must be a number, a nested array of numbers or a typed array, got ${check.describe(data)}`);
   }
-  const finalShape = shape ? [...shape] : inferred;
+  const finalShape = shape === undefined ? inferred : check.shape(shape, 'tensor: shape');
   if (sizeOf(finalShape) !== flat.length) throw new ShapeError(`tensor: ${flat.length} values do not fill shape ${fmt(finalShape)}`);
-  const dtype = opts.dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
+  check.options(opts, 'tensor: options');
+  const dtype = opts.dtype === undefined ? (data instanceof Int32Array ? 'int32' : 'float32') : check.dtype(opts.dtype, 'tensor: dtype');
+  if (dtype === 'int32' && !(flat instanceof Int32Array)) check.int32Values(flat, 'tensor');
   // A copy (the caller keeps its array); typed arrays copy as one block, not element by element.
   const Ctor = dtype === 'int32' ? Int32Array : Float32Array;
   const values = ArrayBuffer.isView(flat) ? new Ctor(flat as unknown as ArrayLike<number>) : Ctor.from(flat);
@@ -300,33 +307,51 @@ export function tensor(data: NestedArray | ArrayLike<number>, shape?: readonly n
 export function fromTyped(values: Float32Array | Int32Array, shape: readonly number[], dtype: DType, requiresGrad = false): Tensor {
   if (requiresGrad && dtype !== 'float32') throw new Error('only float32 tensors can require gradients');
   const rt = runtime();
+  check.fitsBuffer(shape, rt.maxBufferBytes, 'tensor');
   const t = new Tensor(rt.newId(), shape, dtype, requiresGrad);
   rt.enqueue(['data', t.id, values, [...shape], dtype, requiresGrad]);
   return t;
 }
 
 const leaf = (name: string, attrs: Record<string, unknown>, opts: TensorOptions) => {
+  check.options(opts, `${name}: options`);
+  if (attrs.shape !== undefined) attrs.shape = check.shape(attrs.shape, `${name}: shape`);
+  if (attrs.dtype !== undefined) check.dtype(attrs.dtype, `${name}: dtype`);
   const t = record(name, [], attrs);
   if (opts.requiresGrad) t.requiresGrad = true;
   return t;
 };
 
-export const full = (shape: readonly number[], value: number, opts: TensorOptions = {}) => leaf('full', { shape: [...shape], value, dtype: opts.dtype ?? 'float32' }, opts);
+export function full(shape: readonly number[], value: number, opts: TensorOptions = {}) {
+  const v = check.number(typeof value === 'boolean' ? +value : value, 'full: fill value', { finite: false });
+  const dtype = opts?.dtype ?? 'float32';
+  if (dtype === 'int32') check.int32Values([v], 'full');
+  return leaf('full', { shape, value: v, dtype }, opts);
+}
 export const zeros = (shape: readonly number[], opts: TensorOptions = {}) => full(shape, 0, opts);
 export const ones = (shape: readonly number[], opts: TensorOptions = {}) => full(shape, 1, opts);
 export const zerosLike = (t: Tensor) => full(t.shape, 0, { dtype: t.dtype });
 export const onesLike = (t: Tensor) => full(t.shape, 1, { dtype: t.dtype });
-export const randn = (shape: readonly number[], opts: TensorOptions = {}) => leaf('random', { shape: [...shape], dist: 'normal' }, opts);
-export const rand = (shape: readonly number[], opts: TensorOptions = {}) => leaf('random', { shape: [...shape], dist: 'uniform' }, opts);
+export const randn = (shape: readonly number[], opts: TensorOptions = {}) => leaf('random', { shape, dist: 'normal' }, opts);
+export const rand = (shape: readonly number[], opts: TensorOptions = {}) => leaf('random', { shape, dist: 'uniform' }, opts);
 /** arange(end) or arange(start, end, step?); int32 when all arguments are integers, as in PyTorch. */
 export function arange(a: number, b?: number, step = 1, opts: TensorOptions = {}) {
   const [start, end] = b === undefined ? [0, a] : [a, b];
+  check.number(start, 'arange: start');
+  check.number(end, 'arange: end');
+  check.number(step, 'arange: step');
+  if (step === 0) throw new RangeError('arange: step must be nonzero');
   const dtype = opts.dtype ?? ([start, end, step].every(Number.isInteger) ? 'int32' : 'float32');
   return leaf('arange', { start, end, step, dtype }, opts);
 }
 
-export const cat = (ts: Tensor[], dim = 0) => record('cat', ts, { dim });
+export function cat(ts: Tensor[], dim = 0) {
+  if (!Array.isArray(ts)) throw new TypeError(`cat: expected a list of Tensors, got ${check.describe(ts)}`);
+  return record('cat', ts, { dim });
+}
 export function stack(ts: Tensor[], dim = 0) {
+  if (!Array.isArray(ts)) throw new TypeError(`stack: expected a list of Tensors, got ${check.describe(ts)}`);
+  if (ts.some((t) => !(t instanceof Tensor))) throw new TypeError(`stack: expected a list of Tensors, got ${check.describe(ts.find((t) => !(t instanceof Tensor)))} in it`);
   if (ts.length === 0) throw new ShapeError('stack: expected a non-empty list of tensors');
   return cat(ts.map((t) => t.unsqueeze(dim < 0 ? dim + t.shape.length + 1 : dim)), dim < 0 ? dim + ts[0].shape.length + 1 : dim);
 }

@@ -15,7 +15,7 @@ describe('backend choice without WebGPU', () => {
 
   it("'auto' falls back to the CPU backend, which computes", async () => {
     const engine = spawn();
-    expect(await engine.init('auto')).to.deep.equal({ backend: 'cpu' });
+    expect((await engine.init('auto')).backend).to.equal('cpu');
     await engine.exec([['data', 1, new Float32Array([1, 2, 3]), [3], 'float32', false], ['op', 'mul', 2, [1], { scalar: 2 }, false]]);
     expect(Array.from((await engine.read(2)).data)).to.deep.equal([2, 4, 6]);
   });

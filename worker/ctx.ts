@@ -3,6 +3,7 @@
 
 import type { DType, Shape } from '../lib/shape.js';
 import { broadcastShapes, sizeOf, stridesOf } from '../lib/shape.js';
+import { fitsBuffer } from '../lib/validate.js';
 import type { Backend, TypedArray } from './backend/backend.js';
 import type { Expr, Kernel, View } from './backend/kernel.js';
 import { Buf, WT } from './tensor.js';
@@ -32,6 +33,7 @@ export class Ctx {
 
   empty(shape: Shape, dtype: DType = 'float32'): WT {
     const s = [...shape];
+    fitsBuffer(s, this.backend.maxBufferBytes, 'allocation');
     const buf = new Buf(this.backend.alloc(sizeOf(s), dtype), this.backend);
     return this.track(new WT(buf, s, stridesOf(s), 0, dtype));
   }

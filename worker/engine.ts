@@ -26,7 +26,7 @@ export class Engine {
   async init(kind: 'auto' | 'webgpu' | 'cpu', { kernels = 'auto' }: InitOptions = {}): Promise<EngineInfo> {
     this.backend = kind === 'cpu' ? new CpuBackend() : await this.openWebGpu(kind === 'webgpu', kernels);
     this.ctx = new Ctx(this.backend);
-    return { backend: this.backend.name };
+    return { backend: this.backend.name, maxBufferBytes: this.backend.maxBufferBytes };
   }
 
   private async openWebGpu(required: boolean, kernels: InitOptions['kernels']): Promise<Backend> {
@@ -220,6 +220,13 @@ export class Engine {
     this.backend.trim();
     await this.backend.done();
     this.takeError();
+  }
+
+  /** @internal Fault injection for tests: an uncaught error in the worker, as a crash would raise. */
+  _crashSoon() {
+    setTimeout(() => {
+      throw new Error('shadenet: injected engine crash');
+    });
   }
 
   memory() {

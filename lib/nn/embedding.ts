@@ -4,6 +4,7 @@ import { arange, where, type Tensor } from '../tensor.js';
 import { embedding } from './functional.js';
 import { normal } from './init.js';
 import { Module, Parameter } from './module.js';
+import { integer } from '../validate.js';
 
 export class Embedding extends Module {
   weight: Parameter;
@@ -12,6 +13,8 @@ export class Embedding extends Module {
 
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, { paddingIdx }: { paddingIdx?: number } = {}) {
     super();
+    integer(numEmbeddings, 'Embedding: numEmbeddings', 0);
+    integer(embeddingDim, 'Embedding: embeddingDim', 0);
     if (paddingIdx !== undefined && (!Number.isInteger(paddingIdx) || paddingIdx < -numEmbeddings || paddingIdx >= numEmbeddings)) {
       throw new RangeError(`Embedding: paddingIdx must be an integer in [-${numEmbeddings}, ${numEmbeddings}), got ${paddingIdx}`);
     }

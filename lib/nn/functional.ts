@@ -4,6 +4,7 @@
 import { runtime } from '../context.js';
 import { fmt, ShapeError } from '../shape.js';
 import { full, noGrad, record, Tensor, where } from '../tensor.js';
+import { describe } from '../validate.js';
 import { pair, poolParams, type Pair } from './args.js';
 
 export type { Pair };
@@ -22,6 +23,7 @@ export type LinearActivation = 'relu' | 'sigmoid' | 'tanh' | 'gelu';
  * `activation` (gelu exact) is fused into the same kernel.
  */
 export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null, { activation = null }: { activation?: LinearActivation | null } = {}): Tensor {
+  if (!(input instanceof Tensor)) throw new TypeError(`linear: input must be a Tensor, got ${describe(input)}`);
   // Checked here so the message names the weight in the caller's [out, in] layout.
   if (weight.ndim !== 2 || input.shape[input.ndim - 1] !== weight.shape[1]) throw new ShapeError(`linear: input ${fmt(input.shape)} does not fit weight ${fmt(weight.shape)} ([out, in])`);
   return record('linear', bias ? [input, weight.T, bias] : [input, weight.T], { activation });

@@ -5,6 +5,7 @@ import type { Tensor } from '../tensor.js';
 import { gelu, linear } from './functional.js';
 import { kaimingUniformDefault } from './init.js';
 import { Module, Parameter } from './module.js';
+import { integer } from '../validate.js';
 
 export class Linear extends Module {
   weight: Parameter;
@@ -12,6 +13,8 @@ export class Linear extends Module {
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, { bias = true }: { bias?: boolean } = {}) {
     super();
+    integer(inFeatures, 'Linear: inFeatures', 0);
+    integer(outFeatures, 'Linear: outFeatures', 0);
     this.weight = new Parameter(kaimingUniformDefault([outFeatures, inFeatures], inFeatures));
     this.bias = bias ? new Parameter(kaimingUniformDefault([outFeatures], inFeatures)) : null;
   }

@@ -8,6 +8,7 @@
 import { runtime } from '../context.js';
 import { fmt, ShapeError } from '../shape.js';
 import { noGrad, Tensor, zerosLike } from '../tensor.js';
+import { describe } from '../validate.js';
 import type { UpdateFlags, UpdateSlot } from '../../worker/ops/optim.js';
 
 /** A parameter group: its parameters plus every option, filled in from the optimizer's defaults. */
@@ -48,6 +49,8 @@ export abstract class Optimizer<O extends { lr: number }> {
     const list = [...params];
     if (!list.length) throw new Error(`${this.constructor.name}: got an empty parameter list`);
     type GroupInput = Partial<O> & { params: Iterable<Tensor> | Tensor };
+    const bad = list.find((p) => !(p instanceof Tensor) && !(p && typeof p === 'object' && 'params' in p));
+    if (bad !== undefined) throw new TypeError(`${this.constructor.name}: params must be an iterable of Tensors or of parameter groups, got ${describe(bad)}`);
     const groups = list[0] instanceof Tensor ? [{ params: list } as unknown as GroupInput] : (list as GroupInput[]);
     for (const g of groups) this.addParamGroup(g);
   }

@@ -15,6 +15,8 @@ export interface Storage {
 
 export interface Backend {
   readonly name: 'webgpu' | 'cpu';
+  /** The largest storage alloc() can make, in bytes: larger tensors are refused before allocating. */
+  readonly maxBufferBytes: number;
   alloc(size: number, dtype: DType): Storage;
   /** Returns memory to the pool; queued work that uses it still completes. */
   free(s: Storage): void;

@@ -27,9 +27,12 @@ export const arange = defineOp<RangeAttrs>({
   shape: (_ins, at) => rangeMeta(at),
   forward: (ctx, _ins, at) => {
     const { shape, dtype } = rangeMeta(at);
+    // Allocating first refuses a range too large for the device before a host array of that size is built.
+    const out = ctx.empty(shape, dtype);
     const data = dtype === 'int32' ? new Int32Array(shape[0]) : new Float32Array(shape[0]);
     for (let i = 0; i < shape[0]; i++) data[i] = at.start + i * at.step;
-    return ctx.fromData(data, shape, dtype);
+    ctx.backend.write(out.storage, data);
+    return out;
   },
 });
 

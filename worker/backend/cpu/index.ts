@@ -32,12 +32,20 @@ function compile(e: Expr): Eval {
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
+  /** Typed arrays of 2^31 elements and more are refused or unwieldy in browsers. */
+  readonly maxBufferBytes = 2 ** 31 - 4;
   private allocated = 0;
   private compiled = new Map<string, Eval[]>();
 
   alloc(size: number, dtype: DType): Storage {
+    let s: CpuStorage;
+    try {
+      s = new CpuStorage(size, dtype);
+    } catch (e) {
+      throw new RangeError(`out of memory: could not allocate ${(size * 4).toLocaleString('en-US')} bytes for a tensor (${(e as Error).message})`);
+    }
     this.allocated += size * 4;
-    return new CpuStorage(size, dtype);
+    return s;
   }
   free(s: Storage): void {
     this.allocated -= s.size * 4;

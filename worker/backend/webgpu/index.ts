@@ -54,6 +54,9 @@ export class WebGpuBackend implements Backend {
   private arenaData = new ArrayBuffer(ARENA_BYTES);
   private arenaUsed = 0;
   private lost: string | null = null;
+  /** Errors the device reported for work since the last check: out-of-memory or validation, captured per flush. */
+  private scopeErrors: Promise<GPUError | null>[] = [];
+  readonly maxBufferBytes: number;
 
   private device: GPUDevice;
   private software: boolean;
@@ -61,11 +64,41 @@ export class WebGpuBackend implements Backend {
   constructor({ device, software }: GpuDevice) {
     this.device = device;
     this.software = software;
+    // A buffer is bound whole, so the binding limit caps a tensor as much as the buffer limit does.
+    this.maxBufferBytes = Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize);
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     device.lost.then((info) => { this.lost = `WebGPU device lost: ${info.message}`; });
-    device.addEventListener('uncapturederror', (e) => {
-      this.lost ??= `WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`;
-    });
+    this.openScopes();
+  }
+
+  /**
+   * Every allocation, write and submission happens inside error scopes, so an
+   * out-of-memory or validation error fails the work that caused it (reported
+   * by the next read or sync) instead of going uncaptured and poisoning the device.
+   */
+  private openScopes() {
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+  }
+
+  private closeScopes() {
+    this.scopeErrors.push(this.device.popErrorScope(), this.device.popErrorScope());
+    this.openScopes();
+    // Long runs without a check (a fit's batches) keep one combined result, not one per flush.
+    if (this.scopeErrors.length > 64) this.scopeErrors = [Promise.all(this.scopeErrors).then((all) => all.find((e) => e) ?? null)];
+  }
+
+  /** Throws the first error the device reported for work submitted so far. */
+  private async checkErrors() {
+    const pending = this.scopeErrors;
+    this.scopeErrors = [];
+    const errors = await Promise.all(pending);
+    this.checkLost();
+    const error = errors.find((e) => e);
+    if (error) {
+      const kind = error instanceof GPUOutOfMemoryError ? 'WebGPU ran out of memory' : 'WebGPU rejected an operation';
+      throw new Error(`${kind}: ${error.message.trim()}`);
+    }
   }
 
   alloc(size: number, dtype: DType): Storage {
@@ -112,6 +145,8 @@ export class WebGpuBackend implements Backend {
     // queue.writeBuffer runs before any not-yet-submitted commands, which may still use this (pooled) buffer.
     if (this.encoder) this.flush();
     this.device.queue.writeBuffer((s as GpuStorage).buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    // Outside a flush the write would otherwise sit in the scope until the next one; close it now.
+    this.closeScopes();
   }
 
   async read(s: Storage): Promise<TypedArray> {
@@ -121,8 +156,14 @@ export class WebGpuBackend implements Backend {
     this.endPass();
     this.getEncoder().copyBufferToBuffer(buffer, 0, staging, 0, bytes);
     this.flush();
-    await staging.mapAsync(GPUMapMode.READ);
-    this.checkLost();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      staging.destroy();
+      await this.checkErrors();
+      throw e;
+    }
+    await this.checkErrors();
     const copy = staging.getMappedRange().slice(0, size * 4);
     staging.destroy();
     return dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
@@ -180,17 +221,19 @@ export class WebGpuBackend implements Backend {
   }
 
   flush(): void {
-    if (!this.encoder) return;
-    this.endPass();
-    if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed);
-    this.device.queue.submit([this.encoder.finish()]);
-    this.encoder = null;
-    this.arenaUsed = 0;
+    if (this.encoder) {
+      this.endPass();
+      if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed);
+      this.device.queue.submit([this.encoder.finish()]);
+      this.encoder = null;
+      this.arenaUsed = 0;
+    }
+    this.closeScopes();
   }
 
   async done(): Promise<void> {
     await this.device.queue.onSubmittedWorkDone();
-    this.checkLost();
+    await this.checkErrors();
   }
 
   private checkLost() {
