@@ -11,7 +11,7 @@ import { noGrad, cat, tensor, Tensor, type NestedArray } from './tensor.js';
 import * as check from './validate.js';
 import { Module } from './nn/module.js';
 import { Dense } from './layers/core.js';
-import { Layer, fmtLayerShape, type LayerShape } from './layers/layer.js';
+import { Layer, assignWeights, fmtLayerShape, type LayerShape, type WeightValue } from './layers/layer.js';
 import { LOSSES, evalMetric, lossName, metricFn, type CustomLoss, type LossFn, type MetricFn, type Prediction } from './layers/losses.js';
 import { layerFromConfig } from './layers/registry.js';
 import { makeOptimizer, type OptimizerLike } from './layers/optimizers.js';
@@ -73,6 +73,18 @@ function toTensor(v: Data, what: string): Tensor {
   }
 }
 
+const ACCURACY_SPELLINGS: [string, string][] = [['accuracy', 'acc'], ['val_accuracy', 'val_acc']];
+
+/** Logs under both spellings of accuracy, as Keras (accuracy) and TF.js (acc) users read them. */
+function withAliases(logs: Logs): Logs {
+  const out = { ...logs };
+  for (const [a, b] of ACCURACY_SPELLINGS) {
+    if (a in out && !(b in out)) out[b] = out[a];
+    else if (b in out && !(a in out)) out[a] = out[b];
+  }
+  return out;
+}
+
 /** Holds handles reachable until this call, so their worker tensors outlive a worker-side loop. */
 const keepAlive = (..._handles: unknown[]) => {};
 
@@ -98,6 +110,22 @@ export class SequentialModel extends Module {
     // Weights exist as soon as the layer is added, so parameters() is complete before compile().
     layer.build(this.layers.length ? this.layers[this.layers.length - 1].outputShape! : layer.inputShape!);
     this.layers.push(layer);
+  }
+
+  /** Every layer's weights in Keras's layout: trainable ones layer by layer, then the non-trainable ones (TF.js's order). */
+  private kerasWeights() {
+    const all = this.layers.flatMap((l) => l.kerasWeights());
+    return [...all.filter((w) => w.trainable), ...all.filter((w) => !w.trainable)];
+  }
+
+  getWeights(trainableOnly = false): Tensor[] {
+    return noGrad(() => this.kerasWeights()
+      .filter((w) => w.trainable || !trainableOnly)
+      .map((w) => (w.toKeras ? w.toKeras(w.value) : w.value).clone()));
+  }
+
+  setWeights(values: WeightValue[]) {
+    assignWeights(this.kerasWeights(), values, `model '${this.modelName}'`);
   }
 
   get inputShape(): LayerShape {
@@ -275,8 +303,9 @@ export class SequentialModel extends Module {
     const events: FitEvents = {
       onTrainBegin: () => invoke((cb) => cb.onTrainBegin?.({})),
       onEpochBegin: (e) => invoke((cb) => cb.onEpochBegin?.(e, {})),
-      onBatchEnd: (b, logs) => invoke((cb) => cb.onBatchEnd?.(b, logs)),
-      onEpochEnd: async (e, logs) => {
+      onBatchEnd: (b, logs) => invoke((cb) => cb.onBatchEnd?.(b, withAliases(logs))),
+      onEpochEnd: async (e, workerLogs) => {
+        const logs = withAliases(workerLogs);
         history.epoch.push(e);
         for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
         this.epoch = e + 1;
@@ -315,7 +344,7 @@ export class SequentialModel extends Module {
     const { x, y } = this.prepare(xd, yd);
     const values = await runtime().call((e) => e.evaluate({ x: [x.id], y: [y.id], batchSize, programs: this.programs(x, y, batchSize, false) }));
     keepAlive(x, y);
-    return Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]]));
+    return withAliases(Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]])));
   }
 
   /** Model output for x, computed in batches in the worker. */
@@ -342,7 +371,7 @@ export class SequentialModel extends Module {
     const { x, y } = this.prepare(xd, yd);
     const { loss, metrics } = this.step(x, y, true);
     const values = await Promise.all([loss, ...metrics].map((t) => t.item()));
-    return Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]]));
+    return withAliases(Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]])));
   }
 
   summary(): string {
@@ -429,8 +458,11 @@ export class SequentialModel extends Module {
   }
 }
 
-export function sequential(layers: Layer[] = [], { name }: { name?: string } = {}) {
-  return new SequentialModel(layers, name);
+/** sn.sequential([layers], { name }) or TF.js's sn.sequential({ layers, name }). */
+export function sequential(layers: Layer[] | { layers?: Layer[]; name?: string } = [], { name }: { name?: string } = {}) {
+  if (Array.isArray(layers)) return new SequentialModel(layers, name);
+  if (layers && typeof layers === 'object' && !(layers instanceof Layer)) return new SequentialModel(layers.layers ?? [], layers.name ?? name);
+  throw new TypeError('sequential: expected an array of layers or { layers: [...] }');
 }
 
 /**

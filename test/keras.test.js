@@ -111,7 +111,7 @@ for (const backend of ['webgpu', 'cpu']) {
       const xs = [[0, 1], [1, 0], [1, 1], [0, 0], [2, 1], [1, 2], [0.5, 0.5], [2, 2], [3, 1], [1, 3]];
       const labels = { data: new Int32Array([0, 1, 2, 0, 1, 0, 2, 2, 1, 0]), shape: [10] };
       const h = await model.fit(xs, labels, { epochs: 2, batchSize: 4, validationSplit: 0.2 });
-      expect(Object.keys(h.history).sort()).to.deep.equal(['accuracy', 'loss', 'val_accuracy', 'val_loss']);
+      expect(Object.keys(h.history).sort()).to.deep.equal(['acc', 'accuracy', 'loss', 'val_acc', 'val_accuracy', 'val_loss']);
       expect(h.history.val_loss).to.have.length(2);
       const ev = await model.evaluate(xs, labels, { batchSize: 3 });
       expect(ev.loss).to.be.a('number').and.not.NaN;
@@ -131,8 +131,8 @@ for (const backend of ['webgpu', 'cpu']) {
         },
       });
       expect(events).to.deep.equal([
-        'trainBegin', 'epochBegin 0', 'epochEnd 0 accuracy,loss,val_accuracy,val_loss',
-        'epochBegin 1', 'epochEnd 1 accuracy,loss,val_accuracy,val_loss', 'trainEnd',
+        'trainBegin', 'epochBegin 0', 'epochEnd 0 acc,accuracy,loss,val_acc,val_accuracy,val_loss',
+        'epochBegin 1', 'epochEnd 1 acc,accuracy,loss,val_acc,val_accuracy,val_loss', 'trainEnd',
       ]);
     });
 

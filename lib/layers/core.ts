@@ -3,8 +3,8 @@
 import type { Tensor } from '../tensor.js';
 import { dropout } from '../nn/functional.js';
 import { Parameter } from '../nn/module.js';
-import { normal, uniform } from '../nn/init.js';
-import { full, record } from '../tensor.js';
+import { record } from '../tensor.js';
+import { initialize, type InitializerSpec } from './initializers.js';
 import { ShapeError, sizeOf } from '../shape.js';
 import { Layer, type CallOptions, type LayerArgs, type LayerShape } from './layer.js';
 
@@ -29,29 +29,12 @@ export function activationFn(name: string | undefined): (x: Tensor) => Tensor {
   return fn;
 }
 
-export type InitializerName = 'glorotUniform' | 'glorotNormal' | 'heUniform' | 'heNormal' | 'zeros' | 'ones' | 'randomNormal';
-
-/** Keras initializers for a [fanIn, fanOut] kernel. */
-export function initialize(name: string, shape: number[], fanIn: number, fanOut: number): Tensor {
-  const key = name.replace(/_([a-z])/g, (_, ch) => ch.toUpperCase());
-  switch (key) {
-    case 'glorotUniform': { const l = Math.sqrt(6 / (fanIn + fanOut)); return uniform(shape, -l, l); }
-    case 'glorotNormal': return normal(shape, 0, Math.sqrt(2 / (fanIn + fanOut)));
-    case 'heUniform': { const l = Math.sqrt(6 / fanIn); return uniform(shape, -l, l); }
-    case 'heNormal': return normal(shape, 0, Math.sqrt(2 / fanIn));
-    case 'randomNormal': return normal(shape, 0, 0.05);
-    case 'zeros': return full(shape, 0);
-    case 'ones': return full(shape, 1);
-  }
-  throw new Error(`unknown initializer '${name}'; valid: glorotUniform, glorotNormal, heUniform, heNormal, randomNormal, zeros, ones`);
-}
-
 export interface DenseArgs extends LayerArgs {
   units: number;
   activation?: ActivationName;
   useBias?: boolean;
-  kernelInitializer?: InitializerName;
-  biasInitializer?: InitializerName;
+  kernelInitializer?: InitializerSpec;
+  biasInitializer?: InitializerSpec;
 }
 
 /** Dense activations fused into the matmul kernel (their derivatives follow from the output). */
@@ -74,8 +57,8 @@ export class Dense extends Layer {
     const inDim = inputShape[inputShape.length - 1];
     if (inDim === null || inDim === undefined) this.shapeError('with a known last dimension', inputShape);
     const { units } = this.args;
-    this.kernel = new Parameter(initialize(this.args.kernelInitializer ?? 'glorotUniform', [inDim, units], inDim, units));
-    if (this.args.useBias ?? true) this.bias = new Parameter(initialize(this.args.biasInitializer ?? 'zeros', [units], inDim, units));
+    this.kernel = new Parameter(initialize(this.args.kernelInitializer ?? 'glorotUniform', [inDim, units]));
+    if (this.args.useBias ?? true) this.bias = new Parameter(initialize(this.args.biasInitializer ?? 'zeros', [units]));
     return super.build(inputShape);
   }
 

@@ -4,9 +4,10 @@ import { Activation, Dense, Dropout, Flatten, Reshape, type DenseArgs } from './
 import type { LayerArgs } from './layer.js';
 import type { ActivationName } from './core.js';
 import {
-  BatchNormalization, Conv2D, Embedding, GRULayer, LayerNormalization, LSTMLayer, Masking, MaxPooling2D, SimpleRNN,
-  type Conv2dArgs, type EmbeddingArgs, type RecurrentArgs,
+  BatchNormalization, Conv2D, Embedding, LayerNormalization, Masking, MaxPooling2D,
+  type Conv2dArgs, type EmbeddingArgs,
 } from './wrapped.js';
+import { GRULayer, LSTMLayer, SimpleRNN, type RecurrentArgs } from './recurrent.js';
 
 export const dense = (args: DenseArgs) => new Dense(args);
 export const activation = (args: LayerArgs & { activation: ActivationName }) => new Activation(args);

@@ -3,9 +3,10 @@
 // (for toJSON), builds its weights once the input shape is known, and maps a
 // batch (plus an optional mask) to a batch.
 
-import { Module } from '../nn/module.js';
-import { ShapeError } from '../shape.js';
-import type { Tensor } from '../tensor.js';
+import { runtime } from '../context.js';
+import { Buffer, Module, Parameter } from '../nn/module.js';
+import { fmt, ShapeError, sizeOf } from '../shape.js';
+import { noGrad, record, Tensor, tensor, type NestedArray } from '../tensor.js';
 
 /** A shape without the batch dim; null marks a dim known only at run time (the time axis). */
 export type LayerShape = (number | null)[];
@@ -19,6 +20,21 @@ export interface CallOptions {
   training: boolean;
   /** [batch, time] 1/0 mask from embedding({ maskZero }) or masking(). */
   mask: Tensor | null;
+}
+
+/** A value for setWeights: a Tensor, a nested array, or a flat (typed) array of the right size. */
+export type WeightValue = Tensor | NestedArray | ArrayLike<number>;
+
+/**
+ * One weight as Keras lays it out. `value` is the parameter or buffer that holds it, in whatever
+ * layout the layer computes with; `toKeras`/`fromKeras` convert when that differs from Keras's.
+ */
+export interface KerasWeight {
+  name: string;
+  value: Parameter | Buffer;
+  trainable: boolean;
+  toKeras?: (t: Tensor) => Tensor;
+  fromKeras?: (t: Tensor) => Tensor;
 }
 
 const counters = new Map<string, number>();
@@ -62,6 +78,26 @@ export abstract class Layer extends Module {
     return this.call(x, { training: this.training, mask: null });
   }
 
+  /** This layer's weights in Keras's order and layout; by default its parameters, then its buffers, as they are. */
+  kerasWeights(): KerasWeight[] {
+    return [
+      ...this.namedParameters().map(([name, value]) => ({ name, value, trainable: true })),
+      ...this.namedBuffers().map(([name, value]) => ({ name, value, trainable: false })),
+    ];
+  }
+
+  /** Copies of the weights in Keras's layout and order (TF.js's layer.getWeights()). */
+  getWeights(trainableOnly = false): Tensor[] {
+    return noGrad(() => this.kerasWeights()
+      .filter((w) => w.trainable || !trainableOnly)
+      .map((w) => (w.toKeras ? w.toKeras(w.value) : w.value).clone()));
+  }
+
+  /** Sets every weight from Keras-layout values (Tensors or arrays), in getWeights()'s order. */
+  setWeights(values: WeightValue[]) {
+    assignWeights(this.kerasWeights(), values, `layer '${this.name}'`);
+  }
+
   countParams(): number {
     return this.parameters().reduce((s, p) => s + p.size, 0);
   }
@@ -70,6 +106,36 @@ export abstract class Layer extends Module {
   shapeError(expected: string, got: LayerShape): never {
     throw new ShapeError(`layer '${this.name}' expected input ${expected} but got shape [batch, ${got.map((d) => d ?? 'null').join(', ')}]`);
   }
+}
+
+/** The Keras-layout shape of a weight, without computing anything. */
+const kerasShape = (w: KerasWeight) => (w.toKeras ? noGrad(() => w.toKeras!(w.value)).shape : w.value.shape);
+
+/** @internal Checks every value against its weight's Keras shape, then assigns them all (nothing changes on an error). */
+export function assignWeights(weights: KerasWeight[], values: WeightValue[], who: string) {
+  if (!Array.isArray(values)) throw new TypeError(`${who}: setWeights expects an array of Tensors or arrays, got ${typeof values}`);
+  if (values.length !== weights.length) {
+    throw new Error(`${who}: setWeights expects ${weights.length} weights (${weights.map((w) => `${w.name} ${fmt(kerasShape(w))}`).join(', ') || 'none'}) but got ${values.length}`);
+  }
+  const sources = weights.map((w, i) => {
+    const want = kerasShape(w);
+    const v = values[i];
+    let t: Tensor;
+    if (v instanceof Tensor) t = v;
+    else if (Array.isArray(v) && Array.isArray(v[0])) t = tensor(v as NestedArray);
+    else if (v && typeof (v as ArrayLike<number>).length === 'number') {
+      const flat = v as ArrayLike<number>;
+      if (flat.length !== sizeOf(want)) throw new ShapeError(`${who}: weight ${i} (${w.name}) has shape ${fmt(want)} (${sizeOf(want)} values) but got ${flat.length} values`);
+      t = tensor(flat, want);
+    } else throw new TypeError(`${who}: weight ${i} (${w.name}) must be a Tensor or an array, got ${typeof v}`);
+    if (fmt(t.shape) !== fmt(want)) throw new ShapeError(`${who}: weight ${i} (${w.name}) has shape ${fmt(want)} but got ${fmt(t.shape)}`);
+    return t;
+  });
+  noGrad(() => weights.forEach((w, i) => {
+    let src = w.fromKeras ? w.fromKeras(sources[i]) : sources[i];
+    if (src.dtype !== w.value.dtype) src = record('cast', [src], { dtype: w.value.dtype });
+    runtime().enqueue(['assign', w.value.id, src.id]);
+  }));
 }
 
 /** Keras's summary notation: (None, 28, 28, 1). */

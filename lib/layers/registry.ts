@@ -2,7 +2,8 @@
 
 import { Activation, Dense, Dropout, Flatten, Reshape } from './core.js';
 import type { Layer } from './layer.js';
-import { BatchNormalization, Conv2D, Embedding, GRULayer, LayerNormalization, LSTMLayer, Masking, MaxPooling2D, SimpleRNN } from './wrapped.js';
+import { BatchNormalization, Conv2D, Embedding, LayerNormalization, Masking, MaxPooling2D } from './wrapped.js';
+import { GRULayer, LSTMLayer, SimpleRNN } from './recurrent.js';
 
 type Factory = (config: any) => Layer;
 

@@ -1,18 +1,17 @@
 // Keras layers that wrap the PyTorch-style modules: the same engine ops,
 // with Keras's layouts (channels last, batch-major sequences), defaults and
-// masks. Weights keep the wrapped module's (PyTorch) layout and names.
+// masks. Weights live in the wrapped module's (PyTorch) layout; getWeights
+// and setWeights convert to and from Keras's, and initializers are Keras's.
 
 import { BatchNorm1d, LayerNorm } from '../nn/norm.js';
 import { Conv2d, MaxPool2d } from '../nn/conv.js';
 import { Embedding as TorchEmbedding } from '../nn/embedding.js';
-import { GRU, LSTM, RNN } from '../nn/recurrent.js';
-import { dropout as dropoutFn } from '../nn/functional.js';
-import { uniform } from '../nn/init.js';
 import { pair } from '../nn/args.js';
 import { Parameter } from '../nn/module.js';
-import { fromTyped, noGrad, type Tensor } from '../tensor.js';
+import { noGrad, type Tensor } from '../tensor.js';
 import { activationFn, type ActivationName } from './core.js';
-import { Layer, type CallOptions, type LayerArgs, type LayerShape } from './layer.js';
+import { initialize, type InitializerSpec } from './initializers.js';
+import { Layer, type CallOptions, type KerasWeight, type LayerArgs, type LayerShape } from './layer.js';
 
 const known = (d: number | null, layer: Layer, s: LayerShape, what: string) => {
   if (d === null || d === undefined) layer.shapeError(`with a known ${what}`, s);
@@ -22,8 +21,9 @@ const known = (d: number | null, layer: Layer, s: LayerShape, what: string) => {
 export interface EmbeddingArgs extends LayerArgs {
   inputDim: number;
   outputDim: number;
-  /** Index 0 is padding: it produces a mask that recurrent layers honour. */
+  /** Index 0 is padding: it produces a mask that recurrent layers honour, wherever the padding sits. */
   maskZero?: boolean;
+  embeddingsInitializer?: InitializerSpec;
 }
 
 export class Embedding extends Layer {
@@ -33,9 +33,11 @@ export class Embedding extends Layer {
   }
   override build(s: LayerShape) {
     this.embedding = new TorchEmbedding(this.args.inputDim, this.args.outputDim);
-    // Keras initialises embeddings U(-0.05, 0.05).
-    this.embedding.weight = new Parameter(uniform([this.args.inputDim, this.args.outputDim], -0.05, 0.05));
+    this.embedding.weight = new Parameter(initialize(this.args.embeddingsInitializer ?? 'randomUniform', [this.args.inputDim, this.args.outputDim]));
     return super.build(s);
+  }
+  override kerasWeights(): KerasWeight[] {
+    return [{ name: 'embeddings', value: this.embedding!.weight, trainable: true }];
   }
   computeOutputShape(s: LayerShape) { return [...s, this.args.outputDim]; }
   call(x: Tensor) { return this.embedding!.forward(x.int()); }
@@ -59,67 +61,6 @@ export class Masking extends Layer {
   getConfig() { return { ...this.args }; }
 }
 
-export interface RecurrentArgs extends LayerArgs {
-  units: number;
-  returnSequences?: boolean;
-  returnState?: boolean;
-  goBackwards?: boolean;
-  /** Dropout on the inputs, in training. */
-  dropout?: number;
-  activation?: 'tanh' | 'relu';
-}
-
-abstract class Recurrent extends Layer {
-  cell: LSTM | GRU | RNN | null = null;
-  constructor(className: string, readonly args: RecurrentArgs) {
-    super(className, args);
-    if (args.returnState) throw new Error(`${className}: returnState needs a functional model with several outputs; Sequential models have one`);
-  }
-  protected abstract makeCell(inputSize: number): LSTM | GRU | RNN;
-  override build(s: LayerShape) {
-    if (s.length !== 2) this.shapeError('[time, features]', s);
-    this.cell = this.makeCell(known(s[1], this, s, 'feature count'));
-    return super.build(s);
-  }
-  computeOutputShape(s: LayerShape) {
-    return this.args.returnSequences ? [s[0], this.args.units] : [this.args.units];
-  }
-  call(x: Tensor, { training, mask }: CallOptions) {
-    let input = this.args.goBackwards ? reverseTime(x) : x;
-    if (training && this.args.dropout) input = dropoutFn(input, this.args.dropout);
-    // Masks are taken as trailing padding: each sequence runs to its own length.
-    const lengths = mask ? noGrad(() => (this.args.goBackwards ? reverseTime(mask.unsqueeze(-1)).squeeze(-1) : mask).sum(1).int()) : undefined;
-    const [output, state] = this.cell!.forward(input, null, lengths ? { lengths } : {}) as [Tensor, Tensor | [Tensor, Tensor]];
-    if (this.args.returnSequences) return output;
-    const h = Array.isArray(state) ? state[0] : state;
-    return h.index(-1);
-  }
-  override computeMask(_x: Tensor, mask: Tensor | null) {
-    return this.args.returnSequences ? mask : null;
-  }
-  getConfig() { return { ...this.args }; }
-}
-
-/** x[:, ::-1]: the time axis reversed. */
-function reverseTime(x: Tensor) {
-  const t = x.shape[1];
-  const order = Int32Array.from({ length: t }, (_, i) => t - 1 - i);
-  return x.gather(1, fromTyped(order, [1, t, ...x.shape.slice(2).map(() => 1)], 'int32').expand(...x.shape));
-}
-
-export class LSTMLayer extends Recurrent {
-  constructor(args: RecurrentArgs) { super('LSTM', args); }
-  protected makeCell(n: number) { return new LSTM(n, this.args.units, { batchFirst: true }); }
-}
-export class GRULayer extends Recurrent {
-  constructor(args: RecurrentArgs) { super('GRU', args); }
-  protected makeCell(n: number) { return new GRU(n, this.args.units, { batchFirst: true }); }
-}
-export class SimpleRNN extends Recurrent {
-  constructor(args: RecurrentArgs) { super('SimpleRNN', args); }
-  protected makeCell(n: number) { return new RNN(n, this.args.units, { batchFirst: true, nonlinearity: this.args.activation ?? 'tanh' }); }
-}
-
 export class LayerNormalization extends Layer {
   norm: LayerNorm | null = null;
   constructor(readonly args: LayerArgs & { epsilon?: number }) {
@@ -131,6 +72,9 @@ export class LayerNormalization extends Layer {
   }
   computeOutputShape(s: LayerShape) { return s; }
   call(x: Tensor) { return this.norm!.forward(x); }
+  override kerasWeights(): KerasWeight[] {
+    return [{ name: 'gamma', value: this.norm!.weight!, trainable: true }, { name: 'beta', value: this.norm!.bias!, trainable: true }];
+  }
   getConfig() { return { ...this.args }; }
 }
 
@@ -153,6 +97,13 @@ export class BatchNormalization extends Layer {
     const flat = x.reshape([x.shape[0], -1, c]).permute(0, 2, 1);
     return this.norm!.forward(flat).permute(0, 2, 1).reshape([...x.shape]);
   }
+  override kerasWeights(): KerasWeight[] {
+    const n = this.norm!;
+    return [
+      { name: 'gamma', value: n.weight!, trainable: true }, { name: 'beta', value: n.bias!, trainable: true },
+      { name: 'moving_mean', value: n.running_mean!, trainable: false }, { name: 'moving_variance', value: n.running_var!, trainable: false },
+    ];
+  }
   getConfig() { return { ...this.args }; }
 }
 
@@ -163,7 +114,13 @@ export interface Conv2dArgs extends LayerArgs {
   padding?: 'valid' | 'same';
   activation?: ActivationName;
   useBias?: boolean;
+  kernelInitializer?: InitializerSpec;
+  biasInitializer?: InitializerSpec;
 }
+
+/** Keras's conv kernel [kh, kw, in, out] <-> PyTorch's [out, in, kh, kw]. */
+const convToKeras = (w: Tensor) => w.permute(2, 3, 1, 0);
+const convFromKeras = (w: Tensor) => w.permute(3, 2, 0, 1);
 
 function samePadding(layer: Layer, k: [number, number], strides: [number, number], s: LayerShape): [number, number] {
   if (k.some((v) => v % 2 === 0) || strides.some((v) => v !== 1)) {
@@ -189,8 +146,17 @@ export class Conv2D extends Layer {
   override build(s: LayerShape) {
     if (s.length !== 3) this.shapeError('[height, width, channels]', s);
     const { k, strides, padding } = this.geometry(s);
-    this.conv = new Conv2d(known(s[2], this, s, 'channel count'), this.args.filters, k, { stride: strides, padding, bias: this.args.useBias ?? true });
+    const inChannels = known(s[2], this, s, 'channel count');
+    const conv = new Conv2d(inChannels, this.args.filters, k, { stride: strides, padding, bias: this.args.useBias ?? true });
+    conv.weight = new Parameter(convFromKeras(initialize(this.args.kernelInitializer ?? 'glorotUniform', [k[0], k[1], inChannels, this.args.filters])).clone());
+    if (conv.bias) conv.bias = new Parameter(initialize(this.args.biasInitializer ?? 'zeros', [this.args.filters]));
+    this.conv = conv;
     return super.build(s);
+  }
+  override kerasWeights(): KerasWeight[] {
+    const w: KerasWeight[] = [{ name: 'kernel', value: this.conv!.weight, trainable: true, toKeras: convToKeras, fromKeras: convFromKeras }];
+    if (this.conv!.bias) w.push({ name: 'bias', value: this.conv!.bias, trainable: true });
+    return w;
   }
   computeOutputShape(s: LayerShape) {
     const { k, strides, padding } = this.geometry(s);

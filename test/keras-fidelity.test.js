@@ -1,0 +1,279 @@
+// Keras dialect fidelity: the same weights give TF.js's numbers. TF.js runs in
+// this page on its cpu backend; our layers hand it their weights through
+// getWeights() (Keras's layout), so predictions and a few Adam steps of fit
+// must agree to float32 rounding.
+import { expect } from '@esm-bundle/chai';
+import * as sn from '../dist/index.js';
+import { expectClose, mulberry32, randomData } from './util.js';
+
+// TF.js's ES module build pulls in CommonJS dependencies the test server does not convert; its UMD bundle defines window.tf.
+await new Promise((resolve, reject) => {
+  const script = Object.assign(document.createElement('script'), { src: '/node_modules/@tensorflow/tfjs/dist/tf.min.js', onload: resolve, onerror: reject });
+  document.head.append(script);
+});
+const { tf } = window;
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** Our model's weights, as TF.js tensors. */
+async function weightsForTf(model) {
+  return Promise.all(model.getWeights().map(async (w) => tf.tensor(await w.array())));
+}
+
+/** Predictions of both models for x (a flat Float32Array with its shape). */
+async function predictBoth(ours, theirs, data, shape) {
+  const a = await ours.predict(sn.tensor(data, shape)).data();
+  const b = await theirs.predict(tf.tensor(data, shape)).data();
+  return [a, b];
+}
+
+/** Compiles both with Adam(lr) and MSE, fits `epochs` full-batch steps without shuffling, returns both predictions after. */
+async function fitBoth(ours, theirs, x, xShape, y, yShape, epochs = 3, lr = 0.01) {
+  ours.compile({ optimizer: new sn.optim.Adam(ours.parameters(), { lr, eps: 1e-7 }), loss: 'meanSquaredError' });
+  theirs.compile({ optimizer: tf.train.adam(lr), loss: 'meanSquaredError' });
+  const n = xShape[0];
+  await ours.fit(sn.tensor(x, xShape), sn.tensor(y, yShape), { epochs, batchSize: n, shuffle: false });
+  await theirs.fit(tf.tensor(x, xShape), tf.tensor(y, yShape), { epochs, batchSize: n, shuffle: false });
+  return predictBoth(ours, theirs, x, xShape);
+}
+
+const RECURRENT = [
+  ['lstm', {}, {}],
+  ['lstm', { recurrentActivation: 'hardSigmoid', activation: 'relu' }, { recurrentActivation: 'hardSigmoid', activation: 'relu' }],
+  ['gru', { resetAfter: false }, {}],
+  ['simpleRNN', {}, {}],
+  ['simpleRNN', { activation: 'relu' }, { activation: 'relu' }],
+];
+
+for (const backend of ['webgpu', 'cpu']) {
+  describe(`Keras recurrent layers match TF.js (${backend})`, () => {
+    before(() => sn.init({ backend }));
+
+    for (const [kind, ours, theirs] of RECURRENT) {
+      for (const returnSequences of [false, true]) {
+        it(`${kind} ${JSON.stringify(ours)}${returnSequences ? ' returnSequences' : ''}: Keras weight shapes, predictions and 3 Adam steps`, async () => {
+          sn.manualSeed(21);
+          const [B, T, F, H] = [4, 6, 3, 5];
+          const model = sn.sequential([
+            sn.layers[kind]({ units: H, inputShape: [T, F], returnSequences, ...ours }),
+            sn.layers.dense({ units: 2 }),
+          ]);
+          const gates = { lstm: 4, gru: 3, simpleRNN: 1 }[kind];
+          expect(model.layers[0].getWeights().map((w) => w.shape)).to.deep.equal([[F, gates * H], [H, gates * H], [gates * H]]);
+          // TF.js's recurrent layers default to hardSigmoid gates; Keras's (and ours) to sigmoid.
+          const tfModel = tf.sequential({
+            layers: [
+              tf.layers[kind]({ units: H, inputShape: [T, F], returnSequences, recurrentActivation: 'sigmoid', ...theirs }),
+              tf.layers.dense({ units: 2 }),
+            ],
+          });
+          tfModel.setWeights(await weightsForTf(model));
+          const rng = mulberry32(5);
+          const x = randomData(rng, B * T * F);
+          const [a, b] = await predictBoth(model, tfModel, x, [B, T, F]);
+          expectClose(a, b, { atol: 2e-6, rtol: 1e-5, label: 'predict' });
+          const yShape = returnSequences ? [B, T, 2] : [B, 2];
+          const y = randomData(rng, yShape.reduce((p, q) => p * q));
+          const [c, d] = await fitBoth(model, tfModel, x, [B, T, F], y, yShape);
+          expectClose(c, d, { atol: 1e-5, rtol: 1e-4, label: 'after 3 Adam steps' });
+          // And the weights themselves moved alike (one bias, moving at Keras's pace).
+          const ws = model.getWeights();
+          const tws = tfModel.getWeights();
+          for (let i = 0; i < ws.length; i++) expectClose(await ws[i].data(), await tws[i].data(), { atol: 1e-5, rtol: 1e-4, label: `weight ${i}` });
+        });
+      }
+    }
+
+    it('gru with resetAfter (Keras 2 default) matches a float64 reference of Keras\'s equations, bias [2, 3*units]', async () => {
+      sn.manualSeed(22);
+      const [B, T, F, H] = [3, 5, 4, 6];
+      const layer = sn.layers.gru({ units: H, returnSequences: true, inputShape: [T, F] });
+      const model = sn.sequential([layer]);
+      const rng = mulberry32(9);
+      const bias = randomData(rng, 2 * 3 * H);
+      layer.setWeights([randomData(rng, F * 3 * H), randomData(rng, H * 3 * H).map((v) => v / 4), bias]);
+      const [k, u, b] = await Promise.all(layer.getWeights().map((w) => w.data()));
+      expect(layer.getWeights()[2].shape).to.deep.equal([2, 3 * H]);
+      expectClose(b, bias, { atol: 0, rtol: 0, label: 'setWeights then getWeights' });
+      const x = randomData(rng, B * T * F);
+      const got = await model.predict(sn.tensor(x, [B, T, F])).data();
+      const sig = (v) => 1 / (1 + Math.exp(-v));
+      const want = new Float64Array(B * T * H);
+      for (let n = 0; n < B; n++) {
+        let h = new Float64Array(H);
+        for (let t = 0; t < T; t++) {
+          const xg = new Float64Array(3 * H);
+          const hg = new Float64Array(3 * H);
+          for (let j = 0; j < 3 * H; j++) {
+            xg[j] = b[j];
+            hg[j] = b[3 * H + j];
+            for (let i = 0; i < F; i++) xg[j] += x[(n * T + t) * F + i] * k[i * 3 * H + j];
+            for (let i = 0; i < H; i++) hg[j] += h[i] * u[i * 3 * H + j];
+          }
+          const next = new Float64Array(H);
+          for (let j = 0; j < H; j++) {
+            const z = sig(xg[j] + hg[j]);
+            const r = sig(xg[H + j] + hg[H + j]);
+            const hh = Math.tanh(xg[2 * H + j] + r * hg[2 * H + j]);
+            next[j] = z * h[j] + (1 - z) * hh;
+            want[(n * T + t) * H + j] = next[j];
+          }
+          h = next;
+        }
+      }
+      expectClose(got, want, { atol: 2e-6, rtol: 1e-5, label: 'gru resetAfter' });
+    });
+
+    for (const goBackwards of [false, true]) {
+      it(`embedding({ maskZero }) with pre-padding and zeros inside the sequence: lstm${goBackwards ? ' goBackwards' : ''} matches TF.js`, async () => {
+        sn.manualSeed(23);
+        const [B, T, V, D, H] = [5, 7, 10, 4, 6];
+        const model = sn.sequential([
+          sn.layers.embedding({ inputDim: V, outputDim: D, maskZero: true, inputShape: [T] }),
+          sn.layers.lstm({ units: H, goBackwards }),
+          sn.layers.dense({ units: 1, activation: 'sigmoid' }),
+        ]);
+        const tfModel = tf.sequential({
+          layers: [
+            tf.layers.embedding({ inputDim: V, outputDim: D, maskZero: true, inputShape: [T] }),
+            tf.layers.lstm({ units: H, recurrentActivation: 'sigmoid', goBackwards }),
+            tf.layers.dense({ units: 1, activation: 'sigmoid' }),
+          ],
+        });
+        tfModel.setWeights(await weightsForTf(model));
+        // pad_sequences' default: zeros in front; one row also has a zero inside and one is unpadded.
+        const x = new Float32Array([
+          0, 0, 0, 3, 1, 4, 1,
+          0, 5, 9, 2, 6, 5, 3,
+          0, 0, 0, 0, 0, 0, 8,
+          2, 7, 0, 1, 8, 0, 2,
+          8, 1, 8, 2, 8, 4, 5,
+        ]);
+        const [a, b] = await predictBoth(model, tfModel, x, [B, T]);
+        expectClose(a, b, { atol: 2e-6, rtol: 1e-5, label: 'masked predict' });
+        const y = new Float32Array([1, 0, 1, 0, 1]);
+        const [c, d] = await fitBoth(model, tfModel, x, [B, T], y, [B, 1]);
+        expectClose(c, d, { atol: 1e-5, rtol: 1e-4, label: 'masked, after 3 Adam steps' });
+      });
+    }
+  });
+}
+
+describe('Keras initializers and defaults', () => {
+  before(() => sn.init({ backend: 'cpu' }));
+
+  it('lstm defaults: glorotUniform kernel, orthogonal recurrent kernel, zero bias with the forget gate at 1', async () => {
+    sn.manualSeed(31);
+    const H = 8;
+    const layer = sn.layers.lstm({ units: H, inputShape: [3, 5] });
+    sn.sequential([layer]);
+    const [k, u, b] = layer.getWeights();
+    const limit = Math.sqrt(6 / (5 + 4 * H));
+    const kd = await k.data();
+    expect(Math.max(...kd.map(Math.abs))).to.be.at.most(limit);
+    expect(Math.max(...kd.map(Math.abs))).to.be.above(limit * 0.8);
+    // Orthogonal [H, 4H]: orthonormal rows.
+    expectClose(await u.matmul(u.transpose(0, 1)).data(), await sn.tensor(Array.from({ length: H }, (_, i) => Array.from({ length: H }, (_, j) => +(i === j)))).data(), { atol: 1e-5, label: 'U U^T' });
+    expect(Array.from(await b.data())).to.deep.equal([...Array(H).fill(0), ...Array(H).fill(1), ...Array(2 * H).fill(0)]);
+    const plain = sn.layers.lstm({ units: H, unitForgetBias: false, inputShape: [3, 5] });
+    sn.sequential([plain]);
+    expect(Array.from(await plain.getWeights()[2].data()).every((v) => v === 0)).to.equal(true);
+  });
+
+  it('initializer arguments are honoured, in both spellings and as objects', async () => {
+    sn.manualSeed(32);
+    const layer = sn.layers.gru({ units: 4, inputShape: [2, 3], kernelInitializer: 'zeros', recurrentInitializer: 'ones', biasInitializer: { className: 'Constant', config: { value: 0.5 } } });
+    sn.sequential([layer]);
+    const [k, u, b] = await Promise.all(layer.getWeights().map((w) => w.data()));
+    expect(k.every((v) => v === 0) && u.every((v) => v === 1) && b.every((v) => v === 0.5)).to.equal(true);
+    const stats = async (init, shape) => {
+      const d = sn.layers.dense({ units: shape[1], kernelInitializer: init, inputShape: [shape[0]] });
+      sn.sequential([d]);
+      const v = await d.getWeights()[0].data();
+      const mean = v.reduce((s, a) => s + a, 0) / v.length;
+      const std = Math.sqrt(v.reduce((s, a) => s + (a - mean) ** 2, 0) / v.length);
+      return { mean, std, max: Math.max(...v.map(Math.abs)) };
+    };
+    const he = await stats('he_normal', [200, 300]);
+    expect(he.std).to.be.closeTo(Math.sqrt(2 / 200), 0.004);
+    expect(he.max).to.be.at.most(2 * Math.sqrt(2 / 200) / 0.8796256610342398 + 1e-6);
+    const rn = await stats('randomNormal', [200, 300]);
+    expect(rn.std).to.be.closeTo(0.05, 0.001);
+    const lu = await stats(sn.initializers.leCunUniform(), [100, 300]);
+    expect(lu.max).to.be.at.most(Math.sqrt(3 / 100));
+    expect(lu.std).to.be.closeTo(Math.sqrt(1 / 100), 0.003);
+    const gn = await stats('glorotNormal', [200, 300]);
+    expect(gn.std).to.be.closeTo(Math.sqrt(2 / 500), 0.003);
+    const tall = sn.layers.dense({ units: 3, kernelInitializer: sn.initializers.orthogonal({ gain: 2 }), inputShape: [7] });
+    sn.sequential([tall]);
+    const w = tall.getWeights()[0];
+    expectClose(await w.transpose(0, 1).matmul(w).data(), [4, 0, 0, 0, 4, 0, 0, 0, 4], { atol: 1e-5, label: 'W^T W of a tall orthogonal kernel' });
+    expect(() => sn.sequential([sn.layers.dense({ units: 2, kernelInitializer: 'glorotUniformish', inputShape: [2] })])).to.throw(/unknown initializer 'glorotUniformish'.*glorotUniform/);
+    expect(() => sn.sequential([sn.layers.dense({ units: 2, kernelInitializer: sn.initializers.heNormal({ seed: 3 }), inputShape: [2] })])).to.throw(/sn.manualSeed/);
+  });
+});
+
+describe('Keras getWeights / setWeights and TF.js spellings', () => {
+  before(() => sn.init({ backend: 'cpu' }));
+
+  it('conv2d, batchNormalization, embedding and dense weights travel in Keras\'s layout and give TF.js\'s outputs', async () => {
+    sn.manualSeed(41);
+    const model = sn.sequential({
+      layers: [
+        sn.layers.conv2d({ filters: 3, kernelSize: [3, 2], activation: 'relu', inputShape: [6, 5, 2] }),
+        sn.layers.batchNormalization(),
+        sn.layers.flatten(),
+        sn.layers.dense({ units: 4, activation: 'softmax' }),
+      ],
+    });
+    expect(model.getWeights().map((w) => w.shape)).to.deep.equal([[3, 2, 2, 3], [3], [3], [3], [48, 4], [4], [3], [3]]);
+    const tfModel = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ filters: 3, kernelSize: [3, 2], activation: 'relu', inputShape: [6, 5, 2] }),
+        tf.layers.batchNormalization(),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 4, activation: 'softmax' }),
+      ],
+    });
+    const rng = mulberry32(3);
+    // Non-trivial moving statistics, so inference exercises every weight.
+    const values = model.getWeights().map((w) => randomData(rng, w.size, 'positive'));
+    model.setWeights(values);
+    tfModel.setWeights(values.map((v, i) => tf.tensor(v, model.getWeights()[i].shape)));
+    const x = randomData(rng, 2 * 6 * 5 * 2);
+    const [a, b] = await predictBoth(model, tfModel, x, [2, 6, 5, 2]);
+    expectClose(a, b, { atol: 1e-6, rtol: 1e-5, label: 'conv/bn/dense predict' });
+    const got = await Promise.all(model.getWeights().map((w) => w.data()));
+    got.forEach((g, i) => expectClose(g, values[i], { atol: 0, rtol: 0, label: `weight ${i} round trip` }));
+  });
+
+  it('setWeights takes Tensors, nested arrays and flat arrays, and refuses a wrong count or shape naming both', async () => {
+    const d = sn.layers.dense({ units: 2, inputShape: [3], name: 'probe' });
+    const model = sn.sequential([d]);
+    d.setWeights([[[1, 2], [3, 4], [5, 6]], sn.tensor([0.5, -0.5])]);
+    expect(await d.getWeights()[0].array()).to.deep.equal([[1, 2], [3, 4], [5, 6]]);
+    d.setWeights([new Float32Array([6, 5, 4, 3, 2, 1]), [1, 1]]);
+    expect(await model.predict(sn.tensor([[1, 0, 0]])).array()).to.deep.equal([[7, 6]]);
+    expect(() => d.setWeights([[[1, 2], [3, 4]], [0, 0]])).to.throw(/layer 'probe': weight 0 \(kernel\) has shape \[3, 2\] but got \[2, 2\]/);
+    expect(() => d.setWeights([[0, 0]])).to.throw(/expects 2 weights \(kernel \[3, 2\], bias \[2\]\) but got 1/);
+    // Nothing changed by the refused calls.
+    expect(await d.getWeights()[0].array()).to.deep.equal([[6, 5], [4, 3], [2, 1]]);
+  });
+
+  it('history and evaluate carry acc and val_acc as well as accuracy and val_accuracy', async () => {
+    sn.manualSeed(42);
+    const model = sn.sequential({ layers: [sn.layers.dense({ units: 2, activation: 'softmax', inputShape: [3] })] });
+    model.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', metrics: ['acc'] });
+    const x = sn.randn([20, 3]);
+    const y = sn.tensor(Array.from({ length: 20 }, (_, i) => (i % 2 ? [0, 1] : [1, 0])));
+    const seen = [];
+    const h = await model.fit(x, y, { epochs: 2, batchSize: 8, validationSplit: 0.25, callbacks: { onEpochEnd: (e, logs) => seen.push(Object.keys(logs).sort()) } });
+    expect(seen[0]).to.deep.equal(['acc', 'accuracy', 'loss', 'val_acc', 'val_accuracy', 'val_loss']);
+    expect(h.history.acc).to.deep.equal(h.history.accuracy);
+    expect(h.history.val_acc).to.deep.equal(h.history.val_accuracy);
+    const ev = await model.evaluate(x, y);
+    expect(ev.acc).to.equal(ev.accuracy);
+  });
+});
