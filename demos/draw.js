@@ -1,0 +1,75 @@
+import * as sn from './dist/index.js';
+import { startEngine, showError, ready } from './common.js';
+import { loadBaseModel, classify } from './digits.js';
+import { toMnist, canvasInk, drawPixels, drawingPad } from './stroke.js';
+
+const $ = (id) => document.getElementById(id);
+const MNIST_DEMO = 'indexeddb://mnist-demo';
+
+$('bars').innerHTML = Array.from({ length: 10 }, (_, d) => `<span>${d}</span><div><div class="bar" style="width:0"></div></div><span class="p">–</span>`).join('');
+const rows = [...$('bars').children];
+function showProbabilities(probs) {
+  const top = probs.indexOf(Math.max(...probs));
+  probs.forEach((p, d) => {
+    rows[d * 3 + 1].firstChild.style.width = `${(p * 100).toFixed(1)}%`;
+    rows[d * 3 + 2].textContent = p.toFixed(3);
+    for (const el of rows.slice(d * 3, d * 3 + 3)) el.classList.toggle('top', d === top);
+  });
+  return top;
+}
+
+const models = {};
+let current = 'base';
+let busy = false, again = false;
+
+/** Classifies what is on the pad; while the worker is busy, remembers to run once more after. */
+async function update() {
+  if (busy) return void (again = true);
+  busy = true;
+  try {
+    do {
+      again = false;
+      const image = toMnist(canvasInk($('pad')), $('pad').width, $('pad').height);
+      drawPixels($('pixels'), image);
+      if (!image) continue;
+      const model = models[current];
+      // The Keras model ends in softmax; DigitNet gives logits.
+      const probs = current === 'base' ? await classify(model, image) : Array.from(await model.predict(sn.tensor(image, [1, 784])).data());
+      const digit = showProbabilities(probs);
+      window.lastPrediction = { digit, probs };
+      $('status').textContent = `It looks like a ${digit} (${(probs[digit] * 100).toFixed(0)}% sure).`;
+    } while (again);
+  } catch (e) {
+    showError(e);
+  } finally {
+    busy = false;
+  }
+}
+
+try {
+  await startEngine();
+  models.base = await loadBaseModel();
+  if (await sn.checkpoints.exists(MNIST_DEMO)) {
+    $('model').append(new Option('the model you saved on the MNIST page', 'mnist'));
+  }
+  $('model').onchange = async () => {
+    try {
+      current = $('model').value;
+      models[current] ??= await sn.loadModel(MNIST_DEMO);
+      update();
+    } catch (e) {
+      showError(e);
+    }
+  };
+  const clear = drawingPad($('pad'), update);
+  $('clear').onclick = () => {
+    clear();
+    drawPixels($('pixels'), null);
+    showProbabilities(Array(10).fill(0));
+    $('status').textContent = 'Draw a digit.';
+  };
+  $('status').textContent = 'Draw a digit.';
+  ready();
+} catch (e) {
+  showError(e);
+}

@@ -1,0 +1,77 @@
+// Shared set-up for the demo tests: the demo server on a free loopback port and
+// headless Chromium with WebGPU on SwiftShader, as the other browser tests use.
+import { mkdir } from 'node:fs/promises';
+import { chromium } from 'playwright-core';
+import { serve } from '../../demos/serve.mjs';
+import { buildDemoAssets } from '../../demos/build.mjs';
+
+export const artifacts = new URL('../../test-artifacts/', import.meta.url);
+
+const args = [
+  '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader',
+  '--enable-unsafe-swiftshader', '--no-sandbox', '--js-flags=--expose-gc',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+];
+
+/** Starts the server and the browser; returns { base, browser, close }. */
+export async function startDemos() {
+  await buildDemoAssets();
+  await mkdir(artifacts, { recursive: true });
+  const server = await serve(0);
+  const browser = await chromium.launch({ executablePath: process.env.CHROME_PATH || '/usr/bin/chromium', headless: true, args });
+  return {
+    base: `http://127.0.0.1:${server.address().port}`,
+    browser,
+    async close() {
+      await browser.close();
+      server.close();
+    },
+  };
+}
+
+/**
+ * A new page (in a fresh context unless one is given) that records console errors,
+ * page errors, every request, and the main thread's long tasks (window.__longTasks,
+ * observed from before the page's own scripts run).
+ */
+export async function openPage(browser, url, context) {
+  context ??= await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  const log = { errors: [], requests: [] };
+  page.on('console', (m) => m.type() === 'error' && log.errors.push(m.text()));
+  page.on('pageerror', (e) => log.errors.push(String(e)));
+  page.on('request', (r) => log.requests.push(r.url()));
+  await page.addInitScript(() => {
+    window.__longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const t of list.getEntries()) window.__longTasks.push({ start: t.startTime, duration: t.duration });
+    }).observe({ type: 'longtask' });
+  });
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+  return { page, log, context };
+}
+
+/** Saves a screenshot of the page under test-artifacts/. */
+export const screenshot = (page, name) => page.screenshot({ path: new URL(`${name}.png`, artifacts).pathname, fullPage: true });
+
+/**
+ * Runs fn() while Chrome traces the page; returns the page's main-thread tasks as
+ * { wall, cpu } in ms. `cpu` is the main thread's own CPU time in the task: what the
+ * page's code cost. `wall` also counts time the OS gave the CPU to others (SwiftShader
+ * runs the GPU on the same cores), which is what the Long Tasks API reports.
+ */
+export async function mainThreadTasks(browser, page, fn) {
+  await browser.startTracing(page, { categories: ['toplevel', 'disabled-by-default-devtools.timeline'] });
+  let buffer;
+  try {
+    await fn();
+  } finally {
+    buffer = await browser.stopTracing();
+  }
+  const trace = JSON.parse(buffer.toString()).traceEvents;
+  const mains = trace.filter((e) => e.name === 'thread_name' && e.args.name === 'CrRendererMain');
+  // The page's renderer: the one whose main thread ran the most tasks.
+  const tasks = mains.map((m) => trace.filter((e) => e.pid === m.pid && e.tid === m.tid && e.ph === 'X' && e.name === 'ThreadControllerImpl::RunTask'));
+  return tasks.sort((a, b) => b.length - a.length)[0].map((e) => ({ wall: e.dur / 1000, cpu: (e.tdur ?? 0) / 1000 }));
+}
