@@ -47,7 +47,13 @@ export async function loadBaseModel() {
   const res = await fetch(BASE_MODEL_URL);
   if (!res.ok) throw new Error(`could not load the base model (${BASE_MODEL_URL}: HTTP ${res.status})`);
   const model = new DigitNet();
-  model.loadStateDict(await sn.safetensors.load(new Uint8Array(await res.arrayBuffer())));
+  let state;
+  try {
+    state = await sn.safetensors.load(new Uint8Array(await res.arrayBuffer()));
+  } catch (e) {
+    throw new Error(`the base model ${BASE_MODEL_URL} is not a valid safetensors file (${e.message})`);
+  }
+  model.loadStateDict(state);
   model.eval();
   return model;
 }

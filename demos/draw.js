@@ -72,4 +72,5 @@ try {
   ready();
 } catch (e) {
   showError(e);
+  $('status').textContent = 'The model could not be loaded.';
 }

@@ -58,7 +58,7 @@ const points = [[], [], []]; // step, loss, accuracy
 const chart = new uPlot({
   width: 560, height: 280, title: 'per batch (running mean within the epoch)',
   scales: { x: { time: false }, acc: { range: [0, 1] } },
-  axes: [{ label: 'training step' }, { label: 'loss', stroke: '#c33' }, { scale: 'acc', side: 1, label: 'accuracy', stroke: '#26a', grid: { show: false } }],
+  axes: [{ label: 'training step', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000] }, { label: 'loss', stroke: '#c33' }, { scale: 'acc', side: 1, label: 'accuracy', stroke: '#26a', grid: { show: false } }],
   series: [{ label: 'step' }, { label: 'loss', stroke: '#c33', width: 2 }, { label: 'accuracy', scale: 'acc', stroke: '#26a', width: 2 }],
 }, points, $('chart'));
 window.chartPoints = () => points[0].length;

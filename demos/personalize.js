@@ -155,4 +155,5 @@ try {
   ready();
 } catch (e) {
   showError(e);
+  status('The model could not be loaded.');
 }
