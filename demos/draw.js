@@ -54,8 +54,11 @@ try {
   }
   $('model').onchange = async () => {
     try {
-      current = $('model').value;
-      models[current] ??= await sn.loadModel(MNIST_DEMO);
+      const choice = $('model').value;
+      models[choice] ??= await sn.loadModel(MNIST_DEMO);
+      // Switch only once the model is there, so a stroke drawn meanwhile uses the old one.
+      current = choice;
+      $('status').textContent = `Using ${$('model').selectedOptions[0].text}.`;
       update();
     } catch (e) {
       showError(e);

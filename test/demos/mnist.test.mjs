@@ -24,7 +24,7 @@ test('MNIST trains in the background: chart points, short main-thread tasks, pau
     await page.click('#pause');
     await page.waitForFunction((n) => window.chartPoints() > n + 1, pausedAt, { timeout: 60000 });
     // Enough batches that the model is clearly better than chance when loaded back.
-    await page.waitForFunction(() => Number(document.getElementById('status').textContent.match(/batch (\d+) of/)?.[1]) >= 40, null, { timeout: 90000 });
+    await page.waitForFunction(() => Number(document.getElementById('status').textContent.match(/batch (\d+) of/)?.[1]) >= 30, null, { timeout: 90000 });
     await page.click('#stop');
     await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Stopped'), null, { timeout: 60000 });
     endedAt = await page.evaluate(() => performance.now());
@@ -43,8 +43,22 @@ test('MNIST trains in the background: chart points, short main-thread tasks, pau
   await page.click('#load');
   await page.waitForFunction(() => /held-out digits: 0\.\d+/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
   const accuracy = Number((await page.textContent('#status')).match(/held-out digits: (0\.\d+)/)[1]);
-  assert.ok(accuracy > 0.5, `40 batches beat chance (0.1) by far: ${accuracy}`);
+  assert.ok(accuracy > 0.5, `30 batches beat chance (0.1) by far: ${accuracy}`);
   await screenshot(page, 'mnist');
   assert.deepEqual(log.errors, []);
   assert.deepEqual(log.requests.filter((u) => u.includes('node_modules')), []);
+
+  // The draw demo offers the model saved here (same origin, same IndexedDB) and classifies with it.
+  const draw = await openPage(demos.browser, `${demos.base}/draw.html`, page.context());
+  await draw.page.selectOption('#model', 'mnist');
+  await draw.page.waitForFunction(() => /Using the model you saved on the MNIST page/.test(document.getElementById('status').textContent));
+  const box = await draw.page.locator('#pad').boundingBox();
+  await draw.page.mouse.move(box.x + box.width / 2, box.y + 0.15 * box.height);
+  await draw.page.mouse.down();
+  await draw.page.mouse.move(box.x + box.width / 2, box.y + 0.85 * box.height, { steps: 8 });
+  await draw.page.mouse.up();
+  await draw.page.waitForFunction(() => window.lastPrediction, null, { timeout: 30000 });
+  const { probs } = await draw.page.evaluate(() => window.lastPrediction);
+  assert.ok(Math.abs(probs.reduce((a, b) => a + b) - 1) < 1e-4, 'the Keras model gives ten probabilities');
+  assert.deepEqual(draw.log.errors, []);
 });
