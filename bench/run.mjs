@@ -1,9 +1,12 @@
-// `npm run bench`: runs shadenet and TensorFlow.js side by side in one
-// headless Chromium page (same adapter, same data) and prints the ratios.
+// `npm run bench`: runs shadenet and TensorFlow.js side by side in headless
+// Chromium (same page, same data) and prints the ratios: the GPU section
+// (bench/index.html: WebGPU against TF.js webgpu) and the CPU section
+// (bench/cpu.html: our wasm backend against TF.js wasm, threads on both).
+import { spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { serve } from '../demos/serve.mjs';
 
-const server = await serve(0);
+const server = await serve(0, { isolated: true });
 const { port } = server.address();
 const browser = await chromium.launch({
   executablePath: process.env.CHROME_PATH || '/usr/bin/chromium',
@@ -11,16 +14,41 @@ const browser = await chromium.launch({
   args: ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader',
     '--enable-unsafe-swiftshader', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
 });
-try {
+
+/** Runs one bench page until it publishes window.benchResults, then prints its table. */
+async function runPage(path, query) {
   const page = await browser.newPage();
   page.on('console', (m) => console.log(m.text()));
-  // Optional arguments: a case name (mlp, matmul, lstm) and the kernel variants (workgroup, direct).
-  const query = new URLSearchParams({ ...(process.argv[2] && { only: process.argv[2] }), ...(process.argv[3] && { kernels: process.argv[3] }) });
-  await page.goto(`http://127.0.0.1:${port}/bench/index.html?${query}`);
-  const results = await page.waitForFunction(() => window.benchResults, null, { timeout: 30 * 60 * 1000, polling: 1000 }).then((h) => h.jsonValue());
-  console.log('\ncase                                   shadenet      tfjs    ratio (tfjs / shadenet)');
+  await page.goto(`http://127.0.0.1:${port}/bench/${path}?${new URLSearchParams(query)}`);
+  const out = await page.waitForFunction(() => window.benchResults, null, { timeout: 30 * 60 * 1000, polling: 1000 }).then((h) => h.jsonValue());
+  await page.close();
+  const { header, results } = Array.isArray(out) ? { header: '', results: out } : out;
+  console.log(`\n${header}\ncase                                               shadenet        tfjs    ratio (tfjs / shadenet)`);
   for (const r of results) {
-    console.log(`${r.name.padEnd(38)} ${r.ours.toFixed(1).padStart(8)} ${r.unit} ${r.tfjs.toFixed(1).padStart(8)} ${r.unit}   ${(r.tfjs / r.ours).toFixed(2)}x`);
+    console.log(`${r.name.padEnd(50)} ${r.ours.toFixed(1).padStart(8)} ${r.unit} ${r.tfjs.toFixed(1).padStart(8)} ${r.unit}   ${(r.tfjs / r.ours).toFixed(2)}x`);
+  }
+  return results;
+}
+
+/** numpy's float32 matmul (OpenBLAS sgemm here) at 1024, in GFLOP/s; null without numpy. */
+function openBlasGflops() {
+  const script = 'import numpy as np, time\nn=1024\na=np.random.rand(n,n).astype(np.float32); b=np.random.rand(n,n).astype(np.float32)\na@b\nt=time.perf_counter(); r=20\nfor _ in range(r): a@b\nprint(2*n**3*r/(time.perf_counter()-t)/1e9)';
+  const out = spawnSync('python3', ['-c', script], { encoding: 'utf8' });
+  return out.status === 0 ? Number(out.stdout.trim()) : null;
+}
+
+try {
+  // Arguments: 'cpu' or 'gpu' for one section; otherwise a GPU case (mlp, matmul, lstm) and kernel variants (workgroup, direct).
+  const [first, second] = process.argv.slice(2);
+  if (first !== 'cpu') {
+    await runPage('index.html', { ...(first && first !== 'gpu' && { only: first }), ...(second && { kernels: second }) });
+  }
+  if (!first || first === 'cpu') {
+    const results = await runPage('cpu.html', second ? { only: second } : {});
+    const ours = results.find((r) => r.name.startsWith('matmul 1024'))?.gflops;
+    const blas = openBlasGflops();
+    if (ours && blas) console.log(`\nmatmul 1024: shadenet wasm ${ours.toFixed(1)} GFLOP/s, numpy/OpenBLAS sgemm ${blas.toFixed(1)} GFLOP/s on the same cores: ${(100 * ours / blas).toFixed(0)}%`);
+    else if (ours) console.log('\n(numpy is not installed: no OpenBLAS comparison)');
   }
 } finally {
   await browser.close();

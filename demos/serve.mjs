@@ -12,7 +12,10 @@ const demos = fileURLToPath(new URL('.', import.meta.url));
 const types = {
   '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.map': 'application/json',
   '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png', '.bin': 'application/octet-stream', '.safetensors': 'application/octet-stream',
+  '.wasm': 'application/wasm',
 };
+/** Cross-origin isolation (opt-in): lets wasm backends (ours and TF.js's) run threads on shared memory. */
+const isolation = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 
 async function resolveFile(base, path) {
   let file = normalize(join(base, path));
@@ -26,14 +29,17 @@ async function resolveFile(base, path) {
   }
 }
 
-/** Serves demos/ at / (falling back to the repository root) on `port`; resolves with the server once listening. */
-export function serve(port) {
+/**
+ * Serves demos/ at / (falling back to the repository root) on `port`; resolves with the server once listening.
+ * `isolated` adds the COOP/COEP headers that make pages cross-origin isolated.
+ */
+export function serve(port, { isolated = false } = {}) {
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     if (path.split('/').includes('..')) return res.writeHead(403).end();
     const file = (await resolveFile(demos, path)) ?? (await resolveFile(root, path));
     if (!file || !(file + sep).startsWith(root)) return res.writeHead(404).end('not found');
-    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(await readFile(file));
+    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', ...(isolated ? isolation : {}) }).end(await readFile(file));
   });
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }

@@ -1,7 +1,7 @@
 // The one engine a page talks to: started on first use with backend 'auto',
 // or explicitly by sn.init().
 
-import type { InitOptions } from './protocol.js';
+import type { BackendName, EngineInfo, InitOptions } from './protocol.js';
 import { Runtime, type BackendChoice } from './runtime.js';
 import * as check from './validate.js';
 
@@ -18,10 +18,10 @@ export function runtime(): Runtime {
 export async function init(opts: { backend?: BackendChoice } & InitOptions = {}): Promise<void> {
   check.options(opts, 'init: options');
   const choice = opts.backend ?? 'auto';
-  if (!['auto', 'webgpu', 'cpu'].includes(choice)) throw new Error(`init: backend must be 'auto', 'webgpu' or 'cpu', got '${choice}'`);
+  if (!['auto', 'webgpu', 'wasm', 'cpu'].includes(choice)) throw new Error(`init: backend must be 'auto', 'webgpu', 'wasm' or 'cpu', got '${choice}'`);
   if (opts.kernels !== undefined) check.oneOf(opts.kernels, ['auto', 'workgroup', 'direct'], 'init: kernels');
   current?.terminate();
-  const rt = new Runtime(choice, { kernels: opts.kernels });
+  const rt = new Runtime(choice, { kernels: opts.kernels, threads: opts.threads });
   current = rt;
   try {
     await rt.ready;
@@ -33,6 +33,11 @@ export async function init(opts: { backend?: BackendChoice } & InitOptions = {})
 }
 
 /** The backend the engine runs on; null until the engine has started. */
-export function backend(): 'webgpu' | 'cpu' | null {
+export function backend(): BackendName | null {
   return current?.backend ?? null;
+}
+
+/** The backend and why it was chosen ({ backend, reason, adapter?, threads? }); null until the engine has started. */
+export function backendInfo(): EngineInfo | null {
+  return current?.info ? { ...current.info } : null;
 }

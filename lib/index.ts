@@ -5,14 +5,14 @@ import { runtime } from './context.js';
 import type { MemoryInfo } from './protocol.js';
 import { seedShuffling } from './data/sampler.js';
 
-export { init, backend } from './context.js';
+export { init, backend, backendInfo } from './context.js';
 /** @internal For fault-injection tests: the running engine's page side. */
 export { runtime as _runtime } from './context.js';
 export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, randn, rand, arange, cat, stack, where, noGrad, tidy } from './tensor.js';
 export type { TensorLike, NestedArray, TensorOptions } from './tensor.js';
 export { ShapeError } from './shape.js';
 export type { DType } from './shape.js';
-export type { MemoryInfo } from './protocol.js';
+export type { BackendName, EngineInfo, MemoryInfo } from './protocol.js';
 
 /** Makes randn, rand, dropout and shuffling reproducible on both backends. */
 export function manualSeed(seed: number) {

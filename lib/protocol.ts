@@ -28,10 +28,24 @@ export interface InitOptions {
    * or 'auto' to choose by adapter.
    */
   kernels?: 'auto' | 'workgroup' | 'direct';
+  /**
+   * Threads of the wasm backend, its own included (default: one per core, at most 4).
+   * More than one needs a cross-origin isolated page (COOP and COEP headers).
+   */
+  threads?: number;
 }
 
+export type BackendName = 'webgpu' | 'wasm' | 'cpu';
+
+/** Which backend the engine runs on, and why (sn.backendInfo()). */
 export interface EngineInfo {
-  backend: 'webgpu' | 'cpu';
+  backend: BackendName;
+  /** Why this backend: requested, or what 'auto' found. */
+  reason: string;
+  /** The WebGPU adapter seen (vendor, architecture, description), where there was one. */
+  adapter?: string;
+  /** Threads the wasm backend computes on. */
+  threads?: number;
   /** The largest tensor the engine can hold, in bytes (the page refuses larger ones at the user's line). */
   maxBufferBytes: number;
 }

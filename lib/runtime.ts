@@ -4,10 +4,10 @@
 
 import * as Comlink from 'comlink';
 import type { Engine } from '../worker/engine.js';
-import type { Command, EngineInfo, InitOptions, MemoryInfo, ReadResult } from './protocol.js';
+import type { BackendName, Command, EngineInfo, InitOptions, MemoryInfo, ReadResult } from './protocol.js';
 import { startHost, type EngineHost } from './host.js';
 
-export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
+export type BackendChoice = 'auto' | BackendName;
 
 /** Past this many ops a batch is sent without waiting for the microtask. */
 const MAX_BATCH_OPS = 4096;
@@ -17,7 +17,10 @@ const MAX_INFLIGHT = 4;
 export class Runtime {
   readonly engine: Comlink.Remote<Engine>;
   readonly ready: Promise<EngineInfo>;
-  backend: EngineInfo['backend'] | null = null;
+  info: EngineInfo | null = null;
+  get backend(): BackendName | null {
+    return this.info?.backend ?? null;
+  }
   /** The engine's largest tensor in bytes, once it has started. */
   maxBufferBytes = Infinity;
   /** Counters for tests and the curious: Comlink calls sent, ops sent. */
@@ -45,7 +48,7 @@ export class Runtime {
     this.host.onFailure((e) => this.fail(new Error(`${e.message}. Its tensors and models are lost; checkpoints are intact. Call sn.init() to start a new engine`)));
     this.engine = Comlink.wrap<Engine>(this.host.endpoint);
     this.ready = this.guard(this.engine.init(choice, opts)).then((info) => {
-      this.backend = info.backend;
+      this.info = info;
       this.maxBufferBytes = info.maxBufferBytes;
       const queued = this.beforeReady!;
       this.beforeReady = null;

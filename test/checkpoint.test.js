@@ -63,7 +63,7 @@ function torchStep(net, opt, x, target) {
   opt.step();
 }
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   const url = (name) => `indexeddb://${RUN}-${backend}-${name}`;
 
   describe(`checkpoints (${backend})`, () => {

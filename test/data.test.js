@@ -22,7 +22,7 @@ async function collect(loader) {
 
 const rowsOf = (ids) => ids.map((i) => [i, 100 + i, 200 + i]);
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`data (${backend})`, () => {
     before(async () => {
       await sn.init({ backend });

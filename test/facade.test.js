@@ -6,14 +6,14 @@ import * as sn from '../dist/index.js';
 import { expectClose, forceGC } from './util.js';
 
 describe('backend choice', () => {
-  it("'auto' takes WebGPU when an adapter exists", async () => {
+  it("'auto' takes wasm on this software (SwiftShader) adapter", async () => {
     await sn.init({ backend: 'auto' });
-    expect(sn.backend()).to.equal('webgpu');
+    expect(sn.backend()).to.equal('wasm');
   });
   it('rejects an unknown backend name', async () => {
     let err;
     await sn.init({ backend: 'tpu' }).catch((e) => (err = e));
-    expect(err.message).to.match(/'auto', 'webgpu' or 'cpu'.*tpu/);
+    expect(err.message).to.match(/'auto', 'webgpu', 'wasm' or 'cpu'.*tpu/);
   });
   it('tensors of a replaced engine are refused clearly', async () => {
     await sn.init({ backend: 'cpu' });
@@ -23,7 +23,7 @@ describe('backend choice', () => {
   });
 });
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`facade (${backend})`, () => {
     before(() => sn.init({ backend }));
 
@@ -190,7 +190,10 @@ describe('randn and rand agree across backends for one seed', () => {
     };
     const [gn, gu] = await draw('webgpu');
     const [cn, cu] = await draw('cpu');
+    const [wn, wu] = await draw('wasm');
     expectClose(gu, cu, { atol: 0, rtol: 0, label: 'rand' });
+    expectClose(wu, cu, { atol: 0, rtol: 0, label: 'rand (wasm)' });
+    expectClose(wn, cn, { atol: 0, rtol: 0, label: 'randn (wasm)' });
     // The GPU's log and cos differ from Math's in the last bits.
     expectClose(gn, cn, { atol: 1e-3, rtol: 1e-3, label: 'randn' });
   });

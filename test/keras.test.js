@@ -21,8 +21,8 @@ const smallModel = () => {
   return model;
 };
 
-describe('Keras: the seed program on real mnist digits (WebGPU)', () => {
-  before(() => sn.init({ backend: 'webgpu' }));
+for (const backend of ['webgpu', 'wasm']) describe(`Keras: the seed program on real mnist digits (${backend})`, () => {
+  before(() => sn.init({ backend }));
   it('reaches TF.js-level held-out accuracy', async () => {
     const { train, test } = await split(8000, 2000);
     sn.manualSeed(1);
@@ -46,7 +46,7 @@ describe('Keras: the seed program on real mnist digits (WebGPU)', () => {
   });
 });
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`Keras API (${backend})`, () => {
     before(() => sn.init({ backend }));
 
@@ -220,7 +220,7 @@ function sequences(n, padTo, seed = 9) {
   return { x, y };
 }
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`Keras recurrent, masking and conv layers (${backend})`, () => {
     before(() => sn.init({ backend }));
 

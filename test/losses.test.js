@@ -13,7 +13,7 @@ const CASES = Object.values(fixtures.losses);
 const T = (t, opts = {}) => sn.tensor(t.data, t.shape, { dtype: t.dtype, ...opts });
 const TOL = { atol: 1e-5, rtol: 1e-4 };
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`losses against PyTorch (${backend})`, () => {
     before(() => sn.init({ backend }));
 

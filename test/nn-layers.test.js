@@ -23,7 +23,7 @@ function build(c) {
   return new sn.nn[c.module](...c.args, c.options);
 }
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`layers against PyTorch (${backend})`, () => {
     before(() => sn.init({ backend }));
 
@@ -154,7 +154,7 @@ describe('conv and pooling: WebGPU against the CPU oracle', () => {
 
 describe('Dropout', () => {
   const masks = {};
-  for (const backend of ['webgpu', 'cpu']) {
+  for (const backend of ['webgpu', 'wasm', 'cpu']) {
     it(`zeroes about p of the elements and scales the rest in train mode, identity in eval (${backend})`, async () => {
       await sn.init({ backend });
       sn.manualSeed(7);

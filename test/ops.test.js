@@ -167,8 +167,64 @@ describe('ops: WebGPU (both kernel variants) against the CPU oracle', function (
   }
 });
 
-describe('backward rules against finite differences (CPU)', function () {
-  before(() => sn.init({ backend: 'cpu' }));
+// The test pages are cross-origin isolated (web-test-runner.config.mjs), so wasm runs
+// GEMM on 2 threads here; threads: 1 is the path of pages that are not.
+describe('ops: wasm (1 and 2 threads) against the CPU oracle', function () {
+  const wasm = {};
+  let cpu;
+  before(async () => {
+    for (const threads of [1, 2]) {
+      await sn.init({ backend: 'wasm', threads });
+      expect(sn.backendInfo()).to.include({ backend: 'wasm', threads });
+      wasm[threads] = await runAll();
+    }
+    await sn.init({ backend: 'cpu' });
+    cpu = await runAll();
+  });
+
+  // GEMMs large enough to be split over threads (the op cases above are not).
+  const LARGE = [
+    ['matmul 301x257 @ 257x263', [[301, 257], [257, 263]], (a, b) => a.matmul(b)],
+    ['matmul transposed, batched 3x67x129', [[3, 129, 67], [3, 131, 129]], (a, b) => a.transpose(1, 2).matmul(b.transpose(1, 2))],
+    ['linear relu 129x513 -> 131, bias', [[129, 513], [131, 513], [131]], (x, w, b) => sn.nn.functional.linear(x, w, b, { activation: 'relu' })],
+  ];
+  it('large GEMMs: 2 threads give results identical to 1 thread, and agree with the oracle', async () => {
+    const results = {};
+    for (const backend of ['cpu', 'wasm:1', 'wasm:2']) {
+      const [name, threads] = backend.split(':');
+      await sn.init({ backend: name, ...(threads ? { threads: +threads } : {}) });
+      results[backend] = [];
+      for (const [label, shapes, fn] of LARGE) {
+        const rng = rngFor(label);
+        const out = fn(...shapes.map((shape) => sn.tensor(randomData(rng, sizeOf(shape)), shape)));
+        results[backend].push(await out.data());
+      }
+    }
+    LARGE.forEach(([label], i) => {
+      expect(results['wasm:2'][i], `${label}: 2 threads against 1`).to.deep.equal(results['wasm:1'][i]);
+      expectClose(results['wasm:1'][i], results.cpu[i], { atol: 1e-3, rtol: 1e-3, label });
+    });
+  });
+
+  for (const [name] of CASES) for (const threads of [1, 2]) {
+    it(`${name} (${threads} thread${threads > 1 ? 's' : ''})`, () => {
+      const g = wasm[threads][name];
+      const c = cpu[name];
+      expect(g.shape).to.deep.equal(c.shape);
+      expect(g.dtype).to.equal(c.dtype);
+      const tol = { atol: 1e-4, rtol: 1e-4, label: `${name} forward` };
+      expectClose(g.out, c.out, tol);
+      expect(!!g.grads).to.equal(!!c.grads);
+      (c.grads ?? []).forEach((cg, i) => {
+        if (cg === null) return expect(g.grads[i]).to.equal(null);
+        expectClose(g.grads[i], cg, { ...tol, label: `${name} grad ${i}` });
+      });
+    });
+  }
+});
+
+for (const backend of ['cpu', 'wasm']) describe(`backward rules against finite differences (${backend})`, function () {
+  before(() => sn.init({ backend }));
   const EPS = 1e-2;
   const PROBES = 6;
 

@@ -33,7 +33,7 @@ async function runSteps(c, p, opt, from, to, label) {
 
 const makeOptimizer = (c, params) => new sn.optim[c.optimizer](params, c.options);
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`optim (${backend})`, () => {
     before(async () => {
       await sn.init({ backend });

@@ -34,8 +34,8 @@ class CustomLoss extends sn.nn.Module {
   }
 }
 
-describe('the seed PyTorch programs (WebGPU)', () => {
-  before(() => sn.init({ backend: 'webgpu' }));
+for (const backend of ['webgpu', 'wasm']) describe(`the seed PyTorch programs (${backend})`, () => {
+  before(() => sn.init({ backend }));
 
   it('SimpleNN with CrossEntropyLoss, Adam and a DataLoader learns real digits', async () => {
     const { train, test } = await split(6000, 2000);
@@ -68,7 +68,7 @@ describe('the seed PyTorch programs (WebGPU)', () => {
   });
 });
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`CustomLoss(alpha) (${backend})`, () => {
     before(() => sn.init({ backend }));
     it('is MSE + alpha * L1 with the closed-form gradient', async () => {

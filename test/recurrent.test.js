@@ -60,7 +60,7 @@ async function stateArrays(m) {
   return out;
 }
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`recurrent (${backend})`, function () {
     this.timeout(600000);
     before(async () => {

@@ -2,10 +2,11 @@
 // records the autograd tape and answers reads.
 
 import * as Comlink from 'comlink';
-import type { Command, EngineInfo, EvalSpec, FitEvents, FitSpec, InitOptions, ReadResult } from '../lib/protocol.js';
+import type { BackendName, Command, EngineInfo, EvalSpec, FitEvents, FitSpec, InitOptions, ReadResult } from '../lib/protocol.js';
 import type { Backend, TypedArray } from './backend/backend.js';
 import { CpuBackend } from './backend/cpu/index.js';
 import { WebGpuBackend, requestDevice } from './backend/webgpu/index.js';
+import { createWasmBackend } from './backend/wasm/index.js';
 import { f, x } from './backend/kernel.js';
 import { backward } from './autograd.js';
 import { Ctx } from './ctx.js';
@@ -23,20 +24,11 @@ export class Engine {
   /** The first failure of a batch; reported by the next read or sync, then cleared. */
   private error: Error | null = null;
 
-  async init(kind: 'auto' | 'webgpu' | 'cpu', { kernels = 'auto' }: InitOptions = {}): Promise<EngineInfo> {
-    this.backend = kind === 'cpu' ? new CpuBackend() : await this.openWebGpu(kind === 'webgpu', kernels);
+  async init(kind: 'auto' | BackendName, opts: InitOptions = {}): Promise<EngineInfo> {
+    const { backend, ...info } = await openBackend(kind, opts);
+    this.backend = backend;
     this.ctx = new Ctx(this.backend);
-    return { backend: this.backend.name, maxBufferBytes: this.backend.maxBufferBytes };
-  }
-
-  private async openWebGpu(required: boolean, kernels: InitOptions['kernels']): Promise<Backend> {
-    try {
-      const gpu = await requestDevice();
-      return new WebGpuBackend({ ...gpu, software: kernels === 'auto' ? gpu.software : kernels === 'direct' });
-    } catch (e) {
-      if (required) throw e;
-      return new CpuBackend();
-    }
+    return { backend: backend.name, maxBufferBytes: backend.maxBufferBytes, ...info };
   }
 
   /** Runs one batch from the page; resolves when the device has finished it. */
@@ -278,5 +270,40 @@ export class Engine {
 
   deleteCheckpoint(name: string) {
     return this.checkpoints.delete(name);
+  }
+}
+
+/**
+ * 'auto' takes WebGPU only on a hardware adapter: on a software one (SwiftShader,
+ * llvmpipe, a fallback adapter) or none, the wasm backend is faster. Where
+ * WebAssembly cannot compile (a CSP without 'wasm-unsafe-eval'), the TypeScript
+ * backend computes instead, said once in the console.
+ */
+async function openBackend(kind: 'auto' | BackendName, { kernels = 'auto', threads }: InitOptions): Promise<{ backend: Backend } & Omit<EngineInfo, 'backend' | 'maxBufferBytes'>> {
+  if (kind === 'cpu') return { backend: new CpuBackend(), reason: 'requested' };
+  let reason = 'requested';
+  let adapter: string | undefined;
+  if (kind !== 'wasm') {
+    try {
+      const gpu = await requestDevice();
+      adapter = gpu.adapter;
+      if (kind === 'webgpu' || !gpu.software) {
+        const backend = new WebGpuBackend({ ...gpu, software: kernels === 'auto' ? gpu.software : kernels === 'direct' });
+        return { backend, reason: kind === 'webgpu' ? 'requested' : 'hardware WebGPU adapter', adapter };
+      }
+      gpu.device.destroy();
+      reason = 'the WebGPU adapter is software (CPU-emulated), so the WebAssembly CPU backend is faster';
+    } catch (e) {
+      if (kind === 'webgpu') throw e;
+      reason = `no WebGPU (${e instanceof Error ? e.message : String(e)})`;
+    }
+  }
+  try {
+    const backend = await createWasmBackend({ threads });
+    return { backend, reason, ...(adapter ? { adapter } : {}), threads: backend.threads };
+  } catch (e) {
+    const why = `WebAssembly cannot be compiled here (${e instanceof Error ? e.message : String(e)}; a Content-Security-Policy needs 'wasm-unsafe-eval')`;
+    console.warn(`shadenet: ${why}; using the slower TypeScript CPU backend`);
+    return { backend: new CpuBackend(), reason: why, ...(adapter ? { adapter } : {}) };
   }
 }

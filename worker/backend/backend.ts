@@ -1,6 +1,7 @@
 // The backend connector: a handful of methods, all semantics live above it
-// (worker/ops). Two implementations: webgpu (the real one) and cpu (the
-// oracle for tests and the fallback without WebGPU).
+// (worker/ops). Three implementations: webgpu, wasm (the CPU path: SIMD,
+// threads when cross-origin isolated) and cpu (plain TypeScript: the oracle
+// for tests and the fallback where WebAssembly cannot compile).
 
 import type { DType } from '../../lib/shape.js';
 import type { Kernel } from './kernel.js';
@@ -14,7 +15,7 @@ export interface Storage {
 }
 
 export interface Backend {
-  readonly name: 'webgpu' | 'cpu';
+  readonly name: 'webgpu' | 'wasm' | 'cpu';
   /** The largest storage alloc() can make, in bytes: larger tensors are refused before allocating. */
   readonly maxBufferBytes: number;
   alloc(size: number, dtype: DType): Storage;

@@ -206,16 +206,16 @@ function forEachGather(k: GatherKernel, index: Int32Array, visit: (p: number, ta
   }
 }
 
-function gather(k: GatherKernel, x: TypedArray, index: Int32Array, out: TypedArray) {
+export function gather(k: GatherKernel, x: TypedArray, index: Int32Array, out: TypedArray) {
   forEachGather(k, index, (p, t) => { out[p] = x[t]; });
 }
 
-function scatterAdd(k: GatherKernel, grad: TypedArray, index: Int32Array, out: TypedArray) {
+export function scatterAdd(k: GatherKernel, grad: TypedArray, index: Int32Array, out: TypedArray) {
   out.fill(0);
   forEachGather(k, index, (p, t) => { out[t] += grad[p]; });
 }
 
-function rand(k: RandKernel, out: TypedArray) {
+export function rand(k: RandKernel, out: TypedArray) {
   for (let i = 0; i < k.size; i++) {
     if (k.dist === 'normal') {
       const u1 = uniformAt(k.seed, k.counter, 2 * i);

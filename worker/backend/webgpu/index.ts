@@ -11,6 +11,8 @@ export interface GpuDevice {
   device: GPUDevice;
   /** A CPU-emulated adapter such as SwiftShader. */
   software: boolean;
+  /** The adapter in words: vendor, architecture, description. */
+  adapter: string;
 }
 
 export async function requestDevice(): Promise<GpuDevice> {
@@ -22,8 +24,9 @@ export async function requestDevice(): Promise<GpuDevice> {
   const requiredLimits: Record<string, number> = {};
   for (const k of want) requiredLimits[k] = adapter.limits[k];
   const info = adapter.info ?? ({} as GPUAdapterInfo);
-  const software = /swiftshader|llvmpipe|software/i.test(`${info.vendor} ${info.architecture} ${info.description} ${info.device}`) || !!(info as { isFallbackAdapter?: boolean }).isFallbackAdapter;
-  return { device: await adapter.requestDevice({ requiredLimits }), software };
+  const adapterName = [info.vendor, info.architecture, info.description, info.device].filter(Boolean).join(' ');
+  const software = /swiftshader|llvmpipe|software/i.test(adapterName) || !!(info as { isFallbackAdapter?: boolean }).isFallbackAdapter;
+  return { device: await adapter.requestDevice({ requiredLimits }), software, adapter: adapterName || 'unnamed adapter' };
 }
 
 class GpuStorage implements Storage {

@@ -1,0 +1,267 @@
+// The CPU backend in WebAssembly SIMD: every storage lives in one
+// WebAssembly.Memory (heap.ts: pooled, so no per-op allocation or copy),
+// map kernels are generated loops (map.ts, cached by the kernel's structure),
+// GEMM, reductions and softmax are hand-written (assembly/kernels.ts, built
+// by `npm run build`). Work runs synchronously inside `run`, in the worker;
+// when the page is cross-origin isolated, GEMM rows are split over helper
+// workers sharing the memory (threads.ts).
+
+import type { DType } from '../../../lib/shape.js';
+import { sizeOf, stridesOf } from '../../../lib/shape.js';
+import type { Backend, Storage, TypedArray } from '../backend.js';
+import { rand } from '../cpu/index.js';
+import type { GatherKernel, Kernel, MapKernel, MatmulKernel, ReduceKernel, View } from '../kernel.js';
+import kernelsWasm from './assembly/kernels.wasm';
+import kernelsSharedWasm from './assembly/kernels-shared.wasm';
+import { MAX_PAGES } from './emit.js';
+import { Heap } from './heap.js';
+import { compileMap, type MapProgram, type StrideKind } from './map.js';
+import { Threads } from './threads.js';
+
+class WasmStorage implements Storage {
+  constructor(readonly size: number, readonly dtype: DType, readonly ptr: number) {}
+}
+
+/**
+ * Memory layout: the kernels module's constants from 1024 (--memoryBase, under 12 KiB),
+ * the threads' control block at CONTROL, storages from HEAP_BASE.
+ */
+const CONTROL = 61440;
+const HEAP_BASE = 65536;
+/** GEMMs smaller than this many multiply-adds stay on one thread: a hand-over costs tens of microseconds. */
+const THREADED_GEMM_MACS = 1 << 19;
+
+const ACTIVATIONS = { relu: 1, sigmoid: 2, tanh: 3, gelu: 4 } as const;
+const REDUCE_OPS = { sum: 0, max: 1, min: 2, argmax: 3, argmin: 4 } as const;
+
+interface KernelExports {
+  gemm(a: number, ars: number, acs: number, b: number, brs: number, bcs: number, c: number, bias: number, act: number,
+    n: number, k: number, r0: number, r1: number, scratch: number): void;
+  gemmScratchBytes(n: number): number;
+  reduceSumF32(x: number, out: number, outer: number, n: number, inner: number, scale: number): void;
+  reduceScalar(x: number, out: number, outer: number, n: number, inner: number, op: number, isInt: number): void;
+  softmax(x: number, out: number, outer: number, n: number, inner: number, log: number): void;
+}
+
+/**
+ * Compiles the kernels module and, where the page is cross-origin isolated, starts
+ * `threads - 1` helpers (default: one per core, at most 4). Throws where WebAssembly
+ * compilation is refused (a CSP without 'wasm-unsafe-eval').
+ */
+export async function createWasmBackend(opts: { threads?: number } = {}): Promise<WasmBackend> {
+  const cores = (globalThis.navigator as Navigator | undefined)?.hardwareConcurrency ?? 1;
+  const wanted = Math.max(1, Math.floor(opts.threads ?? Math.min(cores, 4)));
+  // Helpers can only share memory with a cross-origin isolated page (COOP + COEP headers).
+  const shared = wanted > 1 && !!globalThis.crossOriginIsolated;
+  const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, ...(shared ? { shared: true } : {}) });
+  const module = new WebAssembly.Module(shared ? kernelsSharedWasm : kernelsWasm);
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  let threads: Threads | null = null;
+  if (shared) {
+    try {
+      threads = await Threads.start(module, memory, CONTROL, wanted, instance.exports.gemm as (...args: number[]) => void);
+    } catch (e) {
+      console.warn(`shadenet: ${e instanceof Error ? e.message : e}; the wasm backend runs on one thread`);
+    }
+  }
+  return new WasmBackend(memory, shared, instance.exports, threads);
+}
+
+export class WasmBackend implements Backend {
+  readonly name = 'wasm' as const;
+  /** The heap ends where 32-bit WebAssembly memory does (MAX_PAGES). */
+  readonly maxBufferBytes = MAX_PAGES * 65536 - HEAP_BASE;
+  private kernels: KernelExports;
+  private heap: Heap;
+  private maps = new Map<string, MapProgram>();
+  private f32 = new Float32Array(0);
+  private i32 = new Int32Array(0);
+
+  constructor(private wasmMemory: WebAssembly.Memory, private shared: boolean, private exports: WebAssembly.Exports, private helpers: Threads | null) {
+    this.kernels = exports as unknown as KernelExports;
+    this.heap = new Heap(wasmMemory, HEAP_BASE, MAX_PAGES);
+  }
+
+  /** Threads GEMM runs on. */
+  get threads() {
+    return this.helpers?.count ?? 1;
+  }
+
+  alloc(size: number, dtype: DType): Storage {
+    return new WasmStorage(size, dtype, this.heap.alloc(size * 4));
+  }
+  free(s: Storage): void {
+    this.heap.free((s as WasmStorage).ptr, s.size * 4);
+  }
+  write(s: Storage, data: TypedArray): void {
+    const { ptr } = s as WasmStorage;
+    this.refreshViews();
+    (data instanceof Int32Array ? this.i32 : this.f32).set(data, ptr >> 2);
+  }
+  async read(s: Storage): Promise<TypedArray> {
+    return this.view(s).slice();
+  }
+  flush(): void {}
+  async done(): Promise<void> {}
+  trim(): void {
+    this.heap.trim();
+  }
+  memory() {
+    return { pooledBytes: this.heap.pooledBytes, allocatedBytes: this.heap.usedBytes };
+  }
+
+  /** A typed view of a storage's elements (valid until memory grows). */
+  private view(s: Storage): TypedArray {
+    const { ptr, size, dtype } = s as WasmStorage;
+    this.refreshViews();
+    return (dtype === 'int32' ? this.i32 : this.f32).subarray(ptr >> 2, (ptr >> 2) + size);
+  }
+  private refreshViews() {
+    const buf = this.wasmMemory.buffer;
+    if (this.f32.buffer !== buf || this.f32.length * 4 !== buf.byteLength) {
+      this.f32 = new Float32Array(buf);
+      this.i32 = new Int32Array(buf);
+    }
+  }
+
+  run(k: Kernel, inputs: Storage[], outputs: Storage[]): void {
+    const ptr = (s: Storage) => (s as WasmStorage).ptr;
+    switch (k.kind) {
+      case 'map': return this.map(k, inputs.map(ptr), outputs.map(ptr));
+      case 'reduce': return this.reduce(k, ptr(inputs[0]), ptr(outputs[0]));
+      case 'matmul': return this.matmul(k, ptr(inputs[0]), ptr(inputs[1]), k.bias ? ptr(inputs[2]) : 0, ptr(outputs[0]));
+      case 'softmax': return this.kernels.softmax(ptr(inputs[0]), ptr(outputs[0]), k.outer, k.n, k.inner, +k.log);
+      case 'gather': return gatherRows(k, this.view(inputs[0]), this.view(inputs[1]) as Int32Array, this.view(outputs[0]));
+      case 'scatterAdd': return gatherRows(k, this.view(inputs[0]), this.view(inputs[1]) as Int32Array, this.view(outputs[0]));
+      case 'rand': return rand(k, this.view(outputs[0]));
+    }
+  }
+
+  private reduce(k: ReduceKernel, x: number, out: number) {
+    if (k.outer * k.inner === 0) return;
+    if (k.op === 'sum' && k.dtype === 'float32') this.kernels.reduceSumF32(x, out, k.outer, k.n, k.inner, k.scale);
+    else this.kernels.reduceScalar(x, out, k.outer, k.n, k.inner, REDUCE_OPS[k.op], +(k.dtype === 'int32'));
+  }
+
+  private matmul(k: MatmulKernel, a: number, b: number, bias: number, c: number) {
+    if (k.batch * k.m * k.n === 0) return;
+    const act = k.activation ? ACTIVATIONS[k.activation] : 0;
+    const scratchBytes = this.kernels.gemmScratchBytes(k.n);
+    const threaded = this.helpers && k.m >= 8 && k.batch * k.m * k.n * k.k >= THREADED_GEMM_MACS;
+    if (threaded) {
+      const scratch = this.heap.alloc(scratchBytes * this.helpers!.count);
+      this.helpers!.runGemm({
+        a: a + k.a.offset * 4, ars: k.a.rowStride, acs: k.a.colStride, aBatchStride: k.a.batchStride,
+        b: b + k.b.offset * 4, brs: k.b.rowStride, bcs: k.b.colStride, bBatchStride: k.b.batchStride,
+        c, bias, act, batch: k.batch, m: k.m, n: k.n, k: k.k, scratch, scratchBytes,
+      });
+      this.heap.free(scratch, scratchBytes * this.helpers!.count);
+      return;
+    }
+    const scratch = this.heap.alloc(scratchBytes);
+    for (let bt = 0; bt < k.batch; bt++) {
+      this.kernels.gemm(
+        a + (k.a.offset + bt * k.a.batchStride) * 4, k.a.rowStride, k.a.colStride,
+        b + (k.b.offset + bt * k.b.batchStride) * 4, k.b.rowStride, k.b.colStride,
+        c + bt * k.m * k.n * 4, bias, act, k.n, k.k, 0, k.m, scratch,
+      );
+    }
+    this.heap.free(scratch, scratchBytes);
+  }
+
+  private map(k: MapKernel, ins: number[], outs: number[]) {
+    if (sizeOf(k.shape) === 0) return;
+    const { shape, strides } = collapse(k.shape, [...k.inputs, ...k.outputs]);
+    const rank = shape.length;
+    const inner = rank - 1;
+    const kind = (s: number): StrideKind => (s === 0 ? '0' : s === 1 ? '1' : 's');
+    const inKinds = k.inputs.map((_, j) => kind(strides[j][inner]));
+    const outKinds = k.outputs.map((_, j) => kind(strides[ins.length + j][inner]));
+    const key = JSON.stringify([k.exprs, k.dtype, k.inDtypes, inKinds, outKinds]);
+    let program = this.maps.get(key);
+    if (!program) this.maps.set(key, (program = compileMap(k, inKinds, outKinds, this.wasmMemory, this.shared, this.exports)));
+
+    const views = [...k.inputs, ...k.outputs];
+    const base = [...ins, ...outs].map((p, j) => p + views[j].offset * 4);
+    const kinds = [...inKinds, ...outKinds];
+    const args: number[] = [];
+    const offsets = base.slice();
+    const idx = new Array<number>(inner).fill(0);
+    const outerCount = sizeOf(shape.slice(0, inner));
+    for (let o = 0; o < outerCount; o++) {
+      args.length = 0;
+      for (let j = 0; j < offsets.length; j++) {
+        args.push(offsets[j]);
+        if (kinds[j] === 's') args.push(strides[j][inner] * 4);
+      }
+      args.push(shape[inner]);
+      program.run(...args);
+      // Advance the outer multi-index, keeping every view's offset in step.
+      for (let d = inner - 1; d >= 0; d--) {
+        idx[d]++;
+        for (let j = 0; j < offsets.length; j++) offsets[j] += strides[j][d] * 4;
+        if (idx[d] < shape[d]) break;
+        for (let j = 0; j < offsets.length; j++) offsets[j] -= strides[j][d] * shape[d] * 4;
+        idx[d] = 0;
+      }
+    }
+  }
+}
+
+/**
+ * Drops size-1 axes and merges neighbours that every view walks contiguously,
+ * so most maps become one call over a single axis.
+ */
+function collapse(shape: number[], views: View[]): { shape: number[]; strides: number[][] } {
+  const out: number[] = [];
+  const strides: number[][] = views.map(() => []);
+  shape.forEach((size, d) => {
+    if (size === 1) return;
+    const last = out.length - 1;
+    if (last >= 0 && views.every((v, j) => strides[j][last] === v.strides[d] * size)) {
+      out[last] *= size;
+      views.forEach((v, j) => { strides[j][last] = v.strides[d]; });
+      return;
+    }
+    out.push(size);
+    views.forEach((v, j) => strides[j].push(v.strides[d]));
+  });
+  if (!out.length) return { shape: [1], strides: views.map(() => [0]) };
+  return { shape: out, strides };
+}
+
+/**
+ * gather (out[p] = x[p with coord[dim] := index[p]]) and scatterAdd (its reverse: out is
+ * input-shaped, zeroed, and receives x[p] there) a row of the last axis at a time.
+ */
+function gatherRows(k: GatherKernel, x: TypedArray, index: Int32Array, out: TypedArray) {
+  const scatter = k.kind === 'scatterAdd';
+  if (scatter) out.fill(0);
+  const indexShape = k.indexShape.length ? k.indexShape : [1];
+  const inStrides = stridesOf(k.inputShape.length ? k.inputShape : [1]);
+  const last = indexShape.length - 1;
+  const n = indexShape[last];
+  const total = sizeOf(indexShape);
+  if (total === 0) return;
+  const dimSize = (k.inputShape.length ? k.inputShape : [1])[k.dim];
+  const dimStride = inStrides[k.dim];
+  // Along the last axis the target moves by one element, unless that axis is `dim` (then the index says where).
+  const step = k.dim === last ? 0 : 1;
+  const coord = new Array<number>(last).fill(0);
+  for (let p = 0; p < total; p += n) {
+    let base = 0;
+    for (let d = 0; d < last; d++) if (d !== k.dim) base += coord[d] * inStrides[d];
+    for (let j = 0; j < n; j++) {
+      let c = index[p + j];
+      if (c < 0) c += dimSize;
+      if (c < 0 || c >= dimSize) throw new RangeError(`gather: index ${index[p + j]} is out of bounds for dim ${k.dim} of size ${dimSize}`);
+      const t = base + c * dimStride + j * step;
+      if (scatter) out[t] += x[p + j];
+      else out[p + j] = x[t];
+    }
+    for (let d = last - 1; d >= 0; d--) {
+      if (++coord[d] < indexShape[d]) break;
+      coord[d] = 0;
+    }
+  }
+}
