@@ -1,4 +1,4 @@
-// What every demo page shares: the backend switch (?backend=webgpu|cpu), the bar that
+// What every demo page shares: the backend switch (?backend=webgpu|wasm|cpu), the bar that
 // says which backend runs, and errors shown on the page in words.
 import * as sn from './dist/index.js';
 
@@ -16,17 +16,18 @@ export function showError(e) {
 addEventListener('error', (e) => showError(e.error ?? e.message));
 addEventListener('unhandledrejection', (e) => showError(e.reason));
 
-/** The backend asked for in the address (?backend=webgpu|cpu), else 'auto'. */
+const BACKENDS = { webgpu: 'WebGPU', wasm: 'WebAssembly', cpu: 'CPU' };
+
+/** The backend asked for in the address (?backend=webgpu|wasm|cpu), else 'auto'. */
 export function requestedBackend() {
   const b = new URLSearchParams(location.search).get('backend');
-  return b === 'webgpu' || b === 'cpu' ? b : 'auto';
+  return b in BACKENDS ? b : 'auto';
 }
 
-/** Describes the running backend, with the reason when the SDK gives one. */
-export function backendText() {
-  const info = typeof sn.backendInfo === 'function' ? sn.backendInfo() : null;
-  if (info && typeof info === 'object') return [info.backend ?? info.name, info.reason].filter(Boolean).join(' — ');
-  return info ?? sn.backend() ?? 'not started';
+/** Why the engine runs where it does, from sn.backendInfo(). */
+function backendReason() {
+  const info = sn.backendInfo();
+  return [info.reason, info.threads > 1 && `${info.threads} threads`].filter(Boolean).join(', ');
 }
 
 /** A link to `page` that keeps the chosen backend. */
@@ -41,10 +42,9 @@ export async function startEngine() {
   const chosen = requestedBackend();
   const page = location.pathname.split('/').pop() || 'index.html';
   bar.innerHTML = `<a href="${withBackend('./')}">shadenet demos</a>
-    <span>backend: <b id="backend">starting…</b></span>
+    <span>backend: <b id="backend">starting…</b> <span class="muted" id="backend-reason"></span></span>
     <span class="switch">run on
-      <a href="${page}?backend=webgpu" data-backend="webgpu">WebGPU</a>
-      <a href="${page}?backend=cpu" data-backend="cpu">CPU</a></span>`;
+      ${Object.entries(BACKENDS).map(([b, name]) => `<a href="${page}?backend=${b}" data-backend="${b}">${name}</a>`).join('')}</span>`;
   const label = document.getElementById('backend');
   try {
     await sn.init({ backend: chosen });
@@ -54,7 +54,8 @@ export async function startEngine() {
       ? `WebGPU could not start in this browser (${e.message}). Switch to CPU above.`
       : `the engine could not start: ${e.message}`);
   }
-  label.textContent = backendText();
+  label.textContent = sn.backend();
+  document.getElementById('backend-reason').textContent = `(${backendReason()})`;
   for (const a of bar.querySelectorAll('[data-backend]')) a.classList.toggle('on', a.dataset.backend === sn.backend());
   return sn.backend();
 }

@@ -29,13 +29,24 @@ export async function startDemos() {
   };
 }
 
+const opened = new Set();
+
+/** Closes what openPage opened, so finished demos stop using the CPU. */
+export async function closePages() {
+  await Promise.all([...opened].map((c) => c.close()));
+  opened.clear();
+}
+
 /**
  * A new page (in a fresh context unless one is given) that records console errors,
  * page errors, every request, and the main thread's long tasks (window.__longTasks,
  * observed from before the page's own scripts run).
  */
 export async function openPage(browser, url, context) {
-  context ??= await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  if (!context) {
+    context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    opened.add(context);
+  }
   const page = await context.newPage();
   const log = { errors: [], requests: [] };
   page.on('console', (m) => m.type() === 'error' && log.errors.push(m.text()));
@@ -74,4 +85,14 @@ export async function mainThreadTasks(browser, page, fn) {
   // The page's renderer: the one whose main thread ran the most tasks.
   const tasks = mains.map((m) => trace.filter((e) => e.pid === m.pid && e.tid === m.tid && e.ph === 'X' && e.name === 'ThreadControllerImpl::RunTask'));
   return tasks.sort((a, b) => b.length - a.length)[0].map((e) => ({ wall: e.dur / 1000, cpu: (e.tdur ?? 0) / 1000 }));
+}
+
+/** Draws a polyline on the page's #pad with the mouse; points are fractions of the pad's size. */
+export async function stroke(page, points) {
+  const box = await page.locator('#pad').boundingBox();
+  const at = ([x, y]) => [box.x + x * box.width, box.y + y * box.height];
+  await page.mouse.move(...at(points[0]));
+  await page.mouse.down();
+  for (const p of points.slice(1)) await page.mouse.move(...at(p), { steps: 6 });
+  await page.mouse.up();
 }
