@@ -40,7 +40,7 @@ export class DigitNet extends sn.nn.Module {
   }
 }
 
-export const BASE_MODEL_URL = new URL('./models/digits-base.safetensors', import.meta.url);
+const BASE_MODEL_URL = new URL('./models/digits-base.safetensors', import.meta.url);
 
 /** DigitNet with the weights the demos ship (made by tools/make-base-model.mjs). */
 export async function loadBaseModel() {
@@ -58,11 +58,8 @@ export async function loadBaseModel() {
   return model;
 }
 
-/** The ten class probabilities for one 784-pixel image (0..1), computed in the worker. */
-export async function classify(model, image, { logits = true } = {}) {
-  const out = sn.noGrad(() => {
-    const y = model.forward(sn.tensor(image, [1, 784]));
-    return logits ? y.softmax(1) : y;
-  });
-  return Array.from(await out.data());
+/** DigitNet's ten class probabilities for one 784-pixel image (0..1), computed in the worker. */
+export async function classify(model, image) {
+  const probs = sn.noGrad(() => model.forward(sn.tensor(image, [1, 784])).softmax(1));
+  return Array.from(await probs.data());
 }

@@ -46,6 +46,7 @@ export function serve(port, { isolated = false } = {}) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 8080);
-  await serve(port);
+  // Isolated, so the WebAssembly backend can compute on several threads.
+  await serve(port, { isolated: true });
   console.log(`shadenet demos: http://localhost:${port}/`);
 }

@@ -17,7 +17,7 @@ const args = [
 export async function startDemos() {
   await buildDemoAssets();
   await mkdir(artifacts, { recursive: true });
-  const server = await serve(0);
+  const server = await serve(0, { isolated: true }); // as `npm start` serves them
   const browser = await chromium.launch({ executablePath: process.env.CHROME_PATH || '/usr/bin/chromium', headless: true, args });
   return {
     base: `http://127.0.0.1:${server.address().port}`,
