@@ -62,6 +62,7 @@ const chart = new uPlot({
   series: [{ label: 'step' }, { label: 'loss', stroke: '#c33', width: 2 }, { label: 'accuracy', scale: 'acc', stroke: '#26a', width: 2 }],
 }, points, $('chart'));
 window.chartPoints = () => points[0].length;
+window.chartSteps = () => [...points[0]];
 
 let data = null;
 let model = null;
@@ -98,6 +99,8 @@ async function train() {
   buttons();
   const stepsPerEpoch = Math.ceil(data.nTrain / BATCH);
   const first = model.epoch ?? 0;
+  // The chart's steps run on across runs (a stopped epoch is run again from its start).
+  const stepsBefore = points[0].at(-1) ?? 0;
   let epoch = first, lastBatch = 0;
   const t0 = performance.now();
   startMeter();
@@ -107,7 +110,7 @@ async function train() {
       onEpochBegin: (e) => (epoch = e),
       onBatchEnd: (batch, logs) => {
         lastBatch = batch + 1;
-        points[0].push(epoch * stepsPerEpoch + batch + 1);
+        points[0].push(stepsBefore + (epoch - first) * stepsPerEpoch + batch + 1);
         points[1].push(logs.loss);
         points[2].push(logs.accuracy);
         chart.setData(points);

@@ -104,6 +104,14 @@ describe('MNIST in the background', () => {
     await page.waitForFunction(() => /held-out digits: 0\.\d+/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
     const accuracy = Number((await page.textContent('#status')).match(/held-out digits: (0\.\d+)/)[1]);
     assert.ok(accuracy > 0.5, `30 batches beat chance (0.1) by far: ${accuracy}`);
+    // The loaded model trains on.
+    const before = await page.evaluate(() => window.chartPoints());
+    await page.click('#start');
+    await page.waitForFunction((n) => window.chartPoints() > n, before, { timeout: 60000 });
+    await page.click('#stop');
+    const steps = await page.evaluate(() => window.chartSteps());
+    assert.ok(steps.every((x, i) => i === 0 || x > steps[i - 1]), `the chart's steps only increase: ${steps}`);
+    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Stopped'), null, { timeout: 60000 });
     await screenshot(page, 'mnist');
     assert.deepEqual(log.errors, []);
     assert.deepEqual(log.requests.filter((u) => u.includes('node_modules')), []);
