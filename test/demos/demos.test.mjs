@@ -275,6 +275,7 @@ for (const backend of ['wasm', 'cpu']) {
     test(`personalization on ${backend}: a round trains and is saved`, async () => {
       const { page, log } = await openPage(demos.browser, url('personalize.html'));
       assert.equal(await page.textContent('#backend'), backend);
+      const requestsAtLoad = log.requests.length;
       await stroke(page, [[0.5, 0.15], [0.5, 0.85]]);
       await page.click('#labels button[data-label="1"]');
       await page.click('#train');
@@ -282,6 +283,7 @@ for (const backend of ['wasm', 'cpu']) {
       await screenshot(page, `personalize-${backend}`);
       await page.click('#forget');
       await page.waitForFunction(() => /Forgotten/.test(document.getElementById('status').textContent));
+      assert.deepEqual(log.requests.slice(requestsAtLoad), [], 'no network request after load');
       assert.deepEqual(log.errors, []);
     });
   });
