@@ -54,7 +54,7 @@ const plot = new uPlot({
 const lossData = [[], []];
 const lossPlot = new uPlot({
   width: 520, height: 160, scales: { x: { time: false }, y: { distr: 3 } },
-  axes: [{ label: 'training step' }, { label: 'loss (log)' }],
+  axes: [{ label: 'training step', incrs: [10, 20, 50, 100, 200, 500, 1000, 2000, 5000] }, { label: 'loss (log)' }],
   series: [{ label: 'step' }, { label: 'loss', stroke: '#c33', width: 2 }],
 }, lossData, $('lossplot'));
 window.plotPoints = () => ({
