@@ -190,13 +190,18 @@ describe('offline personalization', () => {
 });
 
 describe('sequences', () => {
-  test('sequences: the LSTM trains on padded variable-length waves; loss and predictions are plotted; the code is shown', async () => {
+  test('sequences: the LSTM trains on padded variable-length waves in short main-thread tasks; loss and predictions are plotted; the code is shown', async () => {
     const { page, log } = await openPage(demos.browser, `${demos.base}/sequences.html?backend=webgpu`);
     assert.match(await page.textContent('#code'), /class SineNet extends sn\.nn\.Module/);
-    await page.click('#train');
-    await page.waitForFunction(() => window.plotPoints().losses >= 4, null, { timeout: 90000 });
-    await page.click('#stop');
-    await page.waitForFunction(() => /^Stopped at step/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    // A PyTorch-style loop records every op on the page: its recording must stay in short tasks too.
+    const tasks = await mainThreadTasks(demos.browser, page, async () => {
+      await page.click('#train');
+      await page.waitForFunction(() => window.plotPoints().losses >= 4, null, { timeout: 90000 });
+      await page.click('#stop');
+      await page.waitForFunction(() => /^Stopped at step/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    });
+    const longest = Math.max(...tasks.map((t) => t.cpu));
+    assert.ok(longest < 50, `longest main-thread task while training: ${longest} ms of CPU`);
     const plotted = await page.evaluate(() => window.plotPoints());
     // Every step of the held-out wave has a one-step prediction, and the 30 generated steps follow.
     assert.equal(plotted.predicted, 40);
