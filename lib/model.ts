@@ -107,6 +107,9 @@ export class SequentialModel extends Module {
       throw new Error(`the first layer ('${layer.name}') needs an inputShape, e.g. sn.layers.dense({ units: 10, inputShape: [784] })`);
     }
     if (this.compiled) throw new Error('add: layers cannot be added after compile()');
+    if ((layer.getConfig() as { returnState?: boolean }).returnState) {
+      throw new Error(`add: '${layer.name}' has returnState, so it has several outputs; a sequential model passes one on. Use the functional API: sn.model({ inputs, outputs })`);
+    }
     // Weights exist as soon as the layer is added, so parameters() is complete before compile().
     layer.build(this.layers.length ? this.layers[this.layers.length - 1].outputShape! : layer.inputShape!);
     this.layers.push(layer);

@@ -277,3 +277,187 @@ describe('Keras getWeights / setWeights and TF.js spellings', () => {
     expect(ev.acc).to.equal(ev.accuracy);
   });
 });
+
+/** Builds the same stack in both libraries from one list of [name, args] pairs, and gives TF.js our weights. */
+async function twin(spec, inputShape) {
+  const build = (lib) => spec.map(([name, args], i) => {
+    const a = { ...args, ...(i === 0 ? { inputShape } : {}) };
+    if (a.layer) a.layer = lib.layers[a.layer[0]](a.layer[1]);
+    return lib.layers[name](a);
+  });
+  const model = sn.sequential({ layers: build(sn) });
+  const tfModel = tf.sequential({ layers: build(tf) });
+  tfModel.setWeights(await weightsForTf(model));
+  return [model, tfModel];
+}
+
+const SMALL_LAYERS = [
+  ['conv1d same and strided, then globalAveragePooling1d', [6, 3], [
+    ['conv1d', { filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }],
+    ['conv1d', { filters: 5, kernelSize: 2, strides: 2 }],
+    ['globalAveragePooling1d', {}],
+    ['dense', { units: 2 }],
+  ]],
+  // TF.js cannot differentiate dilated convolutions: predictions only.
+  ['conv1d dilated, same padding', [7, 2], [['conv1d', { filters: 3, kernelSize: 3, dilationRate: 2, padding: 'same' }]], { fit: false }],
+  ["conv2d 'same' with an even kernel and stride 2, maxPooling2d 'same', averagePooling2d, globalAveragePooling2d", [7, 6, 2], [
+    ['conv2d', { filters: 3, kernelSize: [2, 4], strides: 2, padding: 'same', activation: 'tanh' }],
+    ['maxPooling2d', { poolSize: [2, 3], padding: 'same' }],
+    ['averagePooling2d', { poolSize: 1 }],
+    ['globalAveragePooling2d', {}],
+    ['dense', { units: 2 }],
+  ]],
+  // TF.js 4.22's gradients of upSampling2d and of 'same' average pooling disagree with the arithmetic
+  // (tests below check ours directly), so only predictions are compared.
+  ["upSampling2d and averagePooling2d 'same'", [5, 4, 2], [
+    ['maxPooling2d', { poolSize: [2, 3], padding: 'same' }],
+    ['upSampling2d', { size: [2, 3] }],
+    ['averagePooling2d', { poolSize: 3, strides: 2, padding: 'same' }],
+  ], { fit: false }],
+  ['globalMaxPooling2d after a valid conv2d', [5, 5, 1], [
+    ['conv2d', { filters: 2, kernelSize: 2 }],
+    ['globalMaxPooling2d', {}],
+  ]],
+  ['repeatVector, lstm returnSequences, timeDistributed(dense)', [3], [
+    ['dense', { units: 4, activation: 'relu' }],
+    ['repeatVector', { n: 5 }],
+    ['lstm', { units: 3, returnSequences: true, recurrentActivation: 'sigmoid' }],
+    ['timeDistributed', { layer: ['dense', { units: 2 }] }],
+  ]],
+  ['bidirectional lstm (concat, returnSequences) then bidirectional gru (ave)', [5, 3], [
+    ['bidirectional', { layer: ['lstm', { units: 3, returnSequences: true, recurrentActivation: 'sigmoid' }] }],
+    ['bidirectional', { layer: ['gru', { units: 2, resetAfter: false, recurrentActivation: 'sigmoid' }], mergeMode: 'ave' }],
+    ['dense', { units: 2 }],
+  ]],
+];
+
+for (const backend of ['webgpu', 'cpu']) {
+  describe(`Keras layers that TF.js users reach for match TF.js (${backend})`, () => {
+    before(() => sn.init({ backend }));
+    for (const [title, inputShape, spec, { fit = true } = {}] of SMALL_LAYERS) {
+      it(`${title}: predictions${fit ? ' and 3 Adam steps' : ''}`, async () => {
+        sn.manualSeed(51);
+        const [model, tfModel] = await twin(spec, inputShape);
+        const B = 3;
+        const rng = mulberry32(7);
+        const xShape = [B, ...inputShape];
+        const x = randomData(rng, xShape.reduce((p, q) => p * q));
+        const [a, b] = await predictBoth(model, tfModel, x, xShape);
+        expect(model.outputShape).to.deep.equal(tfModel.outputShape.slice(1));
+        expectClose(a, b, { atol: 2e-6, rtol: 1e-5, label: 'predict' });
+        if (!fit) return;
+        const yShape = [B, ...model.outputShape];
+        const y = randomData(rng, yShape.reduce((p, q) => p * q));
+        const [c, d] = await fitBoth(model, tfModel, x, xShape, y, yShape);
+        expectClose(c, d, { atol: 1e-5, rtol: 1e-4, label: 'after 3 Adam steps' });
+      });
+    }
+
+    it('upSampling2d then globalAveragePooling2d trains exactly like globalAveragePooling2d alone (nearest copies do not move the mean)', async () => {
+      const rng = mulberry32(8);
+      const x = sn.tensor(randomData(rng, 3 * 7 * 6 * 2), [3, 7, 6, 2]);
+      const y = sn.tensor(randomData(rng, 9), [3, 3]);
+      const kernel = randomData(rng, 6);
+      const after = [];
+      for (const up of [false, true]) {
+        const m = sn.sequential([
+          sn.layers.conv2d({ filters: 3, kernelSize: 1, inputShape: [7, 6, 2] }),
+          ...(up ? [sn.layers.upSampling2d({ size: [2, 3] })] : []),
+          sn.layers.globalAveragePooling2d(),
+        ]);
+        m.setWeights([kernel, [0, 0, 0]]);
+        m.compile({ optimizer: new sn.optim.Adam(m.parameters(), { lr: 0.01 }), loss: 'meanSquaredError' });
+        await m.fit(x, y, { epochs: 3, batchSize: 3, shuffle: false });
+        after.push(await m.getWeights()[0].data());
+      }
+      expectClose(after[1], after[0], { atol: 1e-6, label: 'kernel after 3 Adam steps' });
+    });
+
+    it("averagePooling2d 'same': each window averages its real pixels, and the gradient spreads back 1/count to each", async () => {
+      const [H, W, k, s] = [5, 4, 3, 2];
+      const layer = sn.layers.averagePooling2d({ poolSize: k, strides: s, padding: 'same', inputShape: [H, W, 1] });
+      sn.sequential([layer]);
+      const rng = mulberry32(12);
+      const xd = randomData(rng, H * W);
+      const x = sn.tensor(xd, [1, H, W, 1], { requiresGrad: true });
+      const out = layer.call(x, { training: false, mask: null });
+      const [OH, OW] = [Math.ceil(H / s), Math.ceil(W / s)];
+      expect(out.shape).to.deep.equal([1, OH, OW, 1]);
+      const wd = randomData(rng, OH * OW);
+      out.mul(sn.tensor(wd, out.shape)).sum().backward();
+      // Keras's 'same': total padding (out - 1) * s + k - in, the odd one after.
+      const [padTop, padLeft] = [((OH - 1) * s + k - H) >> 1, ((OW - 1) * s + k - W) >> 1];
+      const want = new Float64Array(OH * OW);
+      const grad = new Float64Array(H * W);
+      for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
+        const cells = [];
+        for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) {
+          const [r, c] = [i * s + a - padTop, j * s + b - padLeft];
+          if (r >= 0 && r < H && c >= 0 && c < W) cells.push(r * W + c);
+        }
+        want[i * OW + j] = cells.reduce((acc, p) => acc + xd[p], 0) / cells.length;
+        for (const p of cells) grad[p] += wd[i * OW + j] / cells.length;
+      }
+      expectClose(await out.data(), want, { atol: 1e-6, label: 'forward' });
+      expectClose(await x.grad.data(), grad, { atol: 1e-6, label: 'gradient' });
+    });
+
+    it("conv1d padding 'causal' is a valid convolution of the sequence with (k - 1) * dilation zero steps in front (TF.js has no causal padding)", async () => {
+      sn.manualSeed(53);
+      const [T, C, k, d] = [6, 2, 3, 2];
+      const model = sn.sequential([sn.layers.conv1d({ filters: 3, kernelSize: k, dilationRate: d, padding: 'causal', inputShape: [T, C] })]);
+      const front = (k - 1) * d;
+      const tfModel = tf.sequential({ layers: [tf.layers.conv1d({ filters: 3, kernelSize: k, dilationRate: d, inputShape: [T + front, C] })] });
+      tfModel.setWeights(await weightsForTf(model));
+      const x = randomData(mulberry32(4), 2 * T * C);
+      const padded = new Float32Array(2 * (T + front) * C);
+      for (let n = 0; n < 2; n++) padded.set(x.subarray(n * T * C, (n + 1) * T * C), (n * (T + front) + front) * C);
+      const a = await model.predict(sn.tensor(x, [2, T, C])).data();
+      const b = await tfModel.predict(tf.tensor(padded, [2, T + front, C])).data();
+      expect(model.outputShape).to.deep.equal([T, 3]);
+      expectClose(a, b, { atol: 2e-6, rtol: 1e-5, label: 'causal' });
+    });
+
+    it('globalAveragePooling1d leaves masked steps out of the mean, as Keras does', async () => {
+      sn.manualSeed(52);
+      const model = sn.sequential([
+        sn.layers.embedding({ inputDim: 5, outputDim: 3, maskZero: true, inputShape: [4] }),
+        sn.layers.globalAveragePooling1d(),
+      ]);
+      const table = await model.layers[0].getWeights()[0].array();
+      const ids = [[0, 0, 2, 3], [1, 4, 4, 0]];
+      const got = await model.predict(sn.tensor(ids)).array();
+      const want = ids.map((row) => {
+        const kept = row.filter((i) => i !== 0);
+        return [0, 1, 2].map((j) => kept.reduce((s, i) => s + table[i][j], 0) / kept.length);
+      });
+      expectClose(got.flat(), want.flat(), { atol: 1e-6, label: 'masked mean' });
+    });
+  });
+}
+
+describe('Keras wrappers serialise', () => {
+  it('toJSON / modelFromJSON round trip bidirectional, timeDistributed and the new layers', () => {
+    const model = sn.sequential([
+      sn.layers.conv1d({ filters: 4, kernelSize: 3, padding: 'causal', inputShape: [8, 2] }),
+      sn.layers.bidirectional({ layer: sn.layers.gru({ units: 3, returnSequences: true }), mergeMode: 'sum' }),
+      sn.layers.timeDistributed({ layer: sn.layers.dense({ units: 2 }) }),
+      sn.layers.globalMaxPooling1d(),
+      sn.layers.repeatVector({ n: 2 }),
+    ]);
+    const json = JSON.stringify(model.toJSON());
+    const back = sn.modelFromJSON(json);
+    expect(back.summary().replace(/\s+/g, ' ')).to.equal(model.summary().replace(/\s+/g, ' '));
+    expect(back.getWeights().map((w) => w.shape)).to.deep.equal(model.getWeights().map((w) => w.shape));
+    expect(model.outputShape).to.deep.equal([2, 2]);
+  });
+});
+
+describe('Keras layer arguments that are refused say what to write', () => {
+  it('returnState in a sequential model, bilinear upsampling, bad padding', () => {
+    expect(() => sn.sequential([sn.layers.lstm({ units: 2, returnState: true, inputShape: [3, 2] })])).to.throw(/returnState.*sn\.model\(\{ inputs, outputs \}\)/);
+    expect(() => sn.layers.upSampling2d({ interpolation: 'bilinear' })).to.throw(/use 'nearest'/);
+    expect(() => sn.layers.conv2d({ filters: 2, kernelSize: 3, padding: 'causal' })).to.throw(/padding must be 'valid' or 'same'/);
+    expect(() => sn.layers.bidirectional({ layer: sn.layers.dense({ units: 2 }) })).to.throw(/lstm, gru or simpleRNN/);
+  });
+});

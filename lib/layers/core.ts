@@ -144,3 +144,19 @@ export class Reshape extends Layer {
   call(x: Tensor) { return x.reshape([x.shape[0], ...this.args.targetShape]); }
   getConfig() { return { ...this.args }; }
 }
+
+/** [batch, features] -> [batch, n, features]. */
+export class RepeatVector extends Layer {
+  constructor(readonly args: LayerArgs & { n: number }) {
+    super('RepeatVector', args);
+    if (!Number.isInteger(args.n) || args.n < 1) throw new Error(`repeatVector: n must be a positive integer, got ${args.n}`);
+  }
+  computeOutputShape(s: LayerShape) {
+    if (s.length !== 1) this.shapeError('[features]', s);
+    return [this.args.n, s[0]];
+  }
+  call(x: Tensor) {
+    return x.unsqueeze(1).expand(x.shape[0], this.args.n, x.shape[1]);
+  }
+  getConfig() { return { ...this.args }; }
+}

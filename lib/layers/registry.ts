@@ -1,11 +1,16 @@
 // sn.layers factories and the class registry that modelFromJSON uses.
 
-import { Activation, Dense, Dropout, Flatten, Reshape } from './core.js';
+import { Activation, Dense, Dropout, Flatten, RepeatVector, Reshape } from './core.js';
 import type { Layer } from './layer.js';
-import { BatchNormalization, Conv2D, Embedding, LayerNormalization, Masking, MaxPooling2D } from './wrapped.js';
-import { GRULayer, LSTMLayer, SimpleRNN } from './recurrent.js';
+import { BatchNormalization, Embedding, LayerNormalization, Masking } from './wrapped.js';
+import { GRULayer, LSTMLayer, SimpleRNN, type KerasRecurrent } from './recurrent.js';
+import { AveragePooling2D, Conv1D, Conv2D, GlobalPooling, MaxPooling2D, UpSampling2D } from './convolutional.js';
+import { Bidirectional, TimeDistributed } from './wrappers.js';
 
 type Factory = (config: any) => Layer;
+
+/** A wrapped layer's { className, config } as saved by toJSON. */
+const inner = (c: { layer: { className: string; config: Record<string, unknown> } }) => layerFromConfig(c.layer.className, c.layer.config);
 
 const FACTORIES: Record<string, Factory> = {
   Dense: (c) => new Dense(c),
@@ -13,6 +18,7 @@ const FACTORIES: Record<string, Factory> = {
   Dropout: (c) => new Dropout(c),
   Flatten: (c) => new Flatten(c),
   Reshape: (c) => new Reshape(c),
+  RepeatVector: (c) => new RepeatVector(c),
   Embedding: (c) => new Embedding(c),
   Masking: (c) => new Masking(c),
   LSTM: (c) => new LSTMLayer(c),
@@ -20,12 +26,21 @@ const FACTORIES: Record<string, Factory> = {
   SimpleRNN: (c) => new SimpleRNN(c),
   LayerNormalization: (c) => new LayerNormalization(c),
   BatchNormalization: (c) => new BatchNormalization(c),
+  Conv1D: (c) => new Conv1D(c),
   Conv2D: (c) => new Conv2D(c),
   MaxPooling2D: (c) => new MaxPooling2D(c),
+  AveragePooling2D: (c) => new AveragePooling2D(c),
+  GlobalAveragePooling1D: (c) => new GlobalPooling('GlobalAveragePooling1D', c),
+  GlobalAveragePooling2D: (c) => new GlobalPooling('GlobalAveragePooling2D', c),
+  GlobalMaxPooling1D: (c) => new GlobalPooling('GlobalMaxPooling1D', c),
+  GlobalMaxPooling2D: (c) => new GlobalPooling('GlobalMaxPooling2D', c),
+  UpSampling2D: (c) => new UpSampling2D(c),
+  TimeDistributed: (c) => new TimeDistributed({ ...c, layer: inner(c) }),
+  Bidirectional: (c) => new Bidirectional({ ...c, layer: inner(c) as KerasRecurrent }),
 };
 
 export function layerFromConfig(className: string, config: Record<string, unknown>): Layer {
-  const make = Object.hasOwn(FACTORIES, className) ? FACTORIES[className] : undefined;
+  const make = FACTORIES[className];
   if (!make) throw new Error(`unknown layer class '${className}'; known: ${Object.keys(FACTORIES).join(', ')}`);
   return make(config);
 }
