@@ -40,7 +40,7 @@ const FACTORIES: Record<string, Factory> = {
 };
 
 export function layerFromConfig(className: string, config: Record<string, unknown>): Layer {
-  const make = FACTORIES[className];
+  const make = Object.hasOwn(FACTORIES, className) ? FACTORIES[className] : undefined;
   if (!make) throw new Error(`unknown layer class '${className}'; known: ${Object.keys(FACTORIES).join(', ')}`);
   return make(config);
 }
