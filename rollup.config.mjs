@@ -1,7 +1,7 @@
 import typescript from '@rollup/plugin-typescript';
 import { nodeResolve } from '@rollup/plugin-node-resolve';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import asc from 'assemblyscript/asc';
 
 // WGSL files become string exports so the worker bundle is self-contained.
@@ -41,23 +41,50 @@ const assemblyScript = () => ({
   },
 });
 
-const plugins = () => [wgsl(), assemblyScript(), nodeResolve({ browser: true }), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist', noEmitOnError: true })];
+// The worker bundle as a string, for dist/shadenet.js. Rollup builds the configs below in
+// order, so dist/worker.js is fresh when this reads it. Its source map comment is dropped:
+// it would resolve against a blob: URL.
+const WORKER_SOURCE = 'shadenet:worker-source';
+const inlineWorker = () => ({
+  name: 'inline-worker',
+  resolveId: (id) => (id === WORKER_SOURCE ? '\0' + WORKER_SOURCE : null),
+  load(id) {
+    if (id !== '\0' + WORKER_SOURCE) return null;
+    const source = readFileSync('dist/worker.js', 'utf8').replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n');
+    return `export default ${JSON.stringify(source)};`;
+  },
+});
 
-const bundle = (input, file, extra = []) => ({ input, output: { file, format: 'es', sourcemap: true }, plugins: [...plugins(), ...extra] });
+const plugins = (outDir) => [wgsl(), assemblyScript(), nodeResolve({ browser: true }), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir, noEmitOnError: true })];
 
-// Type declarations come from `tsc --emitDeclarationOnly` (see the build script) into dist/types;
-// dist/index.d.ts points at the facade's.
-const typesEntry = () => ({
-  name: 'types-entry',
+// The TypeScript plugin's source paths come out a directory too high (relative to its
+// outDir, then resolved from the source file); climb down until the file is found.
+const sourcemapPathTransform = (source, mapPath) => {
+  while (source.startsWith('../') && !existsSync(resolve(dirname(mapPath), source))) source = source.slice(3);
+  return source;
+};
+
+// Source maps embed their sources (rollup's default), so the package needs no .ts files.
+const bundle = (input, file, extra = []) => ({
+  input,
+  output: { file, format: 'es', sourcemap: true, sourcemapPathTransform },
+  plugins: [...plugins(dirname(file)), ...extra],
+});
+
+// Type declarations come from `tsc -p tsconfig.build.json` (see the build script) into
+// dist/types; the entry .d.ts files point at the facade's.
+const typesEntries = () => ({
+  name: 'types-entries',
   generateBundle() {
-    this.emitFile({ type: 'asset', fileName: 'index.d.ts', source: "export * from './types/lib/index.js';\n" });
+    for (const fileName of ['index.d.ts', 'shadenet.d.ts']) this.emitFile({ type: 'asset', fileName, source: "export * from './types/lib/index.js';\n" });
   },
 });
 
 export default [
-  bundle('lib/index.ts', 'dist/index.js', [typesEntry()]),
+  bundle('lib/index.ts', 'dist/index.js', [typesEntries()]),
   bundle('worker/index.ts', 'dist/worker.js'),
-  // Worker-internal modules that tests exercise directly.
-  bundle('test/safetensors-entry.ts', 'dist/test-safetensors.js'),
-  bundle('test/checkpoint-store-entry.ts', 'dist/test-checkpoint-store.js'),
+  bundle('lib/standalone.ts', 'dist/shadenet.js', [inlineWorker()]),
+  // Worker-internal modules that tests exercise directly: built outside dist/ so they never ship.
+  bundle('test/safetensors-entry.ts', 'build/test/safetensors.js'),
+  bundle('test/checkpoint-store-entry.ts', 'build/test/checkpoint-store.js'),
 ];

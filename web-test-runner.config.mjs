@@ -3,6 +3,8 @@
 // Linux machine. Nothing downloads a browser.
 import { playwrightLauncher } from '@web/test-runner-playwright';
 import { defaultReporter } from '@web/test-runner';
+import { fileURLToPath } from 'node:url';
+import { serve } from './demos/serve.mjs';
 
 const chromeArgs = [
   '--enable-unsafe-webgpu',
@@ -56,6 +58,24 @@ async function headers(ctx, next) {
   if (ctx.path.endsWith('/test/nowasm-worker.js')) ctx.set('Content-Security-Policy', "script-src 'self'");
 }
 
+/**
+ * A second origin for the tests: the repository served with CORS on another loopback port,
+ * as a CDN would serve the package. Tests import its address from /cross-origin.js.
+ */
+function crossOriginServer() {
+  let server;
+  return {
+    name: 'cross-origin-server',
+    async serverStart() {
+      server = await serve(0, { bases: [fileURLToPath(new URL('.', import.meta.url))] });
+    },
+    serve(context) {
+      if (context.path === '/cross-origin.js') return { body: `export default 'http://127.0.0.1:${server.address().port}';`, type: 'js' };
+    },
+    serverStop: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
 export default {
   middleware: [headers],
   files: process.env.TEST_FILES ? process.env.TEST_FILES.split(',') : ['test/**/*.test.js'],
@@ -71,5 +91,6 @@ export default {
       launchOptions: { executablePath: process.env.CHROME_PATH || '/usr/bin/chromium', headless: true, args: chromeArgs },
     }),
   ],
+  plugins: [crossOriginServer()],
   reporters: [defaultReporter(), totalsReporter()],
 };

@@ -30,16 +30,21 @@ async function resolveFile(base, path) {
 }
 
 /**
- * Serves demos/ at / (falling back to the repository root) on `port`; resolves with the server once listening.
- * `isolated` adds the COOP/COEP headers that make pages cross-origin isolated.
+ * Serves demos/ at / (falling back to the repository root), or else the folders `bases` in
+ * that order, on loopback `port` (0: any free one); resolves with the server once listening.
+ * Any origin may load from it (CORS), as from a CDN. `isolated` adds the COOP/COEP headers
+ * that make pages cross-origin isolated.
  */
-export function serve(port, { isolated = false } = {}) {
+export function serve(port, { isolated = false, bases = [demos, root] } = {}) {
+  bases = bases.map((b) => join(b, sep));
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     if (path.split('/').includes('..')) return res.writeHead(403).end();
-    const file = (await resolveFile(demos, path)) ?? (await resolveFile(root, path));
-    if (!file || !(file + sep).startsWith(root)) return res.writeHead(404).end('not found');
-    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', ...(isolated ? isolation : {}) }).end(await readFile(file));
+    let file = null;
+    for (const base of bases) if ((file = await resolveFile(base, path))) break;
+    if (!file) return res.writeHead(404).end('not found');
+    const headers = { 'content-type': types[extname(file)] ?? 'application/octet-stream', 'access-control-allow-origin': '*', ...(isolated ? isolation : {}) };
+    res.writeHead(200, headers).end(await readFile(file));
   });
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }

@@ -4,6 +4,7 @@
 import type { BackendName, EngineInfo, InitOptions } from './protocol.js';
 import { Runtime, type BackendChoice } from './runtime.js';
 import * as check from './validate.js';
+import type { HostOptions } from './host.js';
 
 let current: Runtime | null = null;
 
@@ -15,13 +16,13 @@ export function runtime(): Runtime {
  * Starts the engine (optional: the first op starts one with 'auto').
  * Calling it again replaces the engine; tensors of the old one can no longer be used.
  */
-export async function init(opts: { backend?: BackendChoice } & InitOptions = {}): Promise<void> {
+export async function init(opts: { backend?: BackendChoice } & InitOptions & HostOptions = {}): Promise<void> {
   check.options(opts, 'init: options');
   const choice = opts.backend ?? 'auto';
   if (!['auto', 'webgpu', 'wasm', 'cpu'].includes(choice)) throw new Error(`init: backend must be 'auto', 'webgpu', 'wasm' or 'cpu', got '${choice}'`);
   if (opts.kernels !== undefined) check.oneOf(opts.kernels, ['auto', 'workgroup', 'direct'], 'init: kernels');
   current?.terminate();
-  const rt = new Runtime(choice, { kernels: opts.kernels, threads: opts.threads });
+  const rt = new Runtime(choice, { kernels: opts.kernels, threads: opts.threads }, { workerUrl: opts.workerUrl });
   current = rt;
   try {
     await rt.ready;

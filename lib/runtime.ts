@@ -5,7 +5,7 @@
 import * as Comlink from 'comlink';
 import type { Engine } from '../worker/engine.js';
 import type { BackendName, Command, EngineInfo, InitOptions, MemoryInfo, ReadResult } from './protocol.js';
-import { startHost, type EngineHost } from './host.js';
+import { startHost, type EngineHost, type HostOptions } from './host.js';
 
 export type BackendChoice = 'auto' | BackendName;
 
@@ -43,8 +43,8 @@ export class Runtime {
   /** While set, commands are recorded into a program instead of sent (see capture). */
   private captured: Command[] | null = null;
 
-  constructor(choice: BackendChoice, opts: InitOptions = {}) {
-    this.host = startHost(opts);
+  constructor(choice: BackendChoice, opts: InitOptions = {}, hostOpts: HostOptions = {}) {
+    this.host = startHost(hostOpts);
     this.host.onFailure((e) => this.fail(new Error(`${e.message}. Its tensors and models are lost; checkpoints are intact. Call sn.init() to start a new engine`)));
     this.engine = Comlink.wrap<Engine>(this.host.endpoint);
     this.ready = this.guard(this.engine.init(choice, opts)).then((info) => {

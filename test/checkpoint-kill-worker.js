@@ -3,7 +3,7 @@
 // generation `gen`, posts { type: 'saving' }, saves it, posts { type: 'saved', ms }.
 // The page terminates it at a random moment; nothing here cleans up on purpose.
 // Imported by the page too (for `content`): the handler is installed only in a worker.
-import { CheckpointStore } from '../dist/test-checkpoint-store.js';
+import { CheckpointStore } from '../build/test/checkpoint-store.js';
 
 function fill(n, seed) {
   const out = new Uint8Array(n);

@@ -1,7 +1,7 @@
 // worker/checkpoint-store.ts against real IndexedDB in Chromium.
 // Every test uses its own database so tests cannot see each other's keys.
 import { expect } from '@esm-bundle/chai';
-import { CheckpointStore, CheckpointError, idb } from '../dist/test-checkpoint-store.js';
+import { CheckpointStore, CheckpointError, idb } from '../build/test/checkpoint-store.js';
 import { content } from './checkpoint-kill-worker.js';
 import { rejection } from './util.js';
 

@@ -6,7 +6,7 @@
 // worker mid-save) is covered in test/checkpoint-store.test.js.
 import { expect } from '@esm-bundle/chai';
 import * as sn from '../dist/index.js';
-import { idb } from '../dist/test-checkpoint-store.js';
+import { idb } from '../build/test/checkpoint-store.js';
 import { blobData, expectClose, mulberry32, randomData, rejection } from './util.js';
 
 const RUN = `ckpt-test-${Date.now().toString(36)}`;

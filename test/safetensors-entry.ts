@@ -1,2 +1,2 @@
-// Test-only bundle entry: the codec is worker-internal, so tests reach it through dist/test-safetensors.js.
+// Test-only bundle entry: the codec is worker-internal, so tests reach it through build/test/safetensors.js.
 export * from '../worker/safetensors.js';

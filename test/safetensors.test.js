@@ -1,5 +1,5 @@
 import { expect } from '@esm-bundle/chai';
-import { encodeSafetensors, decodeSafetensors, SafetensorsError } from '../dist/test-safetensors.js';
+import { encodeSafetensors, decodeSafetensors, SafetensorsError } from '../build/test/safetensors.js';
 
 const SIZES = { F32: 4, F16: 2, BF16: 2, I32: 4, I64: 8 };
 
