@@ -116,8 +116,9 @@ describe('attention: modules and errors', () => {
     expect(() => m.forward(x, x, x, { key_padding_mask: null })).to.throw(TypeError, /unknown option key_padding_mask/);
     expect(() => m.forward(x, x, x, sn.zeros([2, 5]))).to.throw(TypeError, /argument 4 must be an options object/);
     expect(() => new sn.nn.MultiheadAttention(8, 3)).to.throw(RangeError, /divisible/);
-    expect(() => new sn.nn.MultiheadAttention(8, 2, 0.1)).to.throw(TypeError, /argument 3 must be an options object/);
+    expect(() => new sn.nn.MultiheadAttention(8, 2, '0.1')).to.throw(TypeError, /dropout must be a number/);
+    expect(() => new sn.nn.MultiheadAttention(8, 2, 0, true, true)).to.throw(RangeError, /addBiasKv is not supported/);
     expect(() => new sn.nn.TransformerEncoderLayer(8, 2, { activation: 'swish' })).to.throw(RangeError, /activation/);
-    expect(() => new sn.nn.TransformerEncoderLayer(8, 2, {}, 3)).to.throw(TypeError, /at most 3 arguments/);
+    expect(() => new sn.nn.TransformerEncoderLayer(8, 2, {}, 3)).to.throw(TypeError, /options object must be the last/);
   });
 });

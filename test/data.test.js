@@ -74,16 +74,17 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
     });
 
     it('batches any dataset with get(i): tensors stack, numbers become tensors, arrays and objects batch per entry', async () => {
-      const ds = { length: 5, get: (i) => [sn.tensor([i, 10 + i]), { label: i * 0.5, id: sn.tensor([i], [1], { dtype: 'int32' }) }] };
+      const ds = { length: 5, get: (i) => [sn.tensor([i, 10 + i]), { label: i * 0.5 + 0.25, length: i, id: sn.tensor([i], [1], { dtype: 'int32' }) }] };
       const batches = [];
-      for await (const [x, { label, id }] of new sn.data.DataLoader(ds, { batchSize: 2 })) {
-        expect(label.dtype).to.equal('float32');
-        batches.push([await x.array(), Array.from(await label.data()), await id.array()]);
+      for await (const [x, { label, length, id }] of new sn.data.DataLoader(ds, { batchSize: 2 })) {
+        // Integer numbers batch as int32 (PyTorch's int64 lengths and labels), others as float32.
+        expect([label.dtype, length.dtype, id.dtype]).to.deep.equal(['float32', 'int32', 'int32']);
+        batches.push([await x.array(), Array.from(await label.data()), Array.from(await length.data()), await id.array()]);
       }
       expect(batches).to.deep.equal([
-        [[[0, 10], [1, 11]], [0, 0.5], [[0], [1]]],
-        [[[2, 12], [3, 13]], [1, 1.5], [[2], [3]]],
-        [[[4, 14]], [2], [[4]]],
+        [[[0, 10], [1, 11]], [0.25, 0.75], [0, 1], [[0], [1]]],
+        [[[2, 12], [3, 13]], [1.25, 1.75], [2, 3], [[2], [3]]],
+        [[[4, 14]], [2.25], [4], [[4]]],
       ]);
       sn.manualSeed(5);
       const shuffled = await collect(new sn.data.DataLoader({ length: 6, get: (i) => [sn.tensor([i]), i] }, { batchSize: 6, shuffle: true }));

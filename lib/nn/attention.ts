@@ -12,7 +12,7 @@ import { Linear } from './layers.js';
 import { Dropout } from './dropout.js';
 import { LayerNorm } from './norm.js';
 import { Module, Parameter } from './module.js';
-import { checkOptions } from './args.js';
+import { checkOptions, pyArgs, requireArgs, type PyRest } from './args.js';
 
 /** PyTorch's xavier_uniform_ for a [fanOut, fanIn] matrix. */
 const xavierUniform = (shape: [number, number]) => {
@@ -48,9 +48,13 @@ export interface MultiheadAttentionOptions {
   dropout?: number;
   /** Biases on the input and output projections. */
   bias?: boolean;
+  /** Only false (not supported). */
+  addBiasKv?: boolean;
+  /** Only false (not supported). */
+  addZeroAttn?: boolean;
   /** Features of the key and value inputs; default embedDim. */
-  kdim?: number;
-  vdim?: number;
+  kdim?: number | null;
+  vdim?: number | null;
   /** Inputs and outputs as [batch, seq, feature] instead of [seq, batch, feature]. */
   batchFirst?: boolean;
 }
@@ -66,7 +70,6 @@ export interface AttentionCallOptions {
   averageAttnWeights?: boolean;
 }
 
-const MHA_OPTIONS = ['dropout', 'bias', 'kdim', 'vdim', 'batchFirst'];
 
 /**
  * torch.nn.MultiheadAttention: forward(query, key, value, opts) -> [output, weights].
@@ -89,28 +92,29 @@ export class MultiheadAttention extends Module {
   readonly vdim: number;
   readonly batchFirst: boolean;
 
-  constructor(embedDim: number, numHeads: number, options: MultiheadAttentionOptions = {}) {
+  /** PyTorch's order: dropout, bias, addBiasKv, addZeroAttn, kdim, vdim, batchFirst. */
+  constructor(embedDim: number, numHeads: number,
+    ...rest: PyRest<[dropout: number, bias: boolean, addBiasKv: boolean, addZeroAttn: boolean, kdim: number | null, vdim: number | null, batchFirst: boolean], MultiheadAttentionOptions>) {
     super();
-    checkOptions('MultiheadAttention', options, MHA_OPTIONS, 2, arguments.length);
-    const { dropout: p = 0, bias = true, kdim = embedDim, vdim = embedDim, batchFirst = false } = options;
-    for (const [name, v] of [['embedDim', embedDim], ['numHeads', numHeads], ['kdim', kdim], ['vdim', vdim]] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new RangeError(`MultiheadAttention: ${name} must be a positive integer, got ${v}`);
-    }
+    requireArgs('MultiheadAttention', { embedDim: [embedDim, 'count'], numHeads: [numHeads, 'count'] });
+    const { dropout: p = 0, bias = true, addBiasKv = false, addZeroAttn = false, kdim = embedDim, vdim = embedDim, batchFirst = false } = pyArgs<MultiheadAttentionOptions>('MultiheadAttention', rest,
+      { dropout: 'number', bias: 'boolean', addBiasKv: 'boolean', addZeroAttn: 'boolean', kdim: 'count?', vdim: 'count?', batchFirst: 'boolean' });
+    if (addBiasKv || addZeroAttn) throw new RangeError(`MultiheadAttention: ${addBiasKv ? 'addBiasKv' : 'addZeroAttn'} is not supported`);
     if (embedDim % numHeads) throw new RangeError(`MultiheadAttention: embedDim ${embedDim} must be divisible by numHeads ${numHeads}`);
     if (!(p >= 0 && p <= 1)) throw new RangeError(`MultiheadAttention: dropout must be in [0, 1], got ${p}`);
     this.embedDim = embedDim;
     this.numHeads = numHeads;
     this.headDim = embedDim / numHeads;
     this.dropout = p;
-    this.kdim = kdim;
-    this.vdim = vdim;
+    this.kdim = kdim ?? embedDim;
+    this.vdim = vdim ?? embedDim;
     this.batchFirst = batchFirst;
-    if (kdim === embedDim && vdim === embedDim) {
+    if (this.kdim === embedDim && this.vdim === embedDim) {
       this.in_proj_weight = new Parameter(xavierUniform([3 * embedDim, embedDim]));
     } else {
       this.q_proj_weight = new Parameter(xavierUniform([embedDim, embedDim]));
-      this.k_proj_weight = new Parameter(xavierUniform([embedDim, kdim]));
-      this.v_proj_weight = new Parameter(xavierUniform([embedDim, vdim]));
+      this.k_proj_weight = new Parameter(xavierUniform([embedDim, this.kdim]));
+      this.v_proj_weight = new Parameter(xavierUniform([embedDim, this.vdim]));
     }
     this.in_proj_bias = bias ? new Parameter(zeros([3 * embedDim])) : null;
     this.out_proj = new Linear(embedDim, embedDim, { bias });
@@ -195,7 +199,6 @@ export interface TransformerEncoderLayerOptions {
   normFirst?: boolean;
 }
 
-const ENCODER_OPTIONS = ['dimFeedforward', 'dropout', 'activation', 'layerNormEps', 'batchFirst', 'normFirst'];
 
 export interface EncoderLayerCallOptions {
   /** Passed to self-attention as attnMask, e.g. generateSquareSubsequentMask(L). */
@@ -218,10 +221,14 @@ export class TransformerEncoderLayer extends Module {
   readonly nhead: number;
   readonly options: Required<TransformerEncoderLayerOptions>;
 
-  constructor(dModel: number, nhead: number, options: TransformerEncoderLayerOptions = {}) {
+  /** PyTorch's order: dimFeedforward, dropout, activation, layerNormEps, batchFirst, normFirst. */
+  constructor(dModel: number, nhead: number,
+    ...rest: PyRest<[dimFeedforward: number, dropout: number, activation: Activation, layerNormEps: number, batchFirst: boolean, normFirst: boolean], TransformerEncoderLayerOptions>) {
     super();
-    checkOptions('TransformerEncoderLayer', options, ENCODER_OPTIONS, 2, arguments.length);
-    const { dimFeedforward = 2048, dropout: p = 0.1, activation = 'relu', layerNormEps = 1e-5, batchFirst = false, normFirst = false } = options;
+    requireArgs('TransformerEncoderLayer', { dModel: [dModel, 'count'], nhead: [nhead, 'count'] });
+    const { dimFeedforward = 2048, dropout: p = 0.1, activation = 'relu', layerNormEps = 1e-5, batchFirst = false, normFirst = false } = pyArgs<TransformerEncoderLayerOptions>('TransformerEncoderLayer', rest,
+      { dimFeedforward: 'count', dropout: 'number', activation: 'any', layerNormEps: 'number', batchFirst: 'boolean', normFirst: 'boolean' });
+    if (typeof activation !== 'string' && typeof activation !== 'function') throw new TypeError(`TransformerEncoderLayer: activation must be 'relu', 'gelu' or a function, got ${typeof activation}`);
     if (activation !== 'relu' && activation !== 'gelu' && typeof activation !== 'function') {
       throw new RangeError(`TransformerEncoderLayer: activation must be 'relu', 'gelu' or a function, got ${String(activation)}`);
     }
@@ -272,9 +279,10 @@ export class TransformerEncoder extends Module {
   norm: Module | null;
   readonly numLayers: number;
 
-  constructor(encoderLayer: TransformerEncoderLayer, numLayers: number, options: { norm?: Module | null } = {}) {
+  /** PyTorch's order: norm, enableNestedTensor (accepted; nested tensors are a PyTorch speed-up with no counterpart here). */
+  constructor(encoderLayer: TransformerEncoderLayer, numLayers: number, ...rest: PyRest<[norm: Module | null, enableNestedTensor: boolean], { norm?: Module | null; enableNestedTensor?: boolean }>) {
     super();
-    checkOptions('TransformerEncoder', options, ['norm', 'enableNestedTensor'], 2, arguments.length);
+    const options = pyArgs<{ norm?: Module | null }>('TransformerEncoder', rest, { norm: 'module?', enableNestedTensor: 'boolean' });
     if (!(encoderLayer instanceof TransformerEncoderLayer)) throw new TypeError('TransformerEncoder: encoderLayer must be a TransformerEncoderLayer');
     if (!Number.isInteger(numLayers) || numLayers < 1) throw new RangeError(`TransformerEncoder: numLayers must be a positive integer, got ${numLayers}`);
     this.numLayers = numLayers;

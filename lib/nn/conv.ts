@@ -6,12 +6,17 @@ import { conv2d, maxPool2d } from './functional.js';
 import { kaimingUniformDefault } from './init.js';
 import { Module, Parameter } from './module.js';
 import { pyTuple } from './repr.js';
+import { pyArgs, requireArgs, type PyRest } from './args.js';
 
 export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair | 'valid' | 'same';
   dilation?: Pair;
+  /** Only 1 (grouped convolution is not supported). */
+  groups?: number;
   bias?: boolean;
+  /** Only 'zeros'. */
+  paddingMode?: 'zeros';
 }
 
 export class Conv2d extends Module {
@@ -22,8 +27,14 @@ export class Conv2d extends Module {
   readonly padding: [number, number] | 'valid' | 'same';
   readonly dilation: [number, number];
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, { stride = 1, padding = 0, dilation = 1, bias = true }: Conv2dOptions = {}) {
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair,
+    ...rest: PyRest<[stride: Pair, padding: Pair | 'valid' | 'same', dilation: Pair, groups: number, bias: boolean, paddingMode: 'zeros'], Conv2dOptions>) {
     super();
+    requireArgs('Conv2d', { inChannels: [inChannels, 'count'], outChannels: [outChannels, 'count'], kernelSize: [kernelSize, 'pair'] });
+    const { stride = 1, padding = 0, dilation = 1, groups = 1, bias = true, paddingMode = 'zeros' } = pyArgs<Conv2dOptions>('Conv2d', rest,
+      { stride: 'pair', padding: 'padding', dilation: 'pair', groups: 'count', bias: 'boolean', paddingMode: 'string' });
+    if (groups !== 1) throw new RangeError(`Conv2d: groups=${groups} is not supported (only 1)`);
+    if (paddingMode !== 'zeros') throw new RangeError(`Conv2d: paddingMode '${paddingMode}' is not supported (only 'zeros'; use sn.nn.functional.pad for constant padding)`);
     this.kernelSize = pair(kernelSize, 'Conv2d: kernelSize');
     this.stride = pair(stride, 'Conv2d: stride');
     this.padding = typeof padding === 'string' ? padding : pair(padding, 'Conv2d: padding', 0);
@@ -52,9 +63,13 @@ export class Conv2d extends Module {
 
 export interface MaxPool2dOptions {
   /** Defaults to the kernel size. */
-  stride?: Pair;
+  stride?: Pair | null;
   padding?: Pair;
   dilation?: Pair;
+  /** Only false. */
+  returnIndices?: boolean;
+  /** Only false. */
+  ceilMode?: boolean;
 }
 
 export class MaxPool2d extends Module {
@@ -62,8 +77,13 @@ export class MaxPool2d extends Module {
   readonly padding: Pair;
   readonly dilation: Pair;
 
-  constructor(readonly kernelSize: Pair, { stride, padding = 0, dilation = 1 }: MaxPool2dOptions = {}) {
+  constructor(readonly kernelSize: Pair, ...rest: PyRest<[stride: Pair | null, padding: Pair, dilation: Pair, returnIndices: boolean, ceilMode: boolean], MaxPool2dOptions>) {
     super();
+    requireArgs('MaxPool2d', { kernelSize: [kernelSize, 'pair'] });
+    const { stride, padding = 0, dilation = 1, returnIndices = false, ceilMode = false } = pyArgs<MaxPool2dOptions>('MaxPool2d', rest,
+      { stride: 'pair?', padding: 'pair', dilation: 'pair', returnIndices: 'boolean', ceilMode: 'boolean' });
+    if (returnIndices) throw new RangeError('MaxPool2d: returnIndices is not supported');
+    if (ceilMode) throw new RangeError('MaxPool2d: ceilMode is not supported (pad the input instead)');
     this.stride = stride ?? kernelSize;
     this.padding = padding;
     this.dilation = dilation;

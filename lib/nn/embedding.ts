@@ -5,16 +5,34 @@ import { embedding } from './functional.js';
 import { normal } from './init.js';
 import { Module, Parameter } from './module.js';
 import { integer } from '../validate.js';
+import { pyArgs, type PyRest } from './args.js';
+
+export interface EmbeddingOptions {
+  paddingIdx?: number | null;
+  /** Only null (renormalizing rows is not supported). */
+  maxNorm?: number | null;
+  normType?: number;
+  /** Only false. */
+  scaleGradByFreq?: boolean;
+  /** Only false. */
+  sparse?: boolean;
+}
 
 export class Embedding extends Module {
   weight: Parameter;
   /** Normalized to 0..numEmbeddings-1; undefined when unset. */
   readonly paddingIdx: number | undefined;
 
-  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, { paddingIdx }: { paddingIdx?: number } = {}) {
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number,
+    ...rest: PyRest<[paddingIdx: number | null, maxNorm: number | null, normType: number, scaleGradByFreq: boolean, sparse: boolean], EmbeddingOptions>) {
     super();
     integer(numEmbeddings, 'Embedding: numEmbeddings', 0);
     integer(embeddingDim, 'Embedding: embeddingDim', 0);
+    const { paddingIdx: pi, maxNorm = null, scaleGradByFreq = false, sparse = false } = pyArgs<EmbeddingOptions>('Embedding', rest,
+      { paddingIdx: 'int?', maxNorm: 'number?', normType: 'number', scaleGradByFreq: 'boolean', sparse: 'boolean' });
+    if (maxNorm !== null) throw new RangeError('Embedding: maxNorm is not supported');
+    if (scaleGradByFreq || sparse) throw new RangeError(`Embedding: ${scaleGradByFreq ? 'scaleGradByFreq' : 'sparse'} is not supported`);
+    const paddingIdx = pi ?? undefined;
     if (paddingIdx !== undefined && (!Number.isInteger(paddingIdx) || paddingIdx < -numEmbeddings || paddingIdx >= numEmbeddings)) {
       throw new RangeError(`Embedding: paddingIdx must be an integer in [-${numEmbeddings}, ${numEmbeddings}), got ${paddingIdx}`);
     }

@@ -3,7 +3,7 @@
 
 import { runtime } from '../context.js';
 import { fmt, ShapeError } from '../shape.js';
-import { full, noGrad, record, Tensor, where } from '../tensor.js';
+import { arange, full, noGrad, record, Tensor, where } from '../tensor.js';
 import { describe } from '../validate.js';
 import { pair, poolParams, type Pair } from './args.js';
 
@@ -78,8 +78,53 @@ export function maxPool2d(input: Tensor, kernelSize: Pair, opts: MaxPool2dOption
   return win.reshape(...win.shape.slice(0, -2), kernel[0] * kernel[1]).max(-1);
 }
 
+export interface AvgPool2dOptions extends MaxPool2dOptions {
+  /** Padding zeros count in each window's average (PyTorch's default); false averages the real pixels only. */
+  countIncludePad?: boolean;
+}
+
+/** Average over 2-D windows of [..., H, W] (zero padding); stride defaults to the kernel size. */
+export function avgPool2d(input: Tensor, kernelSize: Pair, { countIncludePad = true, ...opts }: AvgPool2dOptions = {}): Tensor {
+  if (opts.dilation !== undefined && pair(opts.dilation, 'avgPool2d: dilation').some((d) => d !== 1)) throw new RangeError('avgPool2d: PyTorch has no dilation here');
+  const { kernel, stride, pad: p } = poolParams(kernelSize, opts);
+  const windowMean = (x: Tensor) => {
+    const padded = p[0] || p[1] ? pad(x, [p[1], p[1], p[0], p[0]]) : x;
+    const win = record('windows2d', [padded], { kernel, stride, dilation: [1, 1] });
+    return win.reshape(...win.shape.slice(0, -2), kernel[0] * kernel[1]).mean(-1);
+  };
+  const mean = windowMean(input);
+  if (countIncludePad || !(p[0] || p[1])) return mean;
+  // The share of each window that lies inside the image, from the same windows over ones.
+  const inside = noGrad(() => windowMean(full(input.shape.slice(-2), 1)));
+  return mean.div(inside);
+}
+
+// Activations, as torch.nn.functional names them (camelCase).
+export const relu = (input: Tensor) => input.relu();
+export const sigmoid = (input: Tensor) => input.sigmoid();
+export const tanh = (input: Tensor) => input.tanh();
+export const softmax = (input: Tensor, dim: number) => input.softmax(dim);
+export const logSoftmax = (input: Tensor, dim: number) => input.logSoftmax(dim);
+export const leakyRelu = (input: Tensor, negativeSlope = 0.01) => input.leakyRelu(negativeSlope);
+/** alpha * (exp(x) - 1) for x <= 0. */
+export const elu = (input: Tensor, alpha = 1) => (alpha === 1 ? input.elu() : where(input.gt(0), input, input.exp().sub(1).mul(alpha)));
+/** log(1 + exp(beta x)) / beta, linear where beta x > threshold (as PyTorch). */
+export function softplus(input: Tensor, beta = 1, threshold = 20): Tensor {
+  const bx = beta === 1 ? input : input.mul(beta);
+  const soft = beta === 1 ? bx.softplus() : bx.softplus().div(beta);
+  return where(bx.gt(threshold), input, soft);
+}
+
+/** int32 class indices [...] -> int32 [..., numClasses]. numClasses is required (PyTorch's -1 would need a readback of the max). */
+export function oneHot(input: Tensor, numClasses: number): Tensor {
+  if (input.dtype !== 'int32') throw new TypeError(`oneHot: expected int32 class indices, got ${input.dtype}`);
+  if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`oneHot: pass numClasses, a positive integer (got ${numClasses}); inferring it would need a readback`);
+  return arange(numClasses).eq(input.unsqueeze(-1)).int();
+}
+
 /** Zeroes each element with probability p and scales the rest by 1/(1-p); identity when not training. */
-export function dropout(input: Tensor, p = 0.5, { training = true }: { training?: boolean } = {}): Tensor {
+export function dropout(input: Tensor, p = 0.5, trainingOrOptions: boolean | { training?: boolean } = {}): Tensor {
+  const training = typeof trainingOrOptions === 'boolean' ? trainingOrOptions : trainingOrOptions.training ?? true;
   if (!(p >= 0 && p <= 1)) throw new RangeError(`dropout: p must be in [0, 1], got ${p}`);
   if (!training || p === 0) return input;
   if (p === 1) return input.mul(0);
@@ -179,14 +224,30 @@ function reduce(loss: Tensor, reduction: Reduction): Tensor {
 
 interface ReductionOption { reduction?: Reduction }
 
-export const mseLoss = (input: Tensor, target: Tensor, { reduction = 'mean' }: ReductionOption = {}) =>
-  reduce(input.sub(target).square(), reduction);
+const warned = new Set<string>();
 
-export const l1Loss = (input: Tensor, target: Tensor, { reduction = 'mean' }: ReductionOption = {}) =>
-  reduce(input.sub(target).abs(), reduction);
+/** PyTorch's warning when a regression target broadcasts against the input; once per loss and pair of shapes. */
+function warnIfBroadcast(op: string, input: Tensor, target: Tensor) {
+  if (fmt(input.shape) === fmt(target.shape)) return;
+  const key = `${op} ${fmt(input.shape)} ${fmt(target.shape)}`;
+  if (warned.has(key)) return;
+  warned.add(key);
+  console.warn(`${op}: using a target size (${fmt(target.shape)}) that is different to the input size (${fmt(input.shape)}). This will likely lead to incorrect results due to broadcasting. Please ensure they have the same size.`);
+}
+
+export function mseLoss(input: Tensor, target: Tensor, { reduction = 'mean' }: ReductionOption = {}) {
+  warnIfBroadcast('mseLoss', input, target);
+  return reduce(input.sub(target).square(), reduction);
+}
+
+export function l1Loss(input: Tensor, target: Tensor, { reduction = 'mean' }: ReductionOption = {}) {
+  warnIfBroadcast('l1Loss', input, target);
+  return reduce(input.sub(target).abs(), reduction);
+}
 
 /** Quadratic within delta of the target, linear (slope delta) beyond. */
 export function huberLoss(input: Tensor, target: Tensor, { delta = 1, reduction = 'mean' }: ReductionOption & { delta?: number } = {}) {
+  warnIfBroadcast('huberLoss', input, target);
   const d = input.sub(target);
   const ad = d.abs();
   return reduce(where(ad.lt(delta), d.square().mul(0.5), ad.sub(0.5 * delta).mul(delta)), reduction);

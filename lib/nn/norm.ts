@@ -6,6 +6,7 @@ import { full, noGrad, ones, zeros, type Tensor } from '../tensor.js';
 import { batchNorm, layerNorm } from './functional.js';
 import { Buffer, Module, Parameter } from './module.js';
 import { pyBool, pyFloat, pyTuple } from './repr.js';
+import { pyArgs, requireArgs, type PyRest } from './args.js';
 
 export class LayerNorm extends Module {
   weight: Parameter | null;
@@ -14,8 +15,11 @@ export class LayerNorm extends Module {
   readonly eps: number;
   readonly elementwiseAffine: boolean;
 
-  constructor(normalizedShape: number | number[], { eps = 1e-5, elementwiseAffine = true }: { eps?: number; elementwiseAffine?: boolean } = {}) {
+  constructor(normalizedShape: number | number[], ...rest: PyRest<[eps: number, elementwiseAffine: boolean], { eps?: number; elementwiseAffine?: boolean }>) {
     super();
+    const dims = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
+    if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d > 0)) throw new TypeError(`LayerNorm: normalizedShape must be a positive integer or an array of them, got ${JSON.stringify(normalizedShape)}`);
+    const { eps = 1e-5, elementwiseAffine = true } = pyArgs<{ eps?: number; elementwiseAffine?: boolean }>('LayerNorm', rest, { eps: 'number', elementwiseAffine: 'boolean' });
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
     this.eps = eps;
     this.elementwiseAffine = elementwiseAffine;
@@ -55,8 +59,11 @@ export class BatchNorm1d extends Module {
   readonly affine: boolean;
   readonly trackRunningStats: boolean;
 
-  constructor(readonly numFeatures: number, { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true }: BatchNormOptions = {}) {
+  constructor(readonly numFeatures: number, ...rest: PyRest<[eps: number, momentum: number | null, affine: boolean, trackRunningStats: boolean], BatchNormOptions>) {
     super();
+    requireArgs('BatchNorm1d', { numFeatures: [numFeatures, 'count'] });
+    const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true } = pyArgs<BatchNormOptions>('BatchNorm1d', rest,
+      { eps: 'number', momentum: 'number?', affine: 'boolean', trackRunningStats: 'boolean' });
     this.eps = eps;
     this.momentum = momentum;
     this.affine = affine;

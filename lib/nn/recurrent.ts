@@ -11,6 +11,7 @@ import { dropout as applyDropout } from './functional.js';
 import { uniform } from './init.js';
 import { Module, Parameter } from './module.js';
 import { pyFloat } from './repr.js';
+import { pyArgs, requireArgs, type ArgSpec, type PyRest } from './args.js';
 
 export interface RNNOptions {
   numLayers?: number;
@@ -174,8 +175,19 @@ function lengthMask(name: string, lengths: ArrayLike<number> | Tensor, T: number
   return tensor(m, [T, B]);
 }
 
+const RNN_ARGS: ArgSpec = { numLayers: 'count', bias: 'boolean', batchFirst: 'boolean', dropout: 'number', bidirectional: 'boolean' };
+type RNNPositional = [numLayers: number, bias: boolean, batchFirst: boolean, dropout: number, bidirectional: boolean];
+
+function rnnArgs<O extends RNNOptions>(name: string, inputSize: number, hiddenSize: number, rest: unknown[], spec: ArgSpec): O {
+  requireArgs(name, { inputSize: [inputSize, 'count'], hiddenSize: [hiddenSize, 'count'] });
+  return pyArgs<O>(name, rest, spec);
+}
+
 export class LSTM extends RNNBase {
-  constructor(inputSize: number, hiddenSize: number, opts: RNNOptions = {}) {
+  /** PyTorch's order: numLayers, bias, batchFirst, dropout, bidirectional, projSize (only 0). */
+  constructor(inputSize: number, hiddenSize: number, ...rest: PyRest<[...RNNPositional, projSize: number], RNNOptions & { projSize?: number }>) {
+    const opts = rnnArgs<RNNOptions & { projSize?: number }>('LSTM', inputSize, hiddenSize, rest, { ...RNN_ARGS, projSize: 'int' });
+    if (opts.projSize) throw new RangeError(`LSTM: projSize=${opts.projSize} is not supported (only 0)`);
     super('lstm', inputSize, hiddenSize, opts);
   }
 
@@ -188,8 +200,9 @@ export class LSTM extends RNNBase {
 }
 
 export class GRU extends RNNBase {
-  constructor(inputSize: number, hiddenSize: number, opts: RNNOptions = {}) {
-    super('gru', inputSize, hiddenSize, opts);
+  /** PyTorch's order: numLayers, bias, batchFirst, dropout, bidirectional. */
+  constructor(inputSize: number, hiddenSize: number, ...rest: PyRest<RNNPositional, RNNOptions>) {
+    super('gru', inputSize, hiddenSize, rnnArgs('GRU', inputSize, hiddenSize, rest, RNN_ARGS));
   }
 
   /** Returns [output, h_n]; hx is h_0, zeros when omitted. */
@@ -202,7 +215,11 @@ export class GRU extends RNNBase {
 export class RNN extends RNNBase {
   readonly nonlinearity: 'tanh' | 'relu';
 
-  constructor(inputSize: number, hiddenSize: number, opts: RNNOptions & { nonlinearity?: 'tanh' | 'relu' } = {}) {
+  /** PyTorch's order: numLayers, nonlinearity, bias, batchFirst, dropout, bidirectional. */
+  constructor(inputSize: number, hiddenSize: number,
+    ...rest: PyRest<[numLayers: number, nonlinearity: 'tanh' | 'relu', bias: boolean, batchFirst: boolean, dropout: number, bidirectional: boolean], RNNOptions & { nonlinearity?: 'tanh' | 'relu' }>) {
+    // Spreading RNN_ARGS after keeps numLayers first and nonlinearity second, PyTorch's order.
+    const opts = rnnArgs<RNNOptions & { nonlinearity?: 'tanh' | 'relu' }>('RNN', inputSize, hiddenSize, rest, { numLayers: 'count', nonlinearity: 'string', ...RNN_ARGS });
     const { nonlinearity = 'tanh' } = opts;
     if (nonlinearity !== 'tanh' && nonlinearity !== 'relu') throw new Error(`RNN: unknown nonlinearity '${nonlinearity}' (expected 'tanh' or 'relu')`);
     super(nonlinearity === 'tanh' ? 'rnn_tanh' : 'rnn_relu', inputSize, hiddenSize, opts);

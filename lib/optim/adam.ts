@@ -2,6 +2,7 @@
 
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type ParamState, type ParamUpdate, type Params } from './optimizer.js';
+import { pyArgs, type ArgSpec, type PyRest } from '../nn/args.js';
 
 export interface AdamOptions {
   lr: number;
@@ -47,9 +48,14 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
   }
 }
 
+/** PyTorch's positional order after params; maximize is keyword-only there too. */
+const ADAM_ARGS: ArgSpec = { lr: 'number', betas: 'numberPair', eps: 'number', weightDecay: 'number', amsgrad: 'boolean' };
+type AdamRest = PyRest<[lr: number, betas: [number, number], eps: number, weightDecay: number, amsgrad: boolean], Partial<AdamOptions>>;
+
 export class Adam extends AdamBase {
   protected readonly decoupled = false;
-  constructor(params: Params<AdamOptions>, { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0, amsgrad = false, maximize = false }: Partial<AdamOptions> = {}) {
+  constructor(params: Params<AdamOptions>, ...rest: AdamRest) {
+    const { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0, amsgrad = false, maximize = false } = pyArgs<Partial<AdamOptions>>('Adam', rest, ADAM_ARGS, { maximize: 'boolean' });
     super(params, { lr, betas: [...betas], eps, weightDecay, amsgrad, maximize });
   }
 }
@@ -57,7 +63,8 @@ export class Adam extends AdamBase {
 /** Adam with weight decay applied to the parameter, not the gradient (Loshchilov & Hutter). */
 export class AdamW extends AdamBase {
   protected readonly decoupled = true;
-  constructor(params: Params<AdamOptions>, { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0.01, amsgrad = false, maximize = false }: Partial<AdamOptions> = {}) {
+  constructor(params: Params<AdamOptions>, ...rest: AdamRest) {
+    const { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0.01, amsgrad = false, maximize = false } = pyArgs<Partial<AdamOptions>>('AdamW', rest, ADAM_ARGS, { maximize: 'boolean' });
     super(params, { lr, betas: [...betas], eps, weightDecay, amsgrad, maximize });
   }
 }

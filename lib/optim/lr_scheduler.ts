@@ -3,6 +3,7 @@
 // values match PyTorch step for step, including past CosineAnnealingLR's tMax.
 
 import type { Optimizer } from './optimizer.js';
+import { pyArgs, type PyRest } from '../nn/args.js';
 
 export interface SchedulerState {
   lastEpoch: number;
@@ -62,8 +63,9 @@ export class StepLR extends LRScheduler {
   readonly stepSize: number;
   readonly gamma: number;
 
-  constructor(optimizer: Optimizer<{ lr: number }>, { stepSize, gamma = 0.1 }: { stepSize: number; gamma?: number }) {
+  constructor(optimizer: Optimizer<{ lr: number }>, ...rest: PyRest<[stepSize: number, gamma: number], { stepSize?: number; gamma?: number }>) {
     super(optimizer);
+    const { stepSize = NaN, gamma = 0.1 } = pyArgs<{ stepSize?: number; gamma?: number }>('StepLR', rest, { stepSize: 'int', gamma: 'number' });
     if (!(Number.isInteger(stepSize) && stepSize > 0)) throw new Error(`StepLR: stepSize must be a positive integer, got ${stepSize}`);
     this.stepSize = stepSize;
     this.gamma = gamma;
@@ -80,8 +82,10 @@ export class StepLR extends LRScheduler {
 export class ExponentialLR extends LRScheduler {
   readonly gamma: number;
 
-  constructor(optimizer: Optimizer<{ lr: number }>, { gamma }: { gamma: number }) {
+  constructor(optimizer: Optimizer<{ lr: number }>, ...rest: PyRest<[gamma: number], { gamma?: number }>) {
     super(optimizer);
+    const { gamma } = pyArgs<{ gamma?: number }>('ExponentialLR', rest, { gamma: 'number' });
+    if (gamma === undefined) throw new TypeError('ExponentialLR: gamma is required: new ExponentialLR(optimizer, 0.9)');
     this.gamma = gamma;
     this.initialStep();
   }
@@ -97,8 +101,9 @@ export class CosineAnnealingLR extends LRScheduler {
   readonly tMax: number;
   readonly etaMin: number;
 
-  constructor(optimizer: Optimizer<{ lr: number }>, { tMax, etaMin = 0 }: { tMax: number; etaMin?: number }) {
+  constructor(optimizer: Optimizer<{ lr: number }>, ...rest: PyRest<[tMax: number, etaMin: number], { tMax?: number; etaMin?: number }>) {
     super(optimizer);
+    const { tMax = NaN, etaMin = 0 } = pyArgs<{ tMax?: number; etaMin?: number }>('CosineAnnealingLR', rest, { tMax: 'number', etaMin: 'number' });
     if (!(tMax > 0)) throw new Error(`CosineAnnealingLR: tMax must be positive, got ${tMax}`);
     this.tMax = tMax;
     this.etaMin = etaMin;

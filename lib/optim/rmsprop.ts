@@ -2,6 +2,7 @@
 
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type ParamState, type ParamUpdate, type Params } from './optimizer.js';
+import { pyArgs, type PyRest } from '../nn/args.js';
 
 export interface RMSpropOptions {
   lr: number;
@@ -16,7 +17,10 @@ export interface RMSpropOptions {
 export class RMSprop extends Optimizer<RMSpropOptions> {
   protected readonly rule = 'rmsprop';
 
-  constructor(params: Params<RMSpropOptions>, { lr = 1e-2, alpha = 0.99, eps = 1e-8, weightDecay = 0, momentum = 0, centered = false, maximize = false }: Partial<RMSpropOptions> = {}) {
+  /** PyTorch's order: lr, alpha, eps, weightDecay, momentum, centered. */
+  constructor(params: Params<RMSpropOptions>, ...rest: PyRest<[lr: number, alpha: number, eps: number, weightDecay: number, momentum: number, centered: boolean], Partial<RMSpropOptions>>) {
+    const { lr = 1e-2, alpha = 0.99, eps = 1e-8, weightDecay = 0, momentum = 0, centered = false, maximize = false } = pyArgs<Partial<RMSpropOptions>>('RMSprop', rest,
+      { lr: 'number', alpha: 'number', eps: 'number', weightDecay: 'number', momentum: 'number', centered: 'boolean' }, { maximize: 'boolean' });
     super(params, { lr, alpha, eps, weightDecay, momentum, centered, maximize });
   }
 

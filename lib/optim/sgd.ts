@@ -2,6 +2,7 @@
 
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type ParamState, type ParamUpdate, type Params } from './optimizer.js';
+import { pyArgs, type PyRest } from '../nn/args.js';
 
 export interface SGDOptions {
   lr: number;
@@ -15,8 +16,10 @@ export interface SGDOptions {
 export class SGD extends Optimizer<SGDOptions> {
   protected readonly rule = 'sgd';
 
-  /** lr is required, here or in every parameter group. */
-  constructor(params: Params<SGDOptions>, { lr, momentum = 0, dampening = 0, nesterov = false, weightDecay = 0, maximize = false }: Partial<SGDOptions> = {}) {
+  /** lr is required, here or in every parameter group. PyTorch's order: lr, momentum, dampening, weightDecay, nesterov. */
+  constructor(params: Params<SGDOptions>, ...rest: PyRest<[lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean], Partial<SGDOptions>>) {
+    const { lr, momentum = 0, dampening = 0, nesterov = false, weightDecay = 0, maximize = false } = pyArgs<Partial<SGDOptions>>('SGD', rest,
+      { lr: 'number', momentum: 'number', dampening: 'number', weightDecay: 'number', nesterov: 'boolean' }, { maximize: 'boolean' });
     super(params, { lr, momentum, dampening, nesterov, weightDecay, maximize });
   }
 
