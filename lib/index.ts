@@ -8,8 +8,8 @@ import { seedShuffling } from './data/sampler.js';
 export { init, backend, backendInfo } from './context.js';
 /** @internal For fault-injection tests: the running engine's page side. */
 export { runtime as _runtime } from './context.js';
-export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, randn, rand, arange, cat, stack, where, noGrad, tidy } from './tensor.js';
-export type { TensorLike, NestedArray, TensorOptions } from './tensor.js';
+export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, randn, rand, arange, linspace, cat, stack, where, noGrad, tidy } from './tensor.js';
+export type { TensorLike, NestedArray, TensorOptions, DataAccessor } from './tensor.js';
 export { ShapeError } from './shape.js';
 export type { DType } from './shape.js';
 export type { BackendName, EngineInfo, MemoryInfo } from './protocol.js';

@@ -5,12 +5,19 @@
 import { OPS } from '../worker/ops/index.js';
 import type { Meta } from '../worker/ops/op.js';
 import type { Command } from './protocol.js';
-import { fmt, normDim, ShapeError, sizeOf, type DType } from './shape.js';
+import { broadcastShapes, fmt, normDim, ShapeError, sizeOf, stridesOf, type DType } from './shape.js';
 import { runtime } from './context.js';
 import * as check from './validate.js';
 
 export type TensorLike = Tensor | number;
 export type NestedArray = number | NestedArray[];
+
+/**
+ * t.data: called, it reads the values (`await t.data()`); used as a tensor, it
+ * is PyTorch's `t.data`, a detached alias sharing t's storage, so
+ * `p.data.add_(u)` updates p.
+ */
+export type DataAccessor = (() => Promise<Float32Array | Int32Array>) & Tensor;
 
 /** Global autograd switch, flipped by noGrad. */
 export const gradMode = { enabled: true };
@@ -69,9 +76,24 @@ export class Tensor {
 
   // ---- reading -------------------------------------------------------
 
-  async data(): Promise<Float32Array | Int32Array> {
-    this.check();
-    return (await this.rt.read(this.id)).data;
+  /** See DataAccessor. The alias is made only when used as a tensor, so reads cost nothing extra. */
+  get data(): DataAccessor {
+    const read = async () => {
+      this.check();
+      return (await this.rt.read(this.id)).data;
+    };
+    let alias: Tensor | null = null;
+    const target = () => (alias ??= this.detach());
+    return new Proxy(read, {
+      get: (fn, key) => {
+        if (key === 'call' || key === 'apply' || key === 'bind') return Reflect.get(fn, key);
+        const v = Reflect.get(target(), key, target());
+        return typeof v === 'function' ? v.bind(target()) : v;
+      },
+      set: (_fn, key, v) => Reflect.set(target(), key, v),
+      has: (_fn, key) => key in target(),
+      getPrototypeOf: () => Tensor.prototype,
+    }) as DataAccessor;
   }
 
   async array(): Promise<NestedArray> {
@@ -229,13 +251,140 @@ export class Tensor {
     const d = normDim(dim, this.shape.length, 'squeeze', this.shape);
     return this.shape[d] === 1 ? this.reshape(this.shape.filter((_, i) => i !== d)) : this;
   }
-  /** Like x[i] in PyTorch: selects along dim 0, negative i counts from the end. */
-  index(i: number, dim = 0) { return record('select', [this], { dim, index: i }); }
+  /**
+   * Like x[i] in PyTorch: a number selects along dim (default 0), negative
+   * counting from the end; an int32 tensor picks rows (x[idx]); an array of
+   * int32 tensors or numbers is advanced indexing, x[rows, cols]:
+   * out[torch.arange(B), lengths - 1] is out.index([sn.arange(B), lengths.sub(1)]).
+   */
+  index(i: number | Tensor | (Tensor | number)[], dim = 0): Tensor {
+    if (typeof i === 'number') return record('select', [this], { dim, index: i });
+    if (dim !== 0) throw new TypeError('index: tensor indices select along dim 0; use indexSelect(dim, idx) for another dim');
+    return this.advancedIndex(Array.isArray(i) ? i : [i]);
+  }
   slice(dim: number, start?: number, end?: number, step?: number) { return record('slice', [this], { dim, start, end, step }); }
   gather(dim: number, index: Tensor) { return record('gather', [this, index], { dim }); }
   indexSelect(dim: number, index: Tensor) { return record('indexSelect', [this, index], { dim }); }
   clone() { return record('clone', [this]); }
   where(cond: Tensor, other: TensorLike) { return where(cond, this, other); }
+
+  /**
+   * Advanced indexing, PyTorch's t[rows, cols]: one int32 index tensor (or
+   * number) per leading dim, broadcast together; the result is
+   * [...broadcast index shape, ...remaining dims]. Negative indices count from
+   * the end. One gather, with a backward.
+   */
+  private advancedIndex(indices: (Tensor | number)[]): Tensor {
+    if (!indices.length || indices.length > this.ndim) throw new ShapeError(`index: got ${indices.length} indices for a tensor of shape ${fmt(this.shape)}`);
+    const lead = this.shape.slice(0, indices.length);
+    const strides = stridesOf(lead);
+    let flat: Tensor | null = null;
+    indices.forEach((ix, d) => {
+      const t = typeof ix === 'number' ? full([], ix, { dtype: 'int32' }) : ix;
+      if (!(t instanceof Tensor) || t.dtype !== 'int32') throw new TypeError(`index: indices must be int32 tensors or integers, got ${t instanceof Tensor ? t.dtype : typeof t} at position ${d}`);
+      // Negative indices wrap, as in PyTorch.
+      const wrapped = where(t.lt(0), t.add(lead[d]), t).int();
+      const term = strides[d] === 1 ? wrapped : wrapped.mul(strides[d]);
+      flat = flat ? flat.add(term) : term;
+    });
+    const idx = flat as unknown as Tensor;
+    const rows = this.reshape([sizeOf(lead), ...this.shape.slice(indices.length)]);
+    return rows.indexSelect(0, idx.flatten()).reshape([...idx.shape, ...this.shape.slice(indices.length)]);
+  }
+
+  /** Top k values along dim (default last) and their int32 indices; sorted, largest first unless largest is false. Backward flows to the chosen values. */
+  topk(k: number, dim = -1, largest = true): { values: Tensor; indices: Tensor } {
+    const d = normDim(dim, this.ndim, 'topk', this.shape);
+    if (!Number.isInteger(k) || k < 0 || k > this.shape[d]) throw new RangeError(`topk: k must be an integer in [0, ${this.shape[d]}] for dim ${dim} of ${fmt(this.shape)}, got ${k}`);
+    // k rounds of argmax: each masks the winner out with -Infinity. Fine for the small k topk is used with.
+    let rest: Tensor = largest ? this : this.neg();
+    const values: Tensor[] = [];
+    const indices: Tensor[] = [];
+    const positions = arange(this.shape[d]).reshape(this.shape.map((n, i) => (i === d ? n : 1)));
+    for (let i = 0; i < k; i++) {
+      const idx = rest.argmax(d, true);
+      const v = rest.gather(d, idx);
+      values.push(largest ? v : v.neg());
+      indices.push(idx);
+      if (i + 1 < k) rest = where(positions.eq(idx), -Infinity, rest);
+    }
+    const shape = this.shape.map((n, i) => (i === d ? k : n));
+    if (!k) return { values: zeros(shape), indices: zeros(shape, { dtype: 'int32' }) };
+    return { values: cat(values, d), indices: cat(indices, d) };
+  }
+
+  // ---- in place (PyTorch's trailing underscore) ----------------------------
+
+  add_(o: TensorLike) { return this.inPlace('add_', () => this.add(o)); }
+  sub_(o: TensorLike) { return this.inPlace('sub_', () => this.sub(o)); }
+  mul_(o: TensorLike) { return this.inPlace('mul_', () => this.mul(o)); }
+  div_(o: TensorLike) { return this.inPlace('div_', () => this.div(o)); }
+  clamp_(min?: number, max?: number) { return this.inPlace('clamp_', () => this.clamp(min, max)); }
+  /** Copies src (broadcast to this shape, cast to this dtype) into this tensor. */
+  copy_(src: Tensor) { return this.inPlace('copy_', () => src, true); }
+  fill_(value: number) { return this.inPlace('fill_', () => full([], value, { dtype: this.dtype }), true); }
+  zero_() { return this.fill_(0); }
+  /** Sets the elements where mask is non-zero to value. */
+  maskedFill_(mask: Tensor, value: number) { return this.inPlace('maskedFill_', () => where(mask.ne(0), value, this), true); }
+
+  /**
+   * PyTorch's t[i, j, ...] = value (index_put_ with integer indices): writes
+   * value, broadcast, into the element or sub-tensor the integers select:
+   * t[i][0][j] = 1 is t.indexPut_([i, 0, j], 1). With int32 index tensors it
+   * writes the elements they name together: t[rows, cols] = v is
+   * t.indexPut_([rows, cols], v) (duplicate indices average).
+   */
+  indexPut_(indices: (number | Tensor)[], value: TensorLike) {
+    this.checkInPlace('indexPut_');
+    if (!Array.isArray(indices) || indices.length > this.ndim) throw new ShapeError(`indexPut_: expected at most ${this.ndim} indices for ${fmt(this.shape)}, got ${JSON.stringify(indices)}`);
+    const v = typeof value === 'number' ? full([], value, { dtype: this.dtype }) : value;
+    if (indices.every((i) => typeof i === 'number')) {
+      // A view of the selected part; writing it writes this tensor's storage.
+      const part = noGrad(() => (indices as number[]).reduce<Tensor>((t, i) => t.index(i), this));
+      part.writeFrom('indexPut_', v, true);
+      return this;
+    }
+    const lead = this.shape.slice(0, indices.length);
+    const count = sizeOf(lead);
+    const rows = noGrad(() => {
+      const flatIdx = arange(count).reshape(lead).advancedIndex(indices).flatten();
+      const n = flatIdx.shape[0];
+      const base = this.reshape([count, ...this.shape.slice(indices.length)]);
+      const src = v.float().expand(broadcastShapes(v.shape, [n, ...base.shape.slice(1)], 'indexPut_')).reshape([n, -1]);
+      // Scatter by a one-hot matmul (composed from existing kernels): row r of
+      // `written` sums the values aimed at r, `hits` counts them; rows no index
+      // names keep their values. Duplicate indices average (PyTorch leaves them undefined).
+      const oneHot = arange(count).eq(flatIdx.unsqueeze(1)); // [n, count]
+      const hits = oneHot.sum(0).reshape([count, 1]);
+      const written = oneHot.T.matmul(src).div(hits.clamp(1));
+      return where(hits.eq(0), base.reshape([count, -1]), written);
+    });
+    this.writeFrom('indexPut_', rows.reshape([...this.shape]), true);
+    return this;
+  }
+
+  /** PyTorch's in-place rules: allowed unless this requires grad; a leaf that does is allowed inside noGrad. */
+  private checkInPlace(op: string) {
+    this.check();
+    if (!this._requiresGrad) return;
+    if (!this.isLeaf) throw new Error(`${op}: in-place operations on a tensor inside an autograd graph are not supported; use the out-of-place form`);
+    if (gradMode.enabled) throw new Error(`${op}: a leaf Variable that requires grad is being used in an in-place operation (wrap it in sn.noGrad(() => ...), as PyTorch's with torch.no_grad():)`);
+  }
+
+  private inPlace(op: string, compute: () => Tensor, castAllowed = false): this {
+    this.checkInPlace(op);
+    this.writeFrom(op, noGrad(compute), castAllowed);
+    return this;
+  }
+
+  /** Writes src, broadcast to this shape, into this tensor's storage (the 'assign' command). */
+  private writeFrom(op: string, src: Tensor, castAllowed: boolean) {
+    src.check();
+    const shape = broadcastShapes(this.shape, src.shape, op);
+    if (fmt(shape) !== fmt(this.shape)) throw new ShapeError(`${op}: output with shape ${fmt(this.shape)} doesn't match the broadcast shape ${fmt(shape)}`);
+    if (!castAllowed && src.dtype !== this.dtype) throw new TypeError(`${op}: result type ${src.dtype} can't be cast to the desired output type ${this.dtype}`);
+    this.rt.enqueue(['assign', this.id, src.id]);
+  }
 }
 
 const dimList = (dim?: number | number[]) => (dim === undefined ? undefined : Array.isArray(dim) ? dim : [dim]);
@@ -358,17 +507,44 @@ export function stack(ts: Tensor[], dim = 0) {
 
 // ---- scopes ----------------------------------------------------------------
 
-/** Runs fn with autograd recording off. */
+let noGradScopes = 0;
+let gradEnabledOutside = true;
+
+/**
+ * Runs fn with autograd recording off, like PyTorch's `with torch.no_grad():`.
+ * fn may be async (`await sn.noGrad(async () => { for await (...) ... })`):
+ * recording stays off until its promise settles, and, as with no_grad around
+ * Python coroutines, for any other code that runs while it awaits. Scopes
+ * are counted, so overlapping async scopes restore recording only when the
+ * last one ends.
+ */
 export function noGrad<T>(fn: () => T): T {
-  const prev = gradMode.enabled;
+  if (noGradScopes++ === 0) gradEnabledOutside = gradMode.enabled;
   gradMode.enabled = false;
+  const exit = () => {
+    if (--noGradScopes === 0) gradMode.enabled = gradEnabledOutside;
+  };
+  let out: T;
   try {
-    const out = fn();
-    if (out instanceof Promise) throw new Error('noGrad: fn must be synchronous (an async body would leave autograd off for unrelated code)');
-    return out;
-  } finally {
-    gradMode.enabled = prev;
+    out = fn();
+  } catch (e) {
+    exit();
+    throw e;
   }
+  if (out instanceof Promise) return out.finally(exit) as T;
+  exit();
+  return out;
+}
+
+/** steps values from start to end inclusive, evenly spaced (float32), computed as PyTorch does from both ends. */
+export function linspace(start: number, end: number, steps: number, opts: TensorOptions = {}): Tensor {
+  if (!Number.isInteger(steps) || steps < 0) throw new RangeError(`linspace: steps must be a non-negative integer, got ${steps}`);
+  const out = new Float32Array(steps);
+  const step = steps > 1 ? (end - start) / (steps - 1) : 0;
+  const half = Math.floor(steps / 2);
+  for (let i = 0; i < steps; i++) out[i] = i < half || steps === 1 ? start + i * step : end - (steps - 1 - i) * step;
+  const t = fromTyped(out, [steps], 'float32');
+  return opts.requiresGrad ? t.requiresGrad_() : t;
 }
 
 /** Runs fn and disposes every tensor it created except those it returns. Never required: collected handles free themselves. */

@@ -1,5 +1,5 @@
 // sn.optim and sn.nn.utils.clipGradNorm: every optimizer case in
-// test/fixtures/torch.json (PyTorch 1.13, 4 steps each) on both backends,
+// test/fixtures/torch.json and optim_extra.json (PyTorch 1.13, 4 steps each) on both backends,
 // the three schedulers, parameter groups, state dict round trips, gradient
 // clipping against hand computation, and the shape of the op stream (one
 // command per step).
@@ -8,6 +8,9 @@ import * as sn from '../dist/index.js';
 import { expectClose } from './util.js';
 
 const fixtures = await (await fetch(new URL('./fixtures/torch.json', import.meta.url))).json();
+// Adagrad and Adadelta come from their own generator (make_optim_extra.py), in the same layout.
+const extra = await (await fetch(new URL('./fixtures/optim_extra.json', import.meta.url))).json();
+Object.assign(fixtures.optimizers, extra.optimizers);
 const OPTIMIZERS = Object.values(fixtures.optimizers);
 const SCHEDULERS = Object.values(fixtures.schedulers);
 
@@ -46,7 +49,7 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       });
     }
 
-    for (const name of ['SGD.momentum.dampening', 'Adam.amsgrad', 'RMSprop.centered.momentum']) {
+    for (const name of ['SGD.momentum.dampening', 'Adam.amsgrad', 'RMSprop.centered.momentum', 'Adagrad.lrDecay.weightDecay.initialAccumulator', 'Adadelta.rho.eps.weightDecay']) {
       it(`${name}: stateDict, then loadStateDict into a new optimizer, continues as if uninterrupted`, async () => {
         const c = fixtures.optimizers[name];
         const pa = new sn.nn.Parameter(fromFixture(c.initialParam));
@@ -57,7 +60,7 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
         expect(sd.param_groups).to.have.length(1);
         expect(sd.param_groups[0].params).to.deep.equal([0]);
         expect(sd.param_groups[0].lr).to.equal(c.options.lr);
-        const keys = { SGD: ['momentum_buffer'], Adam: ['step', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'], RMSprop: ['step', 'square_avg', 'momentum_buffer', 'grad_avg'] }[c.optimizer];
+        const keys = c.stateKeys ?? { SGD: ['momentum_buffer'], Adam: ['step', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'], RMSprop: ['step', 'square_avg', 'momentum_buffer', 'grad_avg'] }[c.optimizer];
         expect(Object.keys(sd.state[0])).to.deep.equal(keys);
         if (keys[0] === 'step') expect(sd.state[0].step).to.equal(2);
 

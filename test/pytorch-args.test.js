@@ -71,6 +71,10 @@ const CASES = {
   'optim.RMSprop': [[params(), 0.1, 0.9, 1e-6, 0.01, 0.5, true], (o) => {
     expect(o.paramGroups[0]).to.include({ lr: 0.1, alpha: 0.9, eps: 1e-6, weightDecay: 0.01, momentum: 0.5, centered: true });
   }, [params(), 0.1, 0.9, 1e-6, 0.01, 0.5, 'yes']],
+  'optim.Adagrad': [[params(), 0.1, 0.01, 0.02, 0.3, 1e-8], (o) => {
+    expect(o.paramGroups[0]).to.include({ lr: 0.1, lrDecay: 0.01, weightDecay: 0.02, initialAccumulatorValue: 0.3, eps: 1e-8 });
+  }, [params(), 0.1, true]],
+  'optim.Adadelta': [[params(), 0.5, 0.8, 1e-5, 0.01], (o) => expect(o.paramGroups[0]).to.include({ lr: 0.5, rho: 0.8, eps: 1e-5, weightDecay: 0.01 }), [params(), '1']],
   'optim.lrScheduler.StepLR': [[optimizer(), 3, 0.5], (s) => expect([s.stepSize, s.gamma]).to.deep.equal([3, 0.5]), [optimizer(), '3']],
   'optim.lrScheduler.ExponentialLR': [[optimizer(), 0.9], (s) => expect(s.gamma).to.equal(0.9), [optimizer(), [0.9]]],
   'optim.lrScheduler.CosineAnnealingLR': [[optimizer(), 10, 0.01], (s) => expect([s.tMax, s.etaMin]).to.deep.equal([10, 0.01]), [optimizer(), 10, '0']],

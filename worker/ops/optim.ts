@@ -86,6 +86,29 @@ const RULES: Record<string, Rule> = {
     },
   },
 
+  adagrad: {
+    states: () => 1,
+    update: (a) => {
+      const { p, state: [sum], s } = a;
+      const d = gradient(a);
+      const sum1 = add(sum, mul(d, d));
+      return [sub(p, mul(s.clr, div(d, add(f('sqrt', sum1), s.eps)))), sum1];
+    },
+  },
+
+  adadelta: {
+    // square_avg, acc_delta
+    states: () => 2,
+    update: (a) => {
+      const { p, state: [sq, acc], s } = a;
+      const d = gradient(a);
+      const sq1 = add(mul(sq, s.rho), mul(mul(s.oneMinusRho, d), d));
+      const delta = mul(div(f('sqrt', add(acc, s.eps)), f('sqrt', add(sq1, s.eps))), d);
+      const acc1 = add(mul(acc, s.rho), mul(mul(s.oneMinusRho, delta), delta));
+      return [sub(p, mul(s.lr, delta)), sq1, acc1];
+    },
+  },
+
   rmsprop: {
     // square_avg, then momentum_buffer and grad_avg when used.
     states: (fl) => 1 + +!!fl.momentum + +!!fl.centered,
@@ -147,7 +170,16 @@ export const UPDATES: Record<string, (ctx: Ctx, tensors: WT[], attrs: any) => vo
  * Keras fit replays a recorded step, and Adam's bias corrections depend on the count.
  */
 export function updateAttrsAtLaterStep(rule: string, attrs: OptimizerAttrs, later: number): OptimizerAttrs {
-  if (rule !== 'adam' || later === 0) return attrs;
+  if (later === 0) return attrs;
+  if (rule === 'adagrad') {
+    return {
+      slots: attrs.slots.map(({ flags, scalars }) => {
+        const { lr, lrDecay, step } = scalars;
+        return { flags, scalars: { ...scalars, step: step + later, clr: lr / (1 + (step + later - 1) * lrDecay) } };
+      }),
+    };
+  }
+  if (rule !== 'adam') return attrs;
   return {
     slots: attrs.slots.map(({ flags, scalars }) => {
       const { lr, step, beta1, beta2 } = scalars;
