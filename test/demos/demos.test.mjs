@@ -241,7 +241,7 @@ describe('embed', () => {
     await own.goto(`${demos.base}/embed.html`);
     await done(own);
     assert.match(await own.textContent('#out'), /^backend wasm/); // 'auto' on SwiftShader, a software adapter
-    assert.match(await own.textContent('#code'), /^import \* as sn from '\.\/dist\/index\.js';/);
+    assert.match(await own.textContent('#code'), /^import \* as sn from '\.\/dist\/shadenet\.js';/);
     await context.close();
   });
 });
