@@ -34,7 +34,7 @@ function backendReason() {
 export const withBackend = (page, backend = requestedBackend()) => (backend === 'auto' ? page : `${page}?backend=${backend}`);
 
 /**
- * Fills the page's <nav id="bar"> (a link home, the backend, a WebGPU/CPU switch) and starts
+ * Fills the page's <nav id="bar"> (a link home, the backend and why, a backend switch) and starts
  * the engine on the chosen backend. Resolves once it runs; shows why on the page when it cannot.
  */
 export async function startEngine() {
@@ -51,7 +51,7 @@ export async function startEngine() {
   } catch (e) {
     label.textContent = 'none';
     throw new Error(chosen === 'webgpu'
-      ? `WebGPU could not start in this browser (${e.message}). Switch to CPU above.`
+      ? `WebGPU could not start in this browser (${e.message}). Switch to WebAssembly or CPU above.`
       : `the engine could not start: ${e.message}`);
   }
   label.textContent = sn.backend();

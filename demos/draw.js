@@ -75,5 +75,5 @@ try {
   ready();
 } catch (e) {
   showError(e);
-  $('status').textContent = 'The model could not be loaded.';
+  $('status').textContent = 'Not running: see the message above.';
 }

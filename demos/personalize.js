@@ -155,5 +155,5 @@ try {
   ready();
 } catch (e) {
   showError(e);
-  status('The model could not be loaded.');
+  status('Not running: see the message above.');
 }

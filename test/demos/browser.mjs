@@ -7,18 +7,19 @@ import { buildDemoAssets } from '../../demos/build.mjs';
 
 export const artifacts = new URL('../../test-artifacts/', import.meta.url);
 
-const args = [
-  '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader',
-  '--enable-unsafe-swiftshader', '--no-sandbox', '--js-flags=--expose-gc',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-];
+const webgpuArgs = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader', '--enable-unsafe-swiftshader'];
+const baseArgs = ['--no-sandbox', '--js-flags=--expose-gc', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/** Headless Chromium; without `webgpu` it is a browser where WebGPU is off (Linux Chromium's default). */
+export const launchBrowser = ({ webgpu = true } = {}) =>
+  chromium.launch({ executablePath: process.env.CHROME_PATH || '/usr/bin/chromium', headless: true, args: [...(webgpu ? webgpuArgs : []), ...baseArgs] });
 
 /** Starts the server and the browser; returns { base, browser, close }. */
 export async function startDemos() {
   await buildDemoAssets();
   await mkdir(artifacts, { recursive: true });
   const server = await serve(0, { isolated: true }); // as `npm start` serves them
-  const browser = await chromium.launch({ executablePath: process.env.CHROME_PATH || '/usr/bin/chromium', headless: true, args });
+  const browser = await launchBrowser();
   return {
     base: `http://127.0.0.1:${server.address().port}`,
     browser,

@@ -3,7 +3,7 @@
 import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { startDemos, openPage, closePages, screenshot, mainThreadTasks, stroke } from './browser.mjs';
+import { startDemos, launchBrowser, openPage, closePages, screenshot, mainThreadTasks, stroke } from './browser.mjs';
 
 let demos;
 before(async () => (demos = await startDemos()));
@@ -315,6 +315,24 @@ describe('errors in words', () => {
     const page = await openFailing('personalize.html', '**/models/digits-base.safetensors', { status: 200, body: Buffer.from('this is not a safetensors file') });
     assert.match(await page.textContent('#errors'), /Something went wrong: .*safetensors/i);
     await page.close();
+  });
+
+  test('asking for WebGPU where there is none says so and points at the other backends', async () => {
+    const noGpu = await launchBrowser({ webgpu: false });
+    try {
+      const page = await noGpu.newPage();
+      await page.goto(`${demos.base}/draw.html?backend=webgpu`);
+      await page.waitForSelector('#errors p', { timeout: 60000 });
+      assert.match(await page.textContent('#errors'), /WebGPU could not start in this browser \(.+\)\. Switch to WebAssembly or CPU above\./);
+      assert.equal(await page.textContent('#backend'), 'none');
+      await screenshot(page, 'error-no-webgpu');
+      // 'auto' falls back and the demo works.
+      await page.goto(`${demos.base}/draw.html`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+      assert.match(await page.textContent('#backend'), /^(wasm|cpu)$/);
+    } finally {
+      await noGpu.close();
+    }
   });
 
   test('missing digits data is reported on the page, saying how to build it', async () => {
