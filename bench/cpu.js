@@ -6,7 +6,8 @@ import { digits, longestGap } from './common.js';
 
 const tf = window.tf;
 const results = [];
-const only = new URLSearchParams(location.search).get('only');
+const params = new URLSearchParams(location.search);
+const only = params.get('only');
 
 async function mlpFit(batchSize) {
   const n = 2048;
@@ -101,7 +102,9 @@ async function matmul(size) {
   results.push({ name: `matmul ${size}x${size} (GFLOP/s: ${gflops(ours).toFixed(1)} vs ${gflops(theirs).toFixed(1)})`, unit: 'ms', ours, tfjs: theirs, gflops: gflops(ours) });
 }
 
-await sn.init({ backend: 'wasm' });
+await sn.init({ backend: 'wasm', ...(params.get('threads') && { threads: Number(params.get('threads')) }) });
+// TF.js picks half the cores by default; it gets as many threads as ours, so the two compare like for like.
+tf.wasm.setThreadsCount(sn.backendInfo().threads);
 tf.wasm.setWasmPaths(new URL('../node_modules/@tensorflow/tfjs-backend-wasm/dist/', location.href).href);
 await tf.setBackend('wasm');
 await tf.ready();

@@ -19,6 +19,7 @@ const browser = await chromium.launch({
 async function runPage(path, query) {
   const page = await browser.newPage();
   page.on('console', (m) => console.log(m.text()));
+  page.on('response', (r) => { if (r.status() >= 400) console.log(`${r.status()}: ${r.url()}`); });
   await page.goto(`http://127.0.0.1:${port}/bench/${path}?${new URLSearchParams(query)}`);
   const out = await page.waitForFunction(() => window.benchResults, null, { timeout: 30 * 60 * 1000, polling: 1000 }).then((h) => h.jsonValue());
   await page.close();
@@ -38,13 +39,14 @@ function openBlasGflops() {
 }
 
 try {
-  // Arguments: 'cpu' or 'gpu' for one section; otherwise a GPU case (mlp, matmul, lstm) and kernel variants (workgroup, direct).
-  const [first, second] = process.argv.slice(2);
-  if (first !== 'cpu') {
-    await runPage('index.html', { ...(first && first !== 'gpu' && { only: first }), ...(second && { kernels: second }) });
-  }
-  if (!first || first === 'cpu') {
-    const results = await runPage('cpu.html', second ? { only: second } : {});
+  // Arguments: ['gpu'] [case: mlp, matmul, lstm] [kernels: workgroup, direct], or
+  // 'cpu' [case: mlp128, mlp32, lstm, matmul, all] [threads]; none runs both sections.
+  const args = process.argv.slice(2);
+  const section = args[0] === 'cpu' || args[0] === 'gpu' ? args.shift() : args.length ? 'gpu' : null;
+  const [only, option] = args;
+  if (section !== 'cpu') await runPage('index.html', { ...(only && { only }), ...(option && { kernels: option }) });
+  if (section !== 'gpu') {
+    const results = await runPage('cpu.html', { ...(only && only !== 'all' && { only }), ...(option && { threads: option }) });
     const ours = results.find((r) => r.name.startsWith('matmul 1024'))?.gflops;
     const blas = openBlasGflops();
     if (ours && blas) console.log(`\nmatmul 1024: shadenet wasm ${ours.toFixed(1)} GFLOP/s, numpy/OpenBLAS sgemm ${blas.toFixed(1)} GFLOP/s on the same cores: ${(100 * ours / blas).toFixed(0)}%`);

@@ -21,6 +21,7 @@ export async function init(opts: { backend?: BackendChoice } & InitOptions & Hos
   const choice = opts.backend ?? 'auto';
   if (!['auto', 'webgpu', 'wasm', 'cpu'].includes(choice)) throw new Error(`init: backend must be 'auto', 'webgpu', 'wasm' or 'cpu', got '${choice}'`);
   if (opts.kernels !== undefined) check.oneOf(opts.kernels, ['auto', 'workgroup', 'direct'], 'init: kernels');
+  if (opts.threads !== undefined) check.integer(opts.threads, 'init: threads', 1, 64);
   current?.terminate();
   const rt = new Runtime(choice, { kernels: opts.kernels, threads: opts.threads }, { workerUrl: opts.workerUrl });
   current = rt;

@@ -29,7 +29,7 @@ export interface InitOptions {
    */
   kernels?: 'auto' | 'workgroup' | 'direct';
   /**
-   * Threads of the wasm backend, its own included (default: one per core, at most 4).
+   * Threads of the wasm backend, its own included (default: half the cores, 1 to 4).
    * More than one needs a cross-origin isolated page (COOP and COEP headers).
    */
   threads?: number;

@@ -15,6 +15,13 @@ describe('backend choice', () => {
     await sn.init({ backend: 'tpu' }).catch((e) => (err = e));
     expect(err.message).to.match(/'auto', 'webgpu', 'wasm' or 'cpu'.*tpu/);
   });
+  it('rejects a thread count that is not a positive integer', async () => {
+    for (const threads of [0, 1.5, 'two']) {
+      let err;
+      await sn.init({ backend: 'wasm', threads }).catch((e) => (err = e));
+      expect(err?.message, String(threads)).to.match(/init: threads/);
+    }
+  });
   it('tensors of a replaced engine are refused clearly', async () => {
     await sn.init({ backend: 'cpu' });
     const t = sn.ones([2]);

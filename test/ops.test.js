@@ -167,8 +167,8 @@ describe('ops: WebGPU (both kernel variants) against the CPU oracle', function (
   }
 });
 
-// The test pages are cross-origin isolated (web-test-runner.config.mjs), so wasm runs
-// GEMM on 2 threads here; threads: 1 is the path of pages that are not.
+// The test pages are cross-origin isolated (web-test-runner.config.mjs), so threads: 2
+// runs GEMM on a helper worker too; threads: 1 is the path of pages that are not.
 describe('ops: wasm (1 and 2 threads) against the CPU oracle', function () {
   const wasm = {};
   let cpu;
@@ -182,10 +182,10 @@ describe('ops: wasm (1 and 2 threads) against the CPU oracle', function () {
     cpu = await runAll();
   });
 
-  // GEMMs large enough to be split over threads (the op cases above are not).
+  // GEMMs large enough to be split over threads (over 4M multiply-adds; the op cases above are not).
   const LARGE = [
     ['matmul 301x257 @ 257x263', [[301, 257], [257, 263]], (a, b) => a.matmul(b)],
-    ['matmul transposed, batched 3x67x129', [[3, 129, 67], [3, 131, 129]], (a, b) => a.transpose(1, 2).matmul(b.transpose(1, 2))],
+    ['matmul transposed, batched 3x131x129 @ 3x129x133', [[3, 129, 131], [3, 133, 129]], (a, b) => a.transpose(1, 2).matmul(b.transpose(1, 2))],
     ['linear relu 129x513 -> 131, bias', [[129, 513], [131, 513], [131]], (x, w, b) => sn.nn.functional.linear(x, w, b, { activation: 'relu' })],
   ];
   it('large GEMMs: 2 threads give results identical to 1 thread, and agree with the oracle', async () => {

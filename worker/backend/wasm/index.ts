@@ -28,8 +28,11 @@ class WasmStorage implements Storage {
  */
 const CONTROL = 61440;
 const HEAP_BASE = 65536;
-/** GEMMs smaller than this many multiply-adds stay on one thread: a hand-over costs tens of microseconds. */
-const THREADED_GEMM_MACS = 1 << 19;
+/**
+ * GEMMs smaller than this many multiply-adds (about 0.1 ms on one thread) stay on one:
+ * a hand-over costs tens of microseconds, and far more on a busy machine.
+ */
+const THREADED_GEMM_MACS = 1 << 22;
 
 const ACTIVATIONS = { relu: 1, sigmoid: 2, tanh: 3, gelu: 4 } as const;
 const REDUCE_OPS = { sum: 0, max: 1, min: 2, argmax: 3, argmin: 4 } as const;
@@ -45,12 +48,13 @@ interface KernelExports {
 
 /**
  * Compiles the kernels module and, where the page is cross-origin isolated, starts
- * `threads - 1` helpers (default: one per core, at most 4). Throws where WebAssembly
- * compilation is refused (a CSP without 'wasm-unsafe-eval').
+ * `threads - 1` helpers. The default, half the cores (1 to 4, as TF.js's wasm backend),
+ * leaves the page and the browser a core: on 2 cores, 2 compute threads made the page
+ * stall. Throws where WebAssembly compilation is refused (a CSP without 'wasm-unsafe-eval').
  */
 export async function createWasmBackend(opts: { threads?: number } = {}): Promise<WasmBackend> {
   const cores = (globalThis.navigator as Navigator | undefined)?.hardwareConcurrency ?? 1;
-  const wanted = Math.max(1, Math.floor(opts.threads ?? Math.min(cores, 4)));
+  const wanted = Math.max(1, Math.floor(opts.threads ?? Math.min(4, cores / 2)));
   // Helpers can only share memory with a cross-origin isolated page (COOP + COEP headers).
   const shared = wanted > 1 && !!globalThis.crossOriginIsolated;
   const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, ...(shared ? { shared: true } : {}) });
