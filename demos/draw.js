@@ -2,21 +2,12 @@ import * as sn from './dist/index.js';
 import { startEngine, showError, ready } from './common.js';
 import { loadBaseModel, classify } from './digits.js';
 import { toMnist, canvasInk, drawPixels, drawingPad } from './stroke.js';
+import { probabilityBars } from './bars.js';
 
 const $ = (id) => document.getElementById(id);
 const MNIST_DEMO = 'indexeddb://mnist-demo';
 
-$('bars').innerHTML = Array.from({ length: 10 }, (_, d) => `<span>${d}</span><div><div class="bar" style="width:0"></div></div><span class="p">–</span>`).join('');
-const rows = [...$('bars').children];
-function showProbabilities(probs) {
-  const top = probs.indexOf(Math.max(...probs));
-  probs.forEach((p, d) => {
-    rows[d * 3 + 1].firstChild.style.width = `${(p * 100).toFixed(1)}%`;
-    rows[d * 3 + 2].textContent = p.toFixed(3);
-    for (const el of rows.slice(d * 3, d * 3 + 3)) el.classList.toggle('top', d === top);
-  });
-  return top;
-}
+const showProbabilities = probabilityBars($('bars'));
 
 const models = {};
 let current = 'base';
@@ -68,7 +59,7 @@ try {
   $('clear').onclick = () => {
     clear();
     drawPixels($('pixels'), null);
-    showProbabilities(Array(10).fill(0));
+    showProbabilities(null);
     $('status').textContent = 'Draw a digit.';
   };
   $('status').textContent = 'Draw a digit.';

@@ -2,6 +2,7 @@ import * as sn from './dist/index.js';
 import { startEngine, showError, ready } from './common.js';
 import { loadBaseModel, classify, DigitNet } from './digits.js';
 import { toMnist, canvasInk, drawPixels, drawingPad } from './stroke.js';
+import { probabilityBars } from './bars.js';
 
 const $ = (id) => document.getElementById(id);
 const CHECKPOINT = 'indexeddb://personal-digits';
@@ -12,17 +13,7 @@ let model, optimizer;
 let round = 0;
 const examples = []; // { image: Float32Array(784), label }
 
-$('bars').innerHTML = Array.from({ length: 10 }, (_, d) => `<span>${d}</span><div><div class="bar" style="width:0"></div></div><span class="p">–</span>`).join('');
-const bars = [...$('bars').children];
-function showProbabilities(probs) {
-  const top = probs.indexOf(Math.max(...probs));
-  probs.forEach((p, d) => {
-    bars[d * 3 + 1].firstChild.style.width = `${(p * 100).toFixed(1)}%`;
-    bars[d * 3 + 2].textContent = p.toFixed(3);
-    for (const el of bars.slice(d * 3, d * 3 + 3)) el.classList.toggle('top', d === top);
-  });
-  return top;
-}
+const showProbabilities = probabilityBars($('bars'));
 
 function showExamples() {
   $('examples').replaceChildren(...examples.map(({ image, label }) => {
@@ -32,7 +23,8 @@ function showExamples() {
     fig.append(c, label);
     return fig;
   }));
-  $('count').textContent = examples.length ? `(${examples.length}; ${new Set(examples.map((e) => e.label)).size} digits)` : '(none yet)';
+  const digits = new Set(examples.map((e) => e.label)).size;
+  $('count').textContent = examples.length ? `(${examples.length}; ${digits} ${digits === 1 ? 'digit' : 'digits'})` : '(none yet)';
   $('train').disabled = examples.length === 0;
 }
 
@@ -96,9 +88,10 @@ async function trainRound() {
   }
   const [before, after] = [await first, await loss.item()];
   round++;
-  status(`Round ${round}: loss on your ${n} examples ${before.toFixed(3)} → ${after.toFixed(3)}. Saving on this device…`);
+  const change = `loss on your ${n === 1 ? 'example' : `${n} examples`} ${before.toFixed(3)} → ${after.toFixed(3)}`;
+  status(`Round ${round}: ${change}. Saving on this device…`);
   await sn.save({ model, optimizer, round, images: x, labels: examples.map((e) => e.label) }, CHECKPOINT);
-  status(`Round ${round} saved on this device: loss on your ${n} examples ${before.toFixed(3)} → ${after.toFixed(3)}.`);
+  status(`Round ${round} saved on this device: ${change}.`);
   $('train').disabled = false;
   await predict();
 }
@@ -135,7 +128,11 @@ try {
     status('Using the base model. Draw a digit, then say which one it is.');
   }
   showExamples();
-  const clear = drawingPad($('pad'), predict);
+  const clearInk = drawingPad($('pad'), predict);
+  const clear = () => {
+    clearInk();
+    showProbabilities(null);
+  };
   $('clear').onclick = clear;
   $('labels').append(...Array.from({ length: 10 }, (_, d) => {
     const b = Object.assign(document.createElement('button'), { textContent: d, title: `add this drawing as a ${d}` });
