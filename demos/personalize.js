@@ -31,6 +31,8 @@ function showExamples() {
 const current = () => toMnist(canvasInk($('pad')), $('pad').width, $('pad').height);
 
 let busy = false, again = false;
+/** True when the bars show the ink as it is now (for tests). */
+window.predictionSettled = () => !busy && !again;
 async function predict() {
   if (busy) return void (again = true);
   busy = true;

@@ -139,9 +139,10 @@ describe('offline personalization', () => {
     await page.click('#clear');
     await page.evaluate(() => (window.lastPrediction = null));
     await stroke(page, points);
-    await page.waitForFunction(() => window.lastPrediction, null, { timeout: 30000 });
-    // Let the last stroke segment's prediction land too.
-    await page.waitForTimeout(300);
+    // The pad reports ink once per animation frame: after two frames the last segment has been reported,
+    // then wait until the prediction for it has landed.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    await page.waitForFunction(() => window.lastPrediction && window.predictionSettled(), null, { timeout: 30000 });
     return page.evaluate(() => window.lastPrediction.probs);
   }
 
