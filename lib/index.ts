@@ -35,6 +35,7 @@ export * as optim from './optim/index.js';
 export * as data from './data/index.js';
 export * as layers from './layers/index.js';
 export { initializers } from './layers/initializers.js';
-export { sequential, modelFromJSON, loadModel, SequentialModel, type History, type FitOptions, type Callback, type Logs, type CompileArgs } from './model.js';
+export { input, model, FunctionalModel } from './functional.js';
+export { sequential, modelFromJSON, loadModel, SequentialModel, LayersModel, type History, type FitOptions, type Callback, type Logs, type CompileArgs } from './model.js';
 export * as callbacks from './layers/callbacks.js';
 export { save, load, checkpoints, safetensors, type CheckpointInfo, type SaveOptions } from './checkpoint.js';

@@ -33,7 +33,7 @@ export interface Callback {
   onEpochEnd?(epoch: number, logs: Logs): unknown;
   onTrainEnd?(logs?: Logs): unknown;
   /** Called with the model before training (earlyStopping uses it). */
-  setModel?(model: SequentialModel): void;
+  setModel?(model: LayersModel): void;
 }
 
 export interface FitOptions {
@@ -73,14 +73,13 @@ function toTensor(v: Data, what: string): Tensor {
   }
 }
 
-const ACCURACY_SPELLINGS: [string, string][] = [['accuracy', 'acc'], ['val_accuracy', 'val_acc']];
-
 /** Logs under both spellings of accuracy, as Keras (accuracy) and TF.js (acc) users read them. */
 function withAliases(logs: Logs): Logs {
   const out = { ...logs };
-  for (const [a, b] of ACCURACY_SPELLINGS) {
-    if (a in out && !(b in out)) out[b] = out[a];
-    else if (b in out && !(a in out)) out[a] = out[b];
+  for (const key of Object.keys(logs)) {
+    // accuracy, val_accuracy, out1_accuracy, val_out1_accuracy, and the same with acc.
+    const twin = /(^|_)accuracy$/.test(key) ? key.replace(/accuracy$/, 'acc') : /(^|_)acc$/.test(key) ? key.replace(/acc$/, 'accuracy') : null;
+    if (twin && !(twin in out)) out[twin] = out[key];
   }
   return out;
 }
@@ -88,36 +87,62 @@ function withAliases(logs: Logs): Logs {
 /** Holds handles reachable until this call, so their worker tensors outlive a worker-side loop. */
 const keepAlive = (..._handles: unknown[]) => {};
 
-export class SequentialModel extends Module {
-  layers: Layer[] = [];
-  private compiled: { loss: LossFn; lossKey: string | null; metrics: [string, MetricFn][]; optimizer: OptimizerLike; args: CompileArgs } | null = null;
+/** A model's inputs or targets as handed to fit/evaluate/predict: one Data per input (or output). */
+export type DataList = Data | Data[];
+
+/** What compile() settled per model output. */
+interface OutputSpec {
+  loss: LossFn;
+  lossKey: string | null;
+  metrics: [string, MetricFn][];
+}
+
+interface Compiled {
+  outputs: OutputSpec[];
+  optimizer: OptimizerLike;
+  args: CompileArgs;
+}
+
+/**
+ * What Sequential and functional models share: compile, fit (recorded as a program the worker
+ * replays), evaluate, predict, trainOnBatch, weights, summary and save. Data travel as lists, one
+ * tensor per model input and per model output.
+ */
+export abstract class LayersModel extends Module {
+  protected compiled: Compiled | null = null;
   /** Set by a callback to end fit after the current epoch, as in Keras. */
   stopTraining = false;
   /** Epochs completed so far (fit's epoch numbers are absolute): pass it as fit's initialEpoch to resume. */
   epoch = 0;
 
-  constructor(layers: Layer[] = [], readonly modelName = 'sequential') {
+  constructor(readonly modelName: string) {
     super();
-    for (const l of layers) this.add(l);
   }
 
-  add(layer: Layer) {
-    if (!(layer instanceof Layer)) throw new TypeError('add: expected a layer from sn.layers');
-    if (this.layers.length === 0 && !layer.inputShape) {
-      throw new Error(`the first layer ('${layer.name}') needs an inputShape, e.g. sn.layers.dense({ units: 10, inputShape: [784] })`);
-    }
-    if (this.compiled) throw new Error('add: layers cannot be added after compile()');
-    if ((layer.getConfig() as { returnState?: boolean }).returnState) {
-      throw new Error(`add: '${layer.name}' has returnState, so it has several outputs; a sequential model passes one on. Use the functional API: sn.model({ inputs, outputs })`);
-    }
-    // Weights exist as soon as the layer is added, so parameters() is complete before compile().
-    layer.build(this.layers.length ? this.layers[this.layers.length - 1].outputShape! : layer.inputShape!);
-    this.layers.push(layer);
+  /** Every layer, in the order summary() and getWeights() list them. */
+  abstract allLayers(): Layer[];
+  /** Shapes (no batch dim) of the inputs and of the outputs. */
+  abstract get inputShapes(): LayerShape[];
+  abstract get outputShapes(): LayerShape[];
+  /** Names that prefix per-output logs when there are several outputs. */
+  protected abstract outputNames(): string[];
+  /** The layer that takes input i (named in shape errors). */
+  protected abstract inputLayerName(i: number): string;
+  /** Runs the model on one tensor per input; one prediction per output. */
+  protected abstract runAll(xs: Tensor[], training: boolean): Prediction[];
+  abstract toJSON(): { className: string; config: Record<string, unknown> };
+
+  get inputShape(): LayerShape {
+    return this.inputShapes[0];
+  }
+
+  get outputShape(): LayerShape {
+    return this.outputShapes[0];
   }
 
   /** Every layer's weights in Keras's layout: trainable ones layer by layer, then the non-trainable ones (TF.js's order). */
   private kerasWeights() {
-    const all = this.layers.flatMap((l) => l.kerasWeights());
+    const all = this.allLayers().flatMap((l) => l.kerasWeights());
     return [...all.filter((w) => w.trainable), ...all.filter((w) => !w.trainable)];
   }
 
@@ -131,72 +156,82 @@ export class SequentialModel extends Module {
     assignWeights(this.kerasWeights(), values, `model '${this.modelName}'`);
   }
 
-  get inputShape(): LayerShape {
-    if (!this.layers.length) throw new Error('the model has no layers');
-    return this.layers[0].inputShape!;
+  forward(...xs: Tensor[]): Tensor | Tensor[] {
+    const preds = this.runChecked(xs, this.training).map((p) => p.pred);
+    return preds.length === 1 ? preds[0] : preds;
   }
 
-  get outputShape(): LayerShape {
-    return this.layers[this.layers.length - 1].outputShape!;
+  private runChecked(xs: Tensor[], training: boolean) {
+    xs.forEach((x, i) => this.checkInput(x, i));
+    return this.runAll(xs, training);
   }
 
-  /** Runs the layers, passing masks along; keeps the last dense layer's logits for the losses. */
-  private run(x: Tensor, training: boolean): Prediction {
-    this.checkInput(x, 'x');
-    let h = x;
-    let mask: Tensor | null = null;
-    const last = this.layers[this.layers.length - 1];
-    for (const layer of this.layers) {
-      if (layer === last && last instanceof Dense) {
-        const logits = last.logits(h);
-        return { pred: last.activation(logits), logits, activation: last.activationName };
-      }
-      const next = layer.call(h, { training, mask });
-      mask = layer.computeMask(h, mask);
-      h = next;
-    }
-    return { pred: h, logits: null, activation: 'linear' };
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.run(x, this.training).pred;
-  }
-
-  private checkInput(x: Tensor, what: string) {
-    const want = this.inputShape;
+  private checkInput(x: Tensor, i: number) {
+    const want = this.inputShapes[i];
     const got = x.shape.slice(1);
-    if (got.length !== want.length || want.some((d, i) => d !== null && d !== got[i])) {
-      throw new ShapeError(`layer '${this.layers[0].name}' expects ${what} of shape [batch, ${want.map((d) => d ?? 'null').join(', ')}] but got ${fmt(x.shape)}`);
+    const what = this.inputShapes.length > 1 ? `x[${i}]` : 'x';
+    if (got.length !== want.length || want.some((d, k) => d !== null && d !== got[k])) {
+      throw new ShapeError(`layer '${this.inputLayerName(i)}' expects ${what} of shape [batch, ${want.map((d) => d ?? 'null').join(', ')}] but got ${fmt(x.shape)}`);
     }
   }
 
-  private checkTarget(y: Tensor, n: number) {
-    if (y.shape[0] !== n) throw new ShapeError(`x has ${n} samples but y has ${y.shape[0]} (shape ${fmt(y.shape)})`);
-    const out = this.outputShape;
-    const last = this.layers[this.layers.length - 1];
+  private checkTarget(y: Tensor, i: number, n: number) {
+    const what = this.outputShapes.length > 1 ? `y[${i}]` : 'y';
+    if (y.shape[0] !== n) throw new ShapeError(`x has ${n} samples but ${what} has ${y.shape[0]} (shape ${fmt(y.shape)})`);
+    const out = this.outputShapes[i];
     const got = y.shape.slice(1);
-    const sparse = this.compiled?.lossKey === 'sparseCategoricalCrossentropy';
-    const ok = sparse ? got.length === 0 || (got.length === 1 && got[0] === 1) : got.length === out.length && out.every((d, i) => d === null || d === got[i]);
+    const sparse = this.compiled?.outputs[i].lossKey === 'sparseCategoricalCrossentropy';
+    const ok = sparse ? got.length === 0 || (got.length === 1 && got[0] === 1) : got.length === out.length && out.every((d, k) => d === null || d === got[k]);
     if (!ok) {
       const want = sparse ? '[batch] or [batch, 1] of class indices' : `[batch, ${out.map((d) => d ?? 'null').join(', ')}]`;
-      throw new ShapeError(`layer '${last.name}' outputs shape [batch, ${out.map((d) => d ?? 'null').join(', ')}], so y should be ${want}, but got ${fmt(y.shape)}`);
+      throw new ShapeError(`output '${this.outputNames()[i]}' has shape [batch, ${out.map((d) => d ?? 'null').join(', ')}], so ${what} should be ${want}, but got ${fmt(y.shape)}`);
     }
   }
 
+  /** loss and metrics: one for every output, a list (one per output) or an object keyed by output name. */
   compile(args: CompileArgs) {
-    if (!this.layers.length) throw new Error('compile: the model has no layers');
-    const lossKey = typeof args.loss === 'function' ? null : lossName(args.loss);
-    const custom = typeof args.loss === 'function' ? args.loss : null;
-    const loss: LossFn = custom ? (y, p) => { const l = custom(y, p.pred); return l.size === 1 ? l.reshape([]) : l.mean(); } : LOSSES[lossKey!];
-    const units = this.outputShape[this.outputShape.length - 1] ?? 1;
-    const metrics = (args.metrics ?? []).map((m): [string, MetricFn] => [m, metricFn(m, lossKey, units)]);
-    this.compiled = { loss, lossKey, metrics, optimizer: makeOptimizer(args.optimizer, this.parameters()), args };
+    const names = this.outputNames();
+    const perOutput = <T>(v: T | T[] | Record<string, T>, what: string): T[] => {
+      if (Array.isArray(v) && what === 'loss') {
+        if (v.length !== names.length) throw new Error(`compile: ${v.length} losses for ${names.length} outputs (${names.join(', ')})`);
+        return v;
+      }
+      if (v && typeof v === 'object' && !Array.isArray(v) && typeof v !== 'function') {
+        const rec = v as Record<string, T>;
+        const unknown = Object.keys(rec).filter((k) => !names.includes(k));
+        if (unknown.length) throw new Error(`compile: ${what} names ${unknown.join(', ')}, which are not outputs; outputs: ${names.join(', ')}`);
+        return names.map((n) => rec[n]);
+      }
+      return names.map(() => v as T);
+    };
+    const losses = perOutput(args.loss as string | CustomLoss, 'loss');
+    const metricLists = perOutput((args.metrics ?? []) as string[] | string[][] | Record<string, string[]>, 'metrics') as unknown as (string[] | undefined)[];
+    const outputs = losses.map((l, i): OutputSpec => {
+      if (l === undefined) throw new Error(`compile: no loss for output '${names[i]}'`);
+      const lossKey = typeof l === 'function' ? null : lossName(l);
+      const loss: LossFn = typeof l === 'function' ? (y, p) => { const v = l(y, p.pred); return v.size === 1 ? v.reshape([]) : v.mean(); } : LOSSES[lossKey!];
+      const shape = this.outputShapes[i];
+      const units = shape[shape.length - 1] ?? 1;
+      return { loss, lossKey, metrics: (metricLists[i] ?? []).map((m): [string, MetricFn] => [m, metricFn(m, lossKey, units)]) };
+    });
+    this.compiled = { outputs, optimizer: makeOptimizer(args.optimizer, this.parameters()), args };
   }
 
   /** The compile() settings; throws if the model was not compiled. */
-  private requireCompiled(): NonNullable<SequentialModel['compiled']> {
+  protected requireCompiled(): Compiled {
     if (!this.compiled) throw new Error('the model must be compiled before training or evaluating: call model.compile({ optimizer, loss })');
     return this.compiled;
+  }
+
+  /** Log names of the step's outputs: loss, then each output's loss when there are several, then the metrics. */
+  private logNames(c: Compiled) {
+    const names = this.outputNames();
+    const multi = c.outputs.length > 1;
+    return [
+      'loss',
+      ...(multi ? names.map((n) => `${n}_loss`) : []),
+      ...c.outputs.flatMap((o, i) => o.metrics.map(([m]) => (multi ? `${names[i]}_${m}` : m))),
+    ];
   }
 
   /** A placeholder the worker binds to each batch. */
@@ -204,32 +239,34 @@ export class SequentialModel extends Module {
     return new Tensor(runtime().newId(), [batch, ...like.shape.slice(1)], like.dtype, false);
   }
 
-  private outputsOf(y: Tensor, p: Prediction, c: NonNullable<SequentialModel['compiled']>) {
-    const loss = c.loss(y, p);
-    return { loss, metrics: c.metrics.map(([, fn]) => evalMetric(fn, y, p)) };
+  private outputsOf(ys: Tensor[], ps: Prediction[], c: Compiled) {
+    const losses = c.outputs.map((o, i) => o.loss(ys[i], ps[i]));
+    const loss = losses.length === 1 ? losses[0] : losses.reduce((a, b) => a.add(b));
+    const metrics = c.outputs.flatMap((o, i) => o.metrics.map(([, fn]) => evalMetric(fn, ys[i], ps[i])));
+    return { loss, metrics: [...(losses.length > 1 ? losses.map((l) => l.detach()) : []), ...metrics] };
   }
 
   /** One training step (zeroGrad, forward, loss, backward, optimizer step) or one evaluation; returns the loss and metrics. */
-  private step(x: Tensor, y: Tensor, train: boolean) {
+  private step(xs: Tensor[], ys: Tensor[], train: boolean) {
     const c = this.requireCompiled();
     if (!train) {
       return noGrad(() => {
         this.eval();
-        return this.outputsOf(y, this.run(x, false), c);
+        return this.outputsOf(ys, this.runChecked(xs, false), c);
       });
     }
     c.optimizer.zeroGrad();
     this.train();
-    const out = this.outputsOf(y, this.run(x, true), c);
+    const out = this.outputsOf(ys, this.runChecked(xs, true), c);
     out.loss.backward();
     c.optimizer.step();
     return out;
   }
 
   /** Records a step for batch size b as a program the worker replays, with placeholders for the batch. */
-  private program(x: Tensor, y: Tensor, b: number, train: boolean): ProgramSpec {
-    const xb = this.placeholder(x, b);
-    const yb = this.placeholder(y, b);
+  private program(xs: Tensor[], ys: Tensor[], b: number, train: boolean): ProgramSpec {
+    const xb = xs.map((x) => this.placeholder(x, b));
+    const yb = ys.map((y) => this.placeholder(y, b));
     let outputs: number[] = [];
     const commands = runtime().capture(() => {
       const { loss, metrics } = this.step(xb, yb, train);
@@ -237,60 +274,76 @@ export class SequentialModel extends Module {
     });
     // Recording ran the optimizer's step once on the page; the worker counts the real steps.
     if (train) this.requireCompiled().optimizer.advanceSteps(-1);
-    return { commands, inputs: [xb.id, yb.id], outputs };
+    return { commands, inputs: [...xb, ...yb].map((t) => t.id), outputs };
   }
 
   /** Programs for every batch size the data produces: the full size and the remainder. */
-  private programs(x: Tensor, y: Tensor, batchSize: number, train: boolean) {
-    const n = x.shape[0];
+  private programs(xs: Tensor[], ys: Tensor[], batchSize: number, train: boolean) {
+    const n = xs[0].shape[0];
     const sizes = new Set([Math.min(batchSize, n), n % batchSize].filter((s) => s > 0));
-    return Object.fromEntries([...sizes].map((b) => [b, this.program(x, y, b, train)]));
+    return Object.fromEntries([...sizes].map((b) => [b, this.program(xs, ys, b, train)]));
   }
 
-  private prepare(xd: Data, yd: Data) {
+  /** x (or y) as one tensor per model input (or output). */
+  private tensors(d: DataList, count: number, what: string): Tensor[] {
+    const list = count > 1 || (Array.isArray(d) && d.length === 1 && d[0] instanceof Tensor);
+    if (!list) return [toTensor(d as Data, what)];
+    if (!Array.isArray(d) || d.length !== count) throw new TypeError(`${what}: the model has ${count} ${what === 'x' ? 'inputs' : 'outputs'}, so pass a list of ${count}`);
+    const ts = d.map((v, i) => toTensor(v as Data, `${what}[${i}]`));
+    const n = ts[0].shape[0];
+    ts.forEach((t, i) => { if (t.shape[0] !== n) throw new ShapeError(`${what}[0] has ${n} samples but ${what}[${i}] has ${t.shape[0]} (shape ${fmt(t.shape)})`); });
+    return ts;
+  }
+
+  private inputs(xd: DataList) {
+    const xs = this.tensors(xd, this.inputShapes.length, 'x');
+    xs.forEach((x, i) => this.checkInput(x, i));
+    return xs;
+  }
+
+  private prepare(xd: DataList, yd: DataList) {
     this.requireCompiled();
-    const x = toTensor(xd, 'x');
-    const y = toTensor(yd, 'y');
-    this.checkInput(x, 'x');
-    this.checkTarget(y, x.shape[0]);
-    return { x, y };
+    const xs = this.inputs(xd);
+    const ys = this.tensors(yd, this.outputShapes.length, 'y');
+    ys.forEach((y, i) => this.checkTarget(y, i, xs[0].shape[0]));
+    return { xs, ys };
   }
 
-  async fit(xd: Data, yd: Data, opts: FitOptions = {}): Promise<History> {
+  async fit(xd: DataList, yd: DataList, opts: FitOptions = {}): Promise<History> {
     const c = this.requireCompiled();
     opts = check.options(opts, 'fit: options');
-    let { x, y } = this.prepare(xd, yd);
+    let { xs, ys } = this.prepare(xd, yd);
     const batchSize = check.integer(opts.batchSize ?? 32, 'fit: batchSize', 1);
     const epochs = check.integer(opts.epochs ?? 1, 'fit: epochs', 0);
     let validation: EvalSpec | undefined;
     let validationHandles: Tensor[] = [];
     if (opts.validationData) {
       const v = this.prepare(opts.validationData[0], opts.validationData[1]);
-      validationHandles = [v.x, v.y];
-      validation = { x: [v.x.id], y: [v.y.id], batchSize, programs: this.programs(v.x, v.y, batchSize, false) };
+      validationHandles = [...v.xs, ...v.ys];
+      validation = { x: v.xs.map((t) => t.id), y: v.ys.map((t) => t.id), batchSize, programs: this.programs(v.xs, v.ys, batchSize, false) };
     } else if (opts.validationSplit) {
       const split = opts.validationSplit;
       if (typeof split !== 'number' || !(split > 0 && split < 1)) throw new Error(`fit: validationSplit must be in (0, 1), got ${split}`);
       // Keras takes the last fraction of the samples, before any shuffling.
-      const nTrain = Math.floor(x.shape[0] * (1 - split));
-      const vx = x.slice(0, nTrain);
-      const vy = y.slice(0, nTrain);
-      x = x.slice(0, 0, nTrain);
-      y = y.slice(0, 0, nTrain);
-      validationHandles = [vx, vy];
-      validation = { x: [vx.id], y: [vy.id], batchSize, programs: this.programs(vx, vy, batchSize, false) };
+      const nTrain = Math.floor(xs[0].shape[0] * (1 - split));
+      const vx = xs.map((t) => t.slice(0, nTrain));
+      const vy = ys.map((t) => t.slice(0, nTrain));
+      xs = xs.map((t) => t.slice(0, 0, nTrain));
+      ys = ys.map((t) => t.slice(0, 0, nTrain));
+      validationHandles = [...vx, ...vy];
+      validation = { x: vx.map((t) => t.id), y: vy.map((t) => t.id), batchSize, programs: this.programs(vx, vy, batchSize, false) };
     }
-    if (x.shape[0] === 0) throw new Error('fit: no training samples');
+    if (xs[0].shape[0] === 0) throw new Error('fit: no training samples');
     const initialEpoch = check.integer(opts.initialEpoch ?? 0, 'fit: initialEpoch', 0);
     const autosave = opts.checkpoint;
     if (autosave) checkpointName(autosave.url, 'fit: checkpoint.url');
     const saveEvery = autosave?.everyEpochs ?? 1;
     if (!Number.isInteger(saveEvery) || saveEvery < 1) throw new Error(`fit: checkpoint.everyEpochs must be a positive integer, got ${saveEvery}`);
-    const stepsPerEpoch = Math.ceil(x.shape[0] / batchSize);
+    const stepsPerEpoch = Math.ceil(xs[0].shape[0] / batchSize);
     c.optimizer.materializeState();
-    const programs = this.programs(x, y, batchSize, true);
+    const programs = this.programs(xs, ys, batchSize, true);
     const callbacks = opts.callbacks ? (Array.isArray(opts.callbacks) ? opts.callbacks : [opts.callbacks]) : [];
-    const outputNames = ['loss', ...c.metrics.map(([name]) => name)];
+    const outputNames = this.logNames(c);
     const history: History = { epoch: [], history: {} };
     this.stopTraining = false;
     for (const cb of callbacks) cb.setModel?.(this);
@@ -324,7 +377,7 @@ export class SequentialModel extends Module {
     opts.signal?.addEventListener('abort', abort);
     try {
       const steps = await rt.call((e) => e.fit({
-        x: [x.id], y: [y.id], batchSize, programs,
+        x: xs.map((t) => t.id), y: ys.map((t) => t.id), batchSize, programs,
         epochs, initialEpoch, shuffle: opts.shuffle ?? true,
         seed: nextSeed(), outputNames,
         batchEvents: callbacks.some((cb) => cb.onBatchEnd),
@@ -333,7 +386,7 @@ export class SequentialModel extends Module {
       c.optimizer.advanceSteps(steps);
     } finally {
       // The worker uses these by id only: keep the page handles (and so the worker copies) alive until it is done.
-      keepAlive(x, y, validationHandles);
+      keepAlive(xs, ys, validationHandles);
       opts.signal?.removeEventListener('abort', abort);
       // Gradients lived inside the worker's step program.
       for (const p of this.parameters()) p.grad = null;
@@ -341,63 +394,61 @@ export class SequentialModel extends Module {
     return history;
   }
 
-  async evaluate(xd: Data, yd: Data, opts: { batchSize?: number } = {}): Promise<Logs> {
+  async evaluate(xd: DataList, yd: DataList, opts: { batchSize?: number } = {}): Promise<Logs> {
     const c = this.requireCompiled();
     const batchSize = check.integer(check.options(opts, 'evaluate: options').batchSize ?? 32, 'evaluate: batchSize', 1);
-    const { x, y } = this.prepare(xd, yd);
-    const values = await runtime().call((e) => e.evaluate({ x: [x.id], y: [y.id], batchSize, programs: this.programs(x, y, batchSize, false) }));
-    keepAlive(x, y);
-    return withAliases(Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]])));
+    const { xs, ys } = this.prepare(xd, yd);
+    const values = await runtime().call((e) => e.evaluate({ x: xs.map((t) => t.id), y: ys.map((t) => t.id), batchSize, programs: this.programs(xs, ys, batchSize, false) }));
+    keepAlive(xs, ys);
+    return withAliases(Object.fromEntries(this.logNames(c).map((k, i) => [k, values[i]])));
   }
 
-  /** Model output for x, computed in batches in the worker. */
-  predict(xd: Data, opts: { batchSize?: number } = {}): Tensor {
+  /** Model output for x, computed in batches in the worker: a Tensor, or one per output. */
+  predict(xd: DataList, opts: { batchSize?: number } = {}): Tensor | Tensor[] {
     const batchSize = check.integer(check.options(opts, 'predict: options').batchSize ?? 32, 'predict: batchSize', 1);
-    const x = toTensor(xd, 'x');
-    this.checkInput(x, 'x');
-    const n = x.shape[0];
-    return noGrad(() => {
+    const xs = this.inputs(xd);
+    const n = xs[0].shape[0];
+    const outs = noGrad(() => {
       this.eval();
-      const parts: Tensor[] = [];
-      for (let s = 0; s < n; s += batchSize) parts.push(this.run(x.slice(0, s, s + batchSize), false).pred);
-      return parts.length === 1 ? parts[0] : cat(parts, 0);
+      const parts: Tensor[][] = [];
+      for (let s = 0; s < n; s += batchSize) parts.push(this.runAll(xs.map((x) => x.slice(0, s, s + batchSize)), false).map((p) => p.pred));
+      return parts[0].map((_, o) => (parts.length === 1 ? parts[0][o] : cat(parts.map((p) => p[o]), 0)));
     });
+    return outs.length === 1 ? outs[0] : outs;
   }
 
-  predictOnBatch(xd: Data): Tensor {
+  predictOnBatch(xd: DataList): Tensor | Tensor[] {
     return this.predict(xd, { batchSize: Number.MAX_SAFE_INTEGER });
   }
 
   /** One optimizer step on one batch; resolves to the loss (and metrics) before the step. */
-  async trainOnBatch(xd: Data, yd: Data): Promise<Logs> {
+  async trainOnBatch(xd: DataList, yd: DataList): Promise<Logs> {
     const c = this.requireCompiled();
-    const { x, y } = this.prepare(xd, yd);
-    const { loss, metrics } = this.step(x, y, true);
+    const { xs, ys } = this.prepare(xd, yd);
+    const { loss, metrics } = this.step(xs, ys, true);
     const values = await Promise.all([loss, ...metrics].map((t) => t.item()));
-    return withAliases(Object.fromEntries(['loss', ...c.metrics.map(([n]) => n)].map((k, i) => [k, values[i]])));
+    return withAliases(Object.fromEntries(this.logNames(c).map((k, i) => [k, values[i]])));
   }
 
-  summary(): string {
-    const rows = this.layers.map((l) => [`${l.name} (${l.className})`, fmtLayerShape(l.outputShape), String(l.countParams())]);
-    const widths = [33, 26, 10];
+  /** Keras's summary table; `connectedTo` adds Keras's "Connected to" column (functional models). */
+  protected table(rows: { layer: Layer; shape: string; connectedTo?: string }[]): string {
+    const withLinks = rows.some((r) => r.connectedTo !== undefined);
+    const widths = withLinks ? [33, 26, 10, 30] : [33, 26, 10];
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('').trimEnd();
-    const total = this.layers.reduce((s, l) => s + l.countParams(), 0);
-    const bar = '_'.repeat(69);
+    const total = this.allLayers().reduce((s, l) => s + l.countParams(), 0);
+    const width = widths.reduce((a, b) => a + b, 0);
+    const bar = '_'.repeat(width);
+    const cells = rows.map((r) => [`${r.layer.name} (${r.layer.className})`, r.shape, String(r.layer.countParams()), ...(withLinks ? [r.connectedTo ?? ''] : [])]);
     return [
       `Model: "${this.modelName}"`, bar,
-      line(['Layer (type)', 'Output Shape', 'Param #']),
-      '='.repeat(69),
-      ...rows.flatMap((r, i) => [line(r), i < rows.length - 1 ? bar : '='.repeat(69)]),
+      line(['Layer (type)', 'Output Shape', 'Param #', ...(withLinks ? ['Connected to'] : [])]),
+      '='.repeat(width),
+      ...cells.flatMap((r, i) => [line(r), i < cells.length - 1 ? bar : '='.repeat(width)]),
       `Total params: ${total}`, `Trainable params: ${total}`, 'Non-trainable params: 0', bar,
     ].join('\n');
   }
 
-  toJSON() {
-    return {
-      className: 'Sequential',
-      config: { name: this.modelName, layers: this.layers.map((l) => ({ className: l.className, config: { ...l.getConfig(), name: l.name } })) },
-    };
-  }
+  abstract summary(): string;
 
   override toString() {
     return this.summary();
@@ -461,6 +512,84 @@ export class SequentialModel extends Module {
   }
 }
 
+export class SequentialModel extends LayersModel {
+  layers: Layer[] = [];
+
+  constructor(layers: Layer[] = [], modelName = 'sequential') {
+    super(modelName);
+    for (const l of layers) this.add(l);
+  }
+
+  add(layer: Layer) {
+    if (!(layer instanceof Layer)) throw new TypeError('add: expected a layer from sn.layers');
+    if (this.layers.length === 0 && !layer.inputShape) {
+      throw new Error(`the first layer ('${layer.name}') needs an inputShape, e.g. sn.layers.dense({ units: 10, inputShape: [784] })`);
+    }
+    if (this.compiled) throw new Error('add: layers cannot be added after compile()');
+    if ((layer.getConfig() as { returnState?: boolean }).returnState) {
+      throw new Error(`add: '${layer.name}' has returnState, so it has several outputs; a sequential model passes one on. Use the functional API: sn.model({ inputs, outputs })`);
+    }
+    // Weights exist as soon as the layer is added, so parameters() is complete before compile().
+    layer.build(this.layers.length ? this.layers[this.layers.length - 1].outputShape! : layer.inputShape!);
+    this.layers.push(layer);
+  }
+
+  allLayers() { return this.layers; }
+
+  get inputShapes(): LayerShape[] {
+    if (!this.layers.length) throw new Error('the model has no layers');
+    return [this.layers[0].inputShape!];
+  }
+
+  get outputShapes(): LayerShape[] {
+    if (!this.layers.length) throw new Error('the model has no layers');
+    return [this.layers[this.layers.length - 1].outputShape!];
+  }
+
+  protected outputNames() { return [this.layers[this.layers.length - 1].name]; }
+  protected inputLayerName() { return this.layers[0].name; }
+
+  /** Runs the layers, passing masks along; keeps the last dense layer's logits for the losses. */
+  protected runAll([x]: Tensor[], training: boolean): Prediction[] {
+    let h = x;
+    let mask: Tensor | null = null;
+    const last = this.layers[this.layers.length - 1];
+    for (const layer of this.layers) {
+      if (layer === last && last instanceof Dense) {
+        const logits = last.logits(h);
+        return [{ pred: last.activation(logits), logits, activation: last.activationName }];
+      }
+      const next = layer.call(h, { training, mask });
+      mask = layer.computeMask(h, mask);
+      h = next;
+    }
+    return [{ pred: h, logits: null, activation: 'linear' }];
+  }
+
+  override forward(x: Tensor): Tensor {
+    return super.forward(x) as Tensor;
+  }
+
+  override predict(xd: DataList, opts: { batchSize?: number } = {}): Tensor {
+    return super.predict(xd, opts) as Tensor;
+  }
+
+  override predictOnBatch(xd: DataList): Tensor {
+    return super.predictOnBatch(xd) as Tensor;
+  }
+
+  summary(): string {
+    return this.table(this.layers.map((layer) => ({ layer, shape: fmtLayerShape(layer.outputShape) })));
+  }
+
+  toJSON() {
+    return {
+      className: 'Sequential',
+      config: { name: this.modelName, layers: this.layers.map((l) => ({ className: l.className, config: { ...l.getConfig(), name: l.name } })) },
+    };
+  }
+}
+
 /** sn.sequential([layers], { name }) or TF.js's sn.sequential({ layers, name }). */
 export function sequential(layers: Layer[] | { layers?: Layer[]; name?: string } = [], { name }: { name?: string } = {}) {
   if (Array.isArray(layers)) return new SequentialModel(layers, name);
@@ -473,11 +602,11 @@ export function sequential(layers: Layer[] | { layers?: Layer[]; name?: string }
  * was with its optimizer state restored, and `epoch` set, so fit(x, y, { epochs, initialEpoch:
  * model.epoch }) continues where training stopped.
  */
-export async function loadModel(url: string): Promise<SequentialModel> {
+export async function loadModel(url: string): Promise<LayersModel> {
   const name = checkpointName(url, 'loadModel');
   const { info, meta, value } = await loadValue(name);
   if (info.kind !== 'keras-model') throw new Error(`loadModel: checkpoint "${name}" holds a ${info.kind}, not a Keras model; load it with sn.load`);
-  const model = modelFromJSON(meta.architecture as ReturnType<SequentialModel['toJSON']>);
+  const model = modelFromJSON(meta.architecture as ReturnType<LayersModel['toJSON']>);
   model.loadStateDict(value.weights);
   const compile = meta.compile as { optimizer: string | { className: string; config: Record<string, unknown> }; loss: string; metrics: string[] } | null;
   if (compile) {
@@ -490,10 +619,19 @@ export async function loadModel(url: string): Promise<SequentialModel> {
   return model;
 }
 
+/** Model classes other than Sequential that modelFromJSON rebuilds (the functional model registers itself). */
+const MODEL_CLASSES: Record<string, (config: Record<string, unknown>) => LayersModel> = {};
+
+/** @internal */
+export function registerModelClass(className: string, fromConfig: (config: Record<string, unknown>) => LayersModel) {
+  MODEL_CLASSES[className] = fromConfig;
+}
+
 /** Rebuilds an architecture from model.toJSON() (fresh weights). */
-export function modelFromJSON(json: ReturnType<SequentialModel['toJSON']> | string): SequentialModel {
+export function modelFromJSON(json: ReturnType<LayersModel['toJSON']> | string): LayersModel {
   const spec = typeof json === 'string' ? JSON.parse(json) : json;
-  if (spec?.className !== 'Sequential') throw new Error(`modelFromJSON: expected className 'Sequential', got '${spec?.className}'`);
+  if (typeof spec?.className === 'string' && Object.hasOwn(MODEL_CLASSES, spec.className) && spec.config && typeof spec.config === 'object') return MODEL_CLASSES[spec.className](spec.config);
+  if (spec?.className !== 'Sequential') throw new Error(`modelFromJSON: expected className 'Sequential' or ${Object.keys(MODEL_CLASSES).map((k) => `'${k}'`).join(', ')}, got '${spec?.className}'`);
   const layers: unknown = spec.config?.layers;
   if (!Array.isArray(layers)) throw new TypeError(`modelFromJSON: config.layers must be a list of layer specs, got ${check.describe(layers)}`);
   return new SequentialModel(layers.map((l, i) => {

@@ -461,3 +461,97 @@ describe('Keras layer arguments that are refused say what to write', () => {
     expect(() => sn.layers.bidirectional({ layer: sn.layers.dense({ units: 2 }) })).to.throw(/lstm, gru or simpleRNN/);
   });
 });
+
+for (const backend of ['webgpu', 'cpu']) {
+  describe(`Keras functional API matches TF.js (${backend})`, () => {
+    before(() => sn.init({ backend }));
+
+    it('two inputs, lstm returnState, concatenate and add, two outputs: predict, 3 Adam steps, evaluate, logs per output', async () => {
+      sn.manualSeed(61);
+      const build = (lib, names) => {
+        const a = lib.input({ shape: [4], name: `a${names}` });
+        const b = lib.input({ shape: [5, 2], name: `b${names}` });
+        const da = lib.layers.dense({ units: 3, activation: 'tanh', name: 'da' }).apply(a);
+        const [seq, h, c] = lib.layers.lstm({ units: 3, returnSequences: true, returnState: true, recurrentActivation: 'sigmoid', name: 'rnn' }).apply(b);
+        const pooled = lib.layers.globalAveragePooling1d({ name: 'pool' }).apply(seq);
+        const joined = lib.layers.concatenate({ name: 'join' }).apply([da, h, pooled]);
+        const out1 = lib.layers.dense({ units: 2, activation: 'softmax', name: 'out1' }).apply(joined);
+        const summed = lib.layers.add({ name: 'sum' }).apply([c, da]);
+        const out2 = lib.layers.dense({ units: 1, name: 'out2' }).apply(summed);
+        return lib.model({ inputs: [a, b], outputs: [out1, out2] });
+      };
+      const model = build(sn, '');
+      const tfModel = build(tf, '');
+      for (const layer of model.layers) {
+        const w = layer.getWeights();
+        if (w.length) tfModel.getLayer(layer.name).setWeights(await Promise.all(w.map(async (t) => tf.tensor(await t.array()))));
+      }
+      expect(model.outputShapes).to.deep.equal([[2], [1]]);
+      const rng = mulberry32(13);
+      const B = 4;
+      const xa = randomData(rng, B * 4);
+      const xb = randomData(rng, B * 10);
+      const ours = model.predict([sn.tensor(xa, [B, 4]), sn.tensor(xb, [B, 5, 2])]);
+      const theirs = tfModel.predict([tf.tensor(xa, [B, 4]), tf.tensor(xb, [B, 5, 2])]);
+      for (let i = 0; i < 2; i++) expectClose(await ours[i].data(), await theirs[i].data(), { atol: 2e-6, rtol: 1e-5, label: `output ${i}` });
+      const y1 = Array.from({ length: B }, (_, i) => (i % 2 ? [0, 1] : [1, 0]));
+      const y2 = randomData(rng, B);
+      model.compile({ optimizer: new sn.optim.Adam(model.parameters(), { lr: 0.01, eps: 1e-7 }), loss: ['categoricalCrossentropy', 'meanSquaredError'], metrics: { out1: ['accuracy'] } });
+      tfModel.compile({ optimizer: tf.train.adam(0.01), loss: ['categoricalCrossentropy', 'meanSquaredError'] });
+      const h = await model.fit([xa, xb].map((d, i) => sn.tensor(d, i ? [B, 5, 2] : [B, 4])), [sn.tensor(y1), sn.tensor(y2, [B, 1])], { epochs: 3, batchSize: B, shuffle: false });
+      await tfModel.fit([tf.tensor(xa, [B, 4]), tf.tensor(xb, [B, 5, 2])], [tf.tensor(y1), tf.tensor(y2, [B, 1])], { epochs: 3, batchSize: B, shuffle: false });
+      expect(Object.keys(h.history).sort()).to.deep.equal(['loss', 'out1_acc', 'out1_accuracy', 'out1_loss', 'out2_loss']);
+      expect(h.history.loss[0]).to.be.closeTo(h.history.out1_loss[0] + h.history.out2_loss[0], 1e-5);
+      const after = model.predict([sn.tensor(xa, [B, 4]), sn.tensor(xb, [B, 5, 2])]);
+      const tfAfter = tfModel.predict([tf.tensor(xa, [B, 4]), tf.tensor(xb, [B, 5, 2])]);
+      for (let i = 0; i < 2; i++) expectClose(await after[i].data(), await tfAfter[i].data(), { atol: 1e-5, rtol: 1e-4, label: `output ${i} after 3 Adam steps` });
+      const ev = await model.evaluate([sn.tensor(xa, [B, 4]), sn.tensor(xb, [B, 5, 2])], [sn.tensor(y1), sn.tensor(y2, [B, 1])]);
+      const tfEv = tfModel.evaluate([tf.tensor(xa, [B, 4]), tf.tensor(xb, [B, 5, 2])], [tf.tensor(y1), tf.tensor(y2, [B, 1])]);
+      // TF.js 4.22 lists [out1 metric, total loss, out1 loss, out2 loss] here.
+      const [, total, loss1, loss2] = await Promise.all(tfEv.map(async (t) => (await t.data())[0]));
+      expectClose([ev.loss, ev.out1_loss, ev.out2_loss], [total, loss1, loss2], { atol: 1e-5, rtol: 1e-4, label: 'evaluate' });
+    });
+  });
+}
+
+describe('Keras functional models: summary, save and load, errors', () => {
+  before(() => sn.init({ backend: 'cpu' }));
+
+  it('a functional model saves to IndexedDB and loads back with the same predictions; summary lists connections', async () => {
+    sn.manualSeed(62);
+    const inp = sn.input({ shape: [6], name: 'features' });
+    const x = sn.layers.dense({ units: 4, activation: 'relu', name: 'hidden' }).apply(inp);
+    const skip = sn.layers.dense({ units: 4, name: 'skip' }).apply(inp);
+    const out = sn.layers.dense({ units: 2, activation: 'softmax', name: 'probs' }).apply(sn.layers.add({ name: 'merge' }).apply([x, skip]));
+    const model = sn.model({ inputs: inp, outputs: out, name: 'residual' });
+    expect(model.summary()).to.match(/merge \(Add\)\s+\(None, 4\)\s+0\s+hidden, skip/).and.include('Total params: 66');
+    model.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const xs = sn.randn([10, 6]);
+    const ys = sn.tensor(Array.from({ length: 10 }, (_, i) => (i % 3 ? [0, 1] : [1, 0])));
+    await model.fit(xs, ys, { epochs: 2, batchSize: 4 });
+    await model.save('indexeddb://functional-roundtrip');
+    const back = await sn.loadModel('indexeddb://functional-roundtrip');
+    expect(back).to.be.instanceOf(sn.FunctionalModel);
+    expectClose(await back.predict(xs).data(), await model.predict(xs).data(), { atol: 0, rtol: 0, label: 'loaded model' });
+    expect(back.summary()).to.equal(model.summary());
+    await sn.checkpoints.delete('functional-roundtrip');
+  });
+
+  it('an output that needs an input not given, a merge of mismatched shapes, and fit with too few inputs are refused clearly', () => {
+    const a = sn.input({ shape: [3] });
+    const b = sn.input({ shape: [4] });
+    const y = sn.layers.concatenate().apply([a, b]);
+    expect(y.shape).to.deep.equal([null, 7]);
+    expect(() => sn.model({ inputs: a, outputs: y })).to.throw(/depend on input .* not in inputs/);
+    expect(() => sn.layers.add({ name: 'bad' }).apply([a, b])).to.throw(/'bad' \(Add\) cannot merge shapes \[batch, 3\] and \[batch, 4\]/);
+    const m = sn.model({ inputs: [a, b], outputs: y });
+    expect(() => m.predict(sn.zeros([2, 3]))).to.throw(/2 inputs, so pass a list of 2/);
+    expect(() => sn.layers.concatenate().apply(sn.zeros([2, 3]))).to.throw(/at least 2 inputs/);
+  });
+
+  it('layer.apply on Tensors runs the layer eagerly, building it from the first call', async () => {
+    const d = sn.layers.dense({ units: 2, kernelInitializer: 'ones' });
+    const out = d.apply(sn.tensor([[1, 2, 3]]));
+    expect(await out.array()).to.deep.equal([[6, 6]]);
+  });
+});

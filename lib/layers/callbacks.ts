@@ -1,7 +1,7 @@
 // Keras callbacks that ship with the SDK.
 
 import { runtime } from '../context.js';
-import type { Callback, Logs, SequentialModel } from '../model.js';
+import type { Callback, LayersModel, Logs } from '../model.js';
 import type { Tensor } from '../tensor.js';
 
 export interface EarlyStoppingArgs {
@@ -15,14 +15,14 @@ export interface EarlyStoppingArgs {
 /** Stops fit when `monitor` stops improving; optionally puts back the best epoch's weights. */
 export function earlyStopping({ monitor = 'val_loss', patience = 0, minDelta = 0, mode = 'auto', restoreBestWeights = false }: EarlyStoppingArgs = {}): Callback & { stoppedEpoch: number; bestEpoch: number } {
   const higherIsBetter = mode === 'max' || (mode === 'auto' && /acc/.test(monitor));
-  let model: SequentialModel | null = null;
+  let model: LayersModel | null = null;
   let best = Infinity;
   let wait = 0;
   let snapshot: Tensor[] | null = null;
   const cb = {
     stoppedEpoch: -1,
     bestEpoch: -1,
-    setModel(m: SequentialModel) {
+    setModel(m: LayersModel) {
       model = m;
     },
     onTrainBegin() {

@@ -10,6 +10,7 @@ import {
 } from './convolutional.js';
 import { Bidirectional, TimeDistributed, type MergeMode } from './wrappers.js';
 import type { Pair } from '../nn/args.js';
+import { Merge } from './merge.js';
 
 export const dense = (args: DenseArgs) => new Dense(args);
 export const activation = (args: LayerArgs & { activation: ActivationName }) => new Activation(args);
@@ -35,5 +36,12 @@ export const globalMaxPooling2d = (args: LayerArgs = {}) => new GlobalPooling('G
 export const upSampling2d = (args: LayerArgs & { size?: Pair; interpolation?: 'nearest' } = {}) => new UpSampling2D(args);
 export const timeDistributed = (args: LayerArgs & { layer: import('./layer.js').Layer }) => new TimeDistributed(args);
 export const bidirectional = (args: LayerArgs & { layer: KerasRecurrent; mergeMode?: MergeMode }) => new Bidirectional(args);
-export { Layer } from './layer.js';
+export const concatenate = (args: LayerArgs & { axis?: number } = {}) => new Merge('Concatenate', args);
+export const add = (args: LayerArgs = {}) => new Merge('Add', args);
+export const subtract = (args: LayerArgs = {}) => new Merge('Subtract', args);
+export const multiply = (args: LayerArgs = {}) => new Merge('Multiply', args);
+export const average = (args: LayerArgs = {}) => new Merge('Average', args);
+export const maximum = (args: LayerArgs = {}) => new Merge('Maximum', args);
+export const minimum = (args: LayerArgs = {}) => new Merge('Minimum', args);
+export { Layer, SymbolicTensor } from './layer.js';
 export type { LayerArgs, LayerShape } from './layer.js';

@@ -37,6 +37,24 @@ export interface KerasWeight {
   fromKeras?: (t: Tensor) => Tensor;
 }
 
+/**
+ * A placeholder in a functional model's graph (TF.js's SymbolicTensor): its shape (batch first,
+ * null where unknown) and the layer call that produces it.
+ */
+export class SymbolicTensor {
+  constructor(readonly shape: (number | null)[], readonly node: GraphNode, readonly outputIndex: number) {}
+  get rank() { return this.shape.length; }
+}
+
+/** One call of a layer on symbolic inputs. */
+export interface GraphNode {
+  layer: Layer;
+  inputs: SymbolicTensor[];
+  outputs: SymbolicTensor[];
+}
+
+type ApplyInput = Tensor | SymbolicTensor;
+
 const counters = new Map<string, number>();
 const uniqueName = (base: string) => {
   const n = counters.get(base) ?? 0;
@@ -76,6 +94,51 @@ export abstract class Layer extends Module {
 
   forward(x: Tensor): Tensor {
     return this.call(x, { training: this.training, mask: null });
+  }
+
+  /** Whether build() has run (weights exist). */
+  get built() {
+    return this.outputShape !== null;
+  }
+
+  /** Shapes of this layer's outputs for these input shapes (no batch dim); builds the layer on its first call. */
+  buildFor(shapes: LayerShape[]): LayerShape[] {
+    if (shapes.length !== 1) throw new Error(`layer '${this.name}' takes one input, got ${shapes.length}`);
+    if (!this.built) return [this.build(shapes[0])];
+    return [this.computeOutputShape(shapes[0])];
+  }
+
+  /** Runs the layer on its inputs; returns its outputs (several for returnState) and their mask. */
+  invoke(xs: Tensor[], masks: (Tensor | null)[], training: boolean): { outputs: Tensor[]; mask: Tensor | null } {
+    const out = this.call(xs[0], { training, mask: masks[0] });
+    return { outputs: [out], mask: this.computeMask(xs[0], masks[0]) };
+  }
+
+  /**
+   * TF.js's layer.apply: on sn.input() placeholders it records a call in the functional graph and
+   * returns placeholders for the outputs; on Tensors it runs the layer (building it from their shape
+   * on the first call). Several inputs come as a list or as further arguments: mha.apply(query, value).
+   */
+  apply(inputs: ApplyInput | ApplyInput[], ...rest: (ApplyInput | Record<string, unknown> | undefined)[]): any {
+    const list = [...(Array.isArray(inputs) ? inputs : [inputs])];
+    for (const r of rest) {
+      if (r instanceof Tensor || r instanceof SymbolicTensor) list.push(r);
+      else if (r !== undefined && Object.keys(r).some((k) => k !== 'training')) {
+        throw new Error(`layer '${this.name}': apply() takes the inputs and an optional { training }; got ${Object.keys(r).join(', ')}`);
+      }
+    }
+    if (list.every((t) => t instanceof SymbolicTensor)) {
+      const syms = list as SymbolicTensor[];
+      const shapes = this.buildFor(syms.map((s) => s.shape.slice(1)));
+      const node: GraphNode = { layer: this, inputs: syms, outputs: [] };
+      node.outputs = shapes.map((s, i) => new SymbolicTensor([null, ...s], node, i));
+      return node.outputs.length === 1 ? node.outputs[0] : node.outputs;
+    }
+    if (!list.every((t) => t instanceof Tensor)) throw new TypeError(`layer '${this.name}': apply() takes Tensors or sn.input() placeholders, not a mix`);
+    const ts = list as Tensor[];
+    this.buildFor(ts.map((t) => t.shape.slice(1)));
+    const { outputs } = this.invoke(ts, ts.map(() => null), false);
+    return outputs.length === 1 ? outputs[0] : outputs;
   }
 
   /** This layer's weights in Keras's order and layout; by default its parameters, then its buffers, as they are. */

@@ -120,6 +120,17 @@ export abstract class KerasRecurrent extends Layer {
     return this.callWithState(x, opts)[0];
   }
 
+  /** With returnState: [output, h] (GRU, SimpleRNN) or [output, h, c] (LSTM), as Keras returns. */
+  override buildFor(shapes: LayerShape[]): LayerShape[] {
+    const [out] = super.buildFor(shapes);
+    return this.args.returnState ? [out, ...Array(this.kind === 'lstm' ? 2 : 1).fill([this.units])] : [out];
+  }
+
+  override invoke(xs: Tensor[], masks: (Tensor | null)[], training: boolean) {
+    const outs = this.callWithState(xs[0], { training, mask: masks[0] });
+    return { outputs: this.args.returnState ? outs : [outs[0]], mask: this.computeMask(xs[0], masks[0]) };
+  }
+
   /** The fused op's cell activation for this layer, or null when it has none. */
   private fusedActivation(): string | null {
     const a = this.args.activation ?? 'tanh';

@@ -6,6 +6,8 @@ import { BatchNormalization, Embedding, LayerNormalization, Masking } from './wr
 import { GRULayer, LSTMLayer, SimpleRNN, type KerasRecurrent } from './recurrent.js';
 import { AveragePooling2D, Conv1D, Conv2D, GlobalPooling, MaxPooling2D, UpSampling2D } from './convolutional.js';
 import { Bidirectional, TimeDistributed } from './wrappers.js';
+import { Merge } from './merge.js';
+import type { LayerArgs } from './layer.js';
 
 type Factory = (config: any) => Layer;
 
@@ -37,6 +39,7 @@ const FACTORIES: Record<string, Factory> = {
   UpSampling2D: (c) => new UpSampling2D(c),
   TimeDistributed: (c) => new TimeDistributed({ ...c, layer: inner(c) }),
   Bidirectional: (c) => new Bidirectional({ ...c, layer: inner(c) as KerasRecurrent }),
+  ...Object.fromEntries((['Concatenate', 'Add', 'Subtract', 'Multiply', 'Average', 'Maximum', 'Minimum'] as const).map((k) => [k, (c: LayerArgs) => new Merge(k, c)])),
 };
 
 export function layerFromConfig(className: string, config: Record<string, unknown>): Layer {

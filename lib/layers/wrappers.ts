@@ -72,6 +72,15 @@ export class Bidirectional extends Layer {
     return [MERGES[this.args.mergeMode ?? 'concat'](f, b), ...fs, ...bs];
   }
   call(x: Tensor, opts: CallOptions) { return this.callWithState(x, opts)[0]; }
+  override buildFor(shapes: LayerShape[]): LayerShape[] {
+    const [out] = super.buildFor(shapes);
+    const states = this.forwardLayer.buildFor(shapes).slice(1);
+    return [out, ...states, ...states];
+  }
+  override invoke(xs: Tensor[], masks: (Tensor | null)[], training: boolean) {
+    const outs = this.callWithState(xs[0], { training, mask: masks[0] });
+    return { outputs: this.forwardLayer.args.returnState ? outs : [outs[0]], mask: this.computeMask(xs[0], masks[0]) };
+  }
   override computeMask(x: Tensor, mask: Tensor | null) { return this.forwardLayer.computeMask(x, mask); }
   override kerasWeights(): KerasWeight[] { return [...this.forwardLayer.kerasWeights(), ...this.backwardLayer.kerasWeights()]; }
   getConfig() {
