@@ -122,8 +122,9 @@ export async function saveValue(name: string, kind: string, value: unknown, extr
   const entries: [string, Tensor][] = [];
   const stored = toStored(value, entries, what);
   const meta = { format: FORMAT, version: 1, ...extra, value: stored };
-  const info = await runtime().call((e) => e.saveCheckpoint(name, kind, meta, entries.map(([k, t]): [string, number] => [k, t.id]), opts));
+  const { info, nonFinite } = await runtime().call((e) => e.saveCheckpoint(name, kind, meta, entries.map(([k, t]): [string, number] => [k, t.id]), opts));
   keepAlive(entries);
+  if (nonFinite.length) console.warn(`${what}: saved "${name}", but ${nonFinite.map((k) => `'${k}'`).join(', ')} hold NaN or Infinity (training diverged?)`);
   return info;
 }
 

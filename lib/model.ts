@@ -34,6 +34,8 @@ export interface Callback {
   onTrainEnd?(logs?: Logs): unknown;
   /** Called with the model before training (earlyStopping uses it). */
   setModel?(model: LayersModel): void;
+  /** Set by sn.callbacks.terminateOnNaN(): stop on a non-finite loss even where fit's option turned it off. */
+  terminateOnNaN?: boolean;
 }
 
 export interface FitOptions {
@@ -46,6 +48,8 @@ export interface FitOptions {
   callbacks?: Callback | Callback[];
   signal?: AbortSignal;
   verbose?: number;
+  /** Stop with an error naming epoch and batch once the loss is NaN or infinite (default true; Keras' TerminateOnNaN). */
+  terminateOnNaN?: boolean;
   /** Autosave: model.save(url) after every `everyEpochs` epochs (counted from 0, as epoch numbers are; default 1). */
   checkpoint?: { url: string; everyEpochs?: number };
 }
@@ -334,6 +338,7 @@ export abstract class LayersModel extends Module {
       validation = { x: vx.map((t) => t.id), y: vy.map((t) => t.id), batchSize, programs: this.programs(vx, vy, batchSize, false) };
     }
     if (xs[0].shape[0] === 0) throw new Error('fit: no training samples');
+    if (opts.terminateOnNaN !== undefined && typeof opts.terminateOnNaN !== 'boolean') throw new TypeError(`fit: terminateOnNaN must be true or false, got ${check.describe(opts.terminateOnNaN)}`);
     const initialEpoch = check.integer(opts.initialEpoch ?? 0, 'fit: initialEpoch', 0);
     const autosave = opts.checkpoint;
     if (autosave) checkpointName(autosave.url, 'fit: checkpoint.url');
@@ -381,6 +386,7 @@ export abstract class LayersModel extends Module {
         epochs, initialEpoch, shuffle: opts.shuffle ?? true,
         seed: nextSeed(), outputNames,
         batchEvents: callbacks.some((cb) => cb.onBatchEnd),
+        terminateOnNaN: (opts.terminateOnNaN ?? true) || callbacks.some((cb) => cb.terminateOnNaN),
         validation,
       }, Comlink.proxy(events)));
       c.optimizer.advanceSteps(steps);

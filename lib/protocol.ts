@@ -78,6 +78,8 @@ export interface FitSpec extends EvalSpec {
   seed: number;
   /** Names of the program outputs in logs: 'loss', then metrics. */
   outputNames: string[];
+  /** Stop with an error naming epoch and batch when the loss is NaN or infinite (Keras' TerminateOnNaN). */
+  terminateOnNaN: boolean;
   /** Whether the page listens to batch ends (they cost a small readback each, throttled). */
   batchEvents: boolean;
   validation?: EvalSpec;

@@ -8,3 +8,5 @@ fn flat_id(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 { return gid.x + gid.
 var<private> SN_INF_BITS: u32 = 0x7f800000u;
 fn sn_inf() -> f32 { return bitcast<f32>(SN_INF_BITS); }
 fn sn_nan() -> f32 { return bitcast<f32>(SN_INF_BITS | 0x400000u); }
+// By the bits: compilers may fold `a != a` to false under finite-math assumptions.
+fn sn_isnan(a: f32) -> bool { return (bitcast<u32>(a) & 0x7fffffffu) > SN_INF_BITS; }

@@ -9,6 +9,10 @@ fn sn_tanh(a: f32) -> f32 {
   let e = exp(-2.0 * abs(a));
   return sign(a) * (1.0 - e) / (1.0 + e);
 }
+// NaN in, NaN out, as in PyTorch: WGSL's max and min may return either operand.
+fn sn_relu(a: f32) -> f32 { return select(max(a, 0.0), a, sn_isnan(a)); }
+fn sn_max(a: f32, b: f32) -> f32 { return select(select(max(a, b), b, sn_isnan(b)), a, sn_isnan(a)); }
+fn sn_min(a: f32, b: f32) -> f32 { return select(select(min(a, b), b, sn_isnan(b)), a, sn_isnan(a)); }
 fn sn_softplus(a: f32) -> f32 { return max(a, 0.0) + log(1.0 + exp(-abs(a))); }
 fn sn_erf(x: f32) -> f32 {
   // Abramowitz & Stegun 7.1.26, as in the CPU twin.

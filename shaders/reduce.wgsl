@@ -8,10 +8,12 @@
 var<workgroup> vals: array<{{T}}, 64>;
 var<workgroup> idxs: array<u32, 64>;
 
+fn sn_never_nan(a: i32) -> bool { return false; }
+
 fn better(a: {{T}}, ia: u32, b: {{T}}, ib: u32) -> bool {
   // NaN wins, then the extreme value, then the lower index (PyTorch's tie rule).
-  if (a != a) { return b == b || ia < ib; }
-  if (b != b) { return false; }
+  if ({{ISNAN}}(a)) { return !{{ISNAN}}(b) || ia < ib; }
+  if ({{ISNAN}}(b)) { return false; }
   return {{CMP}} || (a == b && ia < ib);
 }
 

@@ -83,6 +83,8 @@ const CASES = [
   ['fit batchSize 0', () => { const { x, y } = xy(); return smallModel().fit(x, y, { batchSize: 0 }); }, /fit: batchSize must be a positive integer, got number 0/],
   ['fit validationSplit 1.5', () => { const { x, y } = xy(); return smallModel().fit(x, y, { validationSplit: 1.5 }); }, /validationSplit must be in \(0, 1\)/],
   ['fit options not an object', () => { const { x, y } = xy(); return smallModel().fit(x, y, 5); }, /fit: options must be an options object, got number 5/],
+  ["fit terminateOnNaN 'yes'", () => { const { x, y } = xy(); return smallModel().fit(x, y, { terminateOnNaN: 'yes' }); }, /fit: terminateOnNaN must be true or false, got the string "yes"/],
+  ['fit on a NaN sample', () => smallModel().fit(sn.tensor([[1, 2, NaN], [0, 1, 2]]), sn.tensor([[1, 0], [0, 1]]), { batchSize: 1, shuffle: false }), /loss became NaN or infinite at epoch 0, batch 0/],
   ['fit x and y rows differ', () => smallModel().fit(sn.ones([5, 3]), sn.ones([4, 2])), /5.*4|4.*5/],
   ["compile optimizer 'foo'", () => sn.sequential([sn.layers.dense({ units: 2, inputShape: [3] })]).compile({ optimizer: 'foo', loss: 'mse' }), /foo/],
   ["compile loss 'foo'", () => sn.sequential([sn.layers.dense({ units: 2, inputShape: [3] })]).compile({ optimizer: 'sgd', loss: 'foo' }), /foo/],

@@ -13,6 +13,8 @@ export class Ctx {
   private scopes: WT[][] = [[]];
   seed = 0;
   randCounter = 0;
+  /** The page-level op being run, for errors kernels raise (an embedding's out-of-range index names 'embedding'). */
+  opName = 'gather';
 
   constructor(readonly backend: Backend) {}
 

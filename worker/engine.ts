@@ -52,6 +52,7 @@ export class Engine {
         const [, name, outId, inIds, attrs, requiresGrad] = cmd;
         const def = OPS[name];
         const inputs = inIds.map((id) => this.get(id));
+        this.ctx.opName = name;
         const out = def.forward(this.ctx, inputs, attrs);
         if (requiresGrad) {
           // The output may be a view shared with an input; give it its own node-bearing handle.
@@ -154,6 +155,7 @@ export class Engine {
     this.backend.flush();
     try {
       const data: TypedArray = t.size === 0 ? (t.dtype === 'int32' ? new Int32Array(0) : new Float32Array(0)) : await this.backend.read(flat.storage);
+      await this.backend.checkFlags();
       return { data: data.length === t.size ? data : data.subarray(0, t.size), shape: t.shape, dtype: t.dtype };
     } finally {
       flat.release();
@@ -175,7 +177,9 @@ export class Engine {
       readScalars: async (ts) => {
         const all = this.ctx.scoped(() => this.ctx.op('cat', ts.map((t) => this.ctx.reshape(t, [1])), { dim: 0 }).retain());
         try {
-          return Array.from(await this.backend.read(all.storage));
+          const values = Array.from(await this.backend.read(all.storage));
+          await this.backend.checkFlags();
+          return values;
         } finally {
           all.release();
         }
@@ -212,6 +216,7 @@ export class Engine {
     this.backend.trim();
     await this.backend.done();
     this.takeError();
+    await this.backend.checkFlags();
   }
 
   /** @internal Fault injection for tests: an uncaught error in the worker, as a crash would raise. */
@@ -235,8 +240,11 @@ export class Engine {
     return Object.fromEntries(entries.map(([key], i) => [key, reads[i]]));
   }
 
+  /** Saves, and names the tensors holding NaN or infinities (saved as they are; the page warns). */
   async saveCheckpoint(name: string, kind: string, meta: unknown, entries: [string, number][], opts?: SaveOptions) {
-    return this.checkpoints.save(name, kind, meta, await this.rawTensors(entries), opts);
+    const raws = await this.rawTensors(entries);
+    const nonFinite = Object.keys(raws).filter((key) => raws[key].dtype === 'float32' && !raws[key].data.every(Number.isFinite));
+    return { info: await this.checkpoints.save(name, kind, meta, raws, opts), nonFinite };
   }
 
   /** Reads a checkpoint; the page gives its tensors ids with adoptTensors(token, ...). */

@@ -71,6 +71,9 @@ export class FitLoop {
     const n = xs[0].shape[0];
     const outputs = Object.values(programs)[0]?.outputs.length ?? 0;
     const sums = Array.from({ length: outputs }, () => ctx.full([], 0).retain());
+    // The first batch whose loss (output 0) is not finite, or -1: tracked on the device, read with the sums.
+    const firstBad = ctx.full([], -1).retain();
+    sums.push(firstBad);
     // What each program leaves to free after a run, worked out once rather than per batch.
     const toFree = new Map(Object.values(programs).map((p) => [p, [...p.inputs, ...createdIds(p.commands)]]));
     const inFlight: Promise<void>[] = [];
@@ -97,15 +100,19 @@ export class FitLoop {
               this.host.command(cmd[0] === 'update' && train ? ['update', cmd[1], cmd[2], updateAttrsAtLaterStep(cmd[1], cmd[3], this.stepsRun)] : cmd);
             }
             if (train) this.stepsRun++;
-            program.outputs.forEach((id, i) => {
-              ctx.mapInto([f('add', x(0), f('mul', x(1), c(end - start)))], [sums[i], this.host.get(id)], [sums[i]]);
-            });
+            // One kernel updates every sum and the first-bad-batch marker: inputs are [sums..., marker, outputs...].
+            const outs = program.outputs.map((id) => this.host.get(id));
+            const k = outputs + 1;
+            const exprs = outs.map((_, i) => f('add', x(i), f('mul', x(k + i), c(end - start))));
+            if (outs.length) exprs.push(f('where', f('ge', x(outputs), c(0)), x(outputs), f('where', f('isfinite', x(k)), c(-1), c(batch))));
+            else exprs.push(x(outputs));
+            ctx.mapInto(exprs, [...sums, ...outs], sums);
             for (const id of toFree.get(program)!) this.host.free(id);
           });
           this.host.flush();
           inFlight.push(this.host.done());
           if (inFlight.length > MAX_STEPS_IN_FLIGHT) await inFlight.shift();
-          if (onBatch) await onBatch(batch, sums, end);
+          if (onBatch) await onBatch(batch, sums.slice(0, outputs), end);
           if (performance.now() - lastYield > 50) {
             await yieldToMessages();
             lastYield = performance.now();
@@ -127,7 +134,7 @@ export class FitLoop {
     const sums = await this.sweep(spec, spec.programs, null, false);
     try {
       const n = this.host.get(spec.x[0]).shape[0];
-      return (await this.host.readScalars(sums)).map((s) => s / n);
+      return (await this.host.readScalars(sums)).slice(0, -1).map((s) => s / n);
     } finally {
       for (const s of sums) s.release();
     }
@@ -155,6 +162,10 @@ export class FitLoop {
       let logs: Record<string, number>;
       try {
         const values = await this.host.readScalars(sums);
+        const firstBad = values.pop()!;
+        if (spec.terminateOnNaN && firstBad >= 0) {
+          throw new Error(`fit: the loss became NaN or infinite at epoch ${epoch}, batch ${firstBad}; training stopped (terminateOnNaN is on by default: pass { terminateOnNaN: false } to fit to go on regardless)`);
+        }
         logs = Object.fromEntries(spec.outputNames.map((k, i) => [k, values[i] / n]));
       } finally {
         for (const s of sums) s.release();

@@ -55,3 +55,12 @@ export function earlyStopping({ monitor = 'val_loss', patience = 0, minDelta = 0
   };
   return cb;
 }
+
+/**
+ * Keras' TerminateOnNaN: fit stops with an error naming the epoch and batch whose
+ * loss was NaN or infinite. On by default; this turns it back on where fit's
+ * `terminateOnNaN: false` option turned it off.
+ */
+export function terminateOnNaN(): Callback {
+  return { terminateOnNaN: true };
+}

@@ -30,6 +30,8 @@ export interface Backend {
   flush(): void;
   /** Resolves when everything submitted so far has finished on the device. */
   done(): Promise<void>;
+  /** Throws for the first index a kernel found out of range since the last check (kernels cannot throw), then clears. */
+  checkFlags(): Promise<void>;
   /** Releases pooled memory that has gone unused for a while. */
   trim(): void;
   memory(): { pooledBytes: number; allocatedBytes: number };

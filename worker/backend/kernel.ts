@@ -24,7 +24,7 @@ export const f = (op: string, ...args: Expr[]): Expr => ({ op, args });
  * expression from argument expressions (f32 semantics unless noted), `js`
  * is the CPU twin; both compute in float32 (the CPU result is fround-ed).
  */
-export const ELEMENTWISE: Record<string, { wgsl: (...a: string[]) => string; js: (...a: number[]) => number; int?: boolean }> = {
+export const ELEMENTWISE: Record<string, { wgsl: (...a: string[]) => string; js: (...a: number[]) => number; int?: boolean; wgslFloat?: (...a: string[]) => string }> = {
   id: { wgsl: (a) => a, js: (a) => a, int: true },
   neg: { wgsl: (a) => `(-${a})`, js: (a) => -a, int: true },
   abs: { wgsl: (a) => `abs(${a})`, js: Math.abs, int: true },
@@ -36,19 +36,22 @@ export const ELEMENTWISE: Record<string, { wgsl: (...a: string[]) => string; js:
   recip: { wgsl: (a) => `(1.0 / ${a})`, js: (a) => 1 / a },
   sin: { wgsl: (a) => `sn_sin(${a})`, js: Math.sin },
   cos: { wgsl: (a) => `sn_cos(${a})`, js: Math.cos },
-  relu: { wgsl: (a) => `max(${a}, 0.0)`, js: (a) => (a > 0 ? a : 0) },
+  // relu, maximum and minimum propagate NaN like PyTorch (wgslFloat: the f32 form when it differs from the i32 one).
+  relu: { wgsl: (a) => `sn_relu(${a})`, js: (a) => (a <= 0 ? 0 : a) },
   sigmoid: { wgsl: (a) => `sn_sigmoid(${a})`, js: (a) => (a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))) },
   tanh: { wgsl: (a) => `sn_tanh(${a})`, js: Math.tanh },
   erf: { wgsl: (a) => `sn_erf(${a})`, js: erf },
   softplus: { wgsl: (a) => `sn_softplus(${a})`, js: (a) => Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a))) },
+  /** 1 for finite values, 0 for NaN and infinities (by the bits: see sn_isnan). */
+  isfinite: { wgsl: (a) => `select(0.0, 1.0, (bitcast<u32>(f32(${a})) & 0x7fffffffu) < 0x7f800000u)`, js: (a) => +Number.isFinite(a) },
   floor: { wgsl: (a) => `floor(${a})`, js: Math.floor },
   add: { wgsl: (a, b) => `(${a} + ${b})`, js: (a, b) => a + b, int: true },
   sub: { wgsl: (a, b) => `(${a} - ${b})`, js: (a, b) => a - b, int: true },
   mul: { wgsl: (a, b) => `(${a} * ${b})`, js: (a, b) => a * b, int: true },
   div: { wgsl: (a, b) => `(${a} / ${b})`, js: (a, b) => a / b },
   pow: { wgsl: (a, b) => `sn_pow(${a}, ${b})`, js: Math.pow },
-  maximum: { wgsl: (a, b) => `max(${a}, ${b})`, js: Math.max, int: true },
-  minimum: { wgsl: (a, b) => `min(${a}, ${b})`, js: Math.min, int: true },
+  maximum: { wgsl: (a, b) => `max(${a}, ${b})`, wgslFloat: (a, b) => `sn_max(${a}, ${b})`, js: Math.max, int: true },
+  minimum: { wgsl: (a, b) => `min(${a}, ${b})`, wgslFloat: (a, b) => `sn_min(${a}, ${b})`, js: Math.min, int: true },
   // Comparisons yield 1 or 0 in the output dtype.
   eq: { wgsl: (a, b) => `select(0.0, 1.0, ${a} == ${b})`, js: (a, b) => +(a === b) },
   ne: { wgsl: (a, b) => `select(0.0, 1.0, ${a} != ${b})`, js: (a, b) => +(a !== b) },
@@ -134,7 +137,13 @@ export interface GatherKernel {
   dim: number;
   inputShape: number[];
   indexShape: number[];
+  /** The op to name when an index is out of range (the CPU throws; WebGPU flags it for Backend.checkFlags). */
+  op: string;
 }
+
+/** The one message for an out-of-range index, on both backends (PyTorch raises for negative ones too). */
+export const indexError = (op: string, index: number, dim: number, size: number) =>
+  new RangeError(`${op}: index ${index} is out of range for dim ${dim} with size ${size}`);
 
 /** Counter-based random numbers: the same (seed, counter) gives the same stream on both backends. */
 export interface RandKernel {

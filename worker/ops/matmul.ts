@@ -2,7 +2,7 @@
 // broadcast. Operands are passed as strided views, so transposes are free.
 
 import { broadcastShapes, fmt, matmulShape, ShapeError, sizeOf } from '../../lib/shape.js';
-import type { Activation } from '../backend/kernel.js';
+import { x, type Activation } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
 import { UNARY_OPS } from './elementwise.js';
@@ -32,6 +32,11 @@ export interface Epilogue {
 
 /** Matrix product of two strided operands with rank >= 2 (then the epilogue); returns [...batch, M, N]. */
 export function matmulViews(ctx: Ctx, a: WT, b: WT, { bias = null, activation = null }: Epilogue = {}): WT {
+  // The kernels compute in f32: int32 operands are promoted first (read as raw bits they would be garbage).
+  const asFloat = (t: WT) => (t.dtype === 'int32' ? ctx.map(x(0), [t], t.shape, 'float32') : t);
+  a = asFloat(a);
+  b = asFloat(b);
+  bias &&= asFloat(bias);
   const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
   const m = a.shape[a.shape.length - 2];
   const k = a.shape[a.shape.length - 1];

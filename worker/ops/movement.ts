@@ -157,13 +157,13 @@ export const gather = defineOp<{ dim: number }>({
   forward: (ctx, [a, idx], { dim }) => {
     const d = checkGather(a.shape, idx.shape, dim, idx.dtype);
     const out = ctx.empty(idx.shape, a.dtype);
-    if (sizeOf(idx.shape) > 0) ctx.run({ kind: 'gather', dim: d, inputShape: a.shape, indexShape: idx.shape }, [ctx.contiguous(a), ctx.contiguous(idx)], [out]);
+    if (sizeOf(idx.shape) > 0) ctx.run({ kind: 'gather', dim: d, inputShape: a.shape, indexShape: idx.shape, op: ctx.opName }, [ctx.contiguous(a), ctx.contiguous(idx)], [out]);
     return out;
   },
   backward: (ctx, g, [a, idx], _o, { dim }) => {
     const d = normDim(dim, a.shape.length, 'gather');
     const out = ctx.empty(a.shape);
-    ctx.run({ kind: 'scatterAdd', dim: d, inputShape: a.shape, indexShape: idx.shape }, [ctx.contiguous(g), ctx.contiguous(idx)], [out]);
+    ctx.run({ kind: 'scatterAdd', dim: d, inputShape: a.shape, indexShape: idx.shape, op: ctx.opName }, [ctx.contiguous(g), ctx.contiguous(idx)], [out]);
     return [out, null];
   },
 });

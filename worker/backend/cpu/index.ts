@@ -6,7 +6,7 @@ import type { DType } from '../../../lib/shape.js';
 import { sizeOf } from '../../../lib/shape.js';
 import type { Backend, Storage, TypedArray } from '../backend.js';
 import {
-  ELEMENTWISE, activationExpr, uniformAt,
+  ELEMENTWISE, activationExpr, indexError, uniformAt,
   type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
 } from '../kernel.js';
 
@@ -58,6 +58,8 @@ export class CpuBackend implements Backend {
   }
   flush(): void {}
   async done(): Promise<void> {}
+  /** Out-of-range indices already threw where they were read. */
+  async checkFlags(): Promise<void> {}
   trim(): void {}
   memory() {
     return { pooledBytes: 0, allocatedBytes: this.allocated };
@@ -193,8 +195,7 @@ function forEachGather(k: GatherKernel, index: Int32Array, visit: (p: number, ta
       let c = coord[d];
       if (d === k.dim) {
         c = index[p];
-        if (c < 0) c += dimSize;
-        if (c < 0 || c >= dimSize) throw new RangeError(`gather: index ${index[p]} is out of bounds for dim ${k.dim} of size ${dimSize}`);
+        if (c < 0 || c >= dimSize) throw indexError(k.op, c, k.dim, dimSize);
       }
       target += c * inStrides[d];
     }

@@ -63,12 +63,14 @@ function exprCode(e: Expr, dtype: DType): string {
   if ('c' in e) return literal(e.c, dtype);
   const def = ELEMENTWISE[e.op];
   if (!def) throw new Error(`unknown elementwise op '${e.op}'`);
-  return def.wgsl(...e.args.map((a) => exprCode(a, dtype)));
+  return ((dtype === 'float32' && def.wgslFloat) || def.wgsl)(...e.args.map((a) => exprCode(a, dtype)));
 }
 
 export interface CodegenOptions {
   /** A software adapter: prefer kernels without workgroup memory. */
   software: boolean;
+  /** Gather kernels: the number their out-of-range flag carries. */
+  site?: number;
 }
 
 export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions): Generated {
@@ -82,7 +84,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
     }
     case 'matmul': return matmulKernel(k, opts);
     case 'gather':
-    case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0]);
+    case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0], opts.site ?? 0);
     case 'rand': {
       const dist = { uniform: 0, normal: 1, bernoulli: 2 }[k.dist];
       const params = new Uint32Array([k.size, k.seed >>> 0, k.counter >>> 0, f32Bits(k.p), dist]);
@@ -185,16 +187,17 @@ function reduceKernel(k: ReduceKernel, out: Storage, opts: CodegenOptions): Gene
           WRITE: arg ? 'dst[o] = i32(best);' : 'dst[o] = acc;',
         };
   const params = new Uint32Array([k.outer, k.n, k.inner, f32Bits(k.scale)]);
-  const code = withPrelude(fill(reduceSrc, { T, OUT: wgslType(out.dtype), ...subs }), params.length);
+  const code = withPrelude(fill(reduceSrc, { T, OUT: wgslType(out.dtype), ISNAN: k.dtype === 'int32' ? 'sn_never_nan' : 'sn_isnan', ...subs }), params.length);
   return { code, params, bindings: [0, 1], ...rowsVariant(k.outer * k.inner, opts) };
 }
 
-function gatherKernel(k: GatherKernel, src: Storage, out: Storage): Generated {
+/** `site` numbers the dispatch in the backend's flag table (see gather.wgsl). */
+function gatherKernel(k: GatherKernel, src: Storage, out: Storage, site: number): Generated {
   const rank = k.inputShape.length;
   if (rank > 8) throw new Error(`gather: rank ${rank} exceeds the supported 8`);
   const pad = (s: number[]) => [...s, ...new Array(8 - s.length).fill(1)];
   const total = sizeOfShape(k.indexShape);
-  const params = new Uint32Array([total, rank, k.dim, ...pad(k.inputShape), ...pad(k.indexShape)]);
+  const params = new Uint32Array([total, rank, k.dim, ...pad(k.inputShape), ...pad(k.indexShape), site]);
   const scatter = k.kind === 'scatterAdd';
   const head = '@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n  let p = flat_id(gid, nwg, 256u);\n  if (p >= u(0u)) { return; }\n';
   const body = scatter
@@ -202,5 +205,6 @@ function gatherKernel(k: GatherKernel, src: Storage, out: Storage): Generated {
       '  let t = target_of(p);\n  let v = src[p];\n  var old = atomicLoad(&dst[t]);\n  loop {\n    let r = atomicCompareExchangeWeak(&dst[t], old, bitcast<u32>(bitcast<f32>(old) + v));\n    if (r.exchanged) { break; }\n    old = r.old_value;\n  }\n}'
     : '  dst[p] = src[target_of(p)];\n}';
   const code = withPrelude(fill(gatherSrc, { T: wgslType(src.dtype), OUT: scatter ? 'atomic<u32>' : wgslType(out.dtype), KERNEL: head + body }), params.length);
-  return { code, params, bindings: [0, 1, 2], workgroups: grid(Math.ceil(total / 256)), clearOutputs: scatter };
+  // Binding 4 is the flag buffer, which the backend passes after the kernel's own buffers.
+  return { code, params, bindings: [0, 1, 2, 3], workgroups: grid(Math.ceil(total / 256)), clearOutputs: scatter };
 }

@@ -4,7 +4,7 @@
 
 import type { DType } from '../../../lib/shape.js';
 import type { Backend, Storage, TypedArray } from '../backend.js';
-import type { Kernel } from '../kernel.js';
+import { indexError, type Kernel } from '../kernel.js';
 import { generate, type Generated } from './codegen.js';
 
 export interface GpuDevice {
@@ -60,6 +60,10 @@ export class WebGpuBackend implements Backend {
   /** Errors the device reported for work since the last check: out-of-memory or validation, captured per flush. */
   private scopeErrors: Promise<GPUError | null>[] = [];
   readonly maxBufferBytes: number;
+  /** [site, index, size] of the first out-of-range index a gather kernel met (see gather.wgsl); zero when none. */
+  private flags: GPUBuffer;
+  /** What each site number (1-based) stands for: op name and dim, since the last check. */
+  private sites: string[] = [];
 
   private device: GPUDevice;
   private software: boolean;
@@ -70,6 +74,7 @@ export class WebGpuBackend implements Backend {
     // A buffer is bound whole, so the binding limit caps a tensor as much as the buffer limit does.
     this.maxBufferBytes = Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize);
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.flags = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     device.lost.then((info) => { this.lost = `WebGPU device lost: ${info.message}`; });
     this.openScopes();
   }
@@ -175,7 +180,12 @@ export class WebGpuBackend implements Backend {
   run(k: Kernel, inputs: Storage[], outputs: Storage[]): void {
     this.checkLost();
     const bufs = [...inputs, ...outputs].map((s) => (s as GpuStorage).buffer);
-    const gen = generate(k, inputs as GpuStorage[], outputs as GpuStorage[], bufs, { software: this.software });
+    let site: number | undefined;
+    if (k.kind === 'gather' || k.kind === 'scatterAdd') {
+      bufs.push(this.flags);
+      site = this.sites.push(`${k.op}\n${k.dim}`);
+    }
+    const gen = generate(k, inputs as GpuStorage[], outputs as GpuStorage[], bufs, { software: this.software, site });
     if (gen.clearOutputs) {
       this.endPass();
       for (const o of outputs) this.getEncoder().clearBuffer((o as GpuStorage).buffer);
@@ -232,6 +242,25 @@ export class WebGpuBackend implements Backend {
       this.arenaUsed = 0;
     }
     this.closeScopes();
+  }
+
+  async checkFlags(): Promise<void> {
+    if (!this.sites.length) return;
+    const sites = this.sites;
+    this.sites = [];
+    const staging = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass();
+    const encoder = this.getEncoder();
+    encoder.copyBufferToBuffer(this.flags, 0, staging, 0, 16);
+    encoder.clearBuffer(this.flags);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ);
+    const [site, index, size] = new Int32Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    if (site > 0) {
+      const [op, dim] = sites[site - 1].split('\n');
+      throw indexError(op, index, Number(dim), size);
+    }
   }
 
   async done(): Promise<void> {
