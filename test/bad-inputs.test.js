@@ -100,7 +100,7 @@ const CASES = [
   ['DataLoader batchSize 0', () => new sn.data.DataLoader(new sn.data.TensorDataset(sn.ones([4, 2])), { batchSize: 0 }), /batchSize/],
 ];
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`bad inputs (${backend})`, () => {
     let survivor;
     before(async () => {

@@ -23,7 +23,7 @@ const blobs = (n) => {
   return { x: sn.tensor(x, [n, 6]), y: sn.tensor(y, [n, 3]) };
 };
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`errors are not device loss (${backend})`, () => {
     it('a tensor too large for the device fails alone, in the worker too; the engine and its tensors keep working', async () => {
       // Not awaiting init: the page does not know the device's limits yet, so the worker's own check is what refuses.

@@ -8,7 +8,7 @@ import { rejection } from './util.js';
 
 const int = (v) => sn.tensor(v, undefined, { dtype: 'int32' });
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`index checks (${backend})`, () => {
     before(() => sn.init({ backend }));
 

@@ -12,7 +12,7 @@ const model6to3 = () => {
   return model;
 };
 
-for (const backend of ['webgpu', 'cpu']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`NaN propagation (${backend})`, () => {
     before(() => sn.init({ backend }));
 

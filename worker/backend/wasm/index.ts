@@ -10,7 +10,7 @@ import type { DType } from '../../../lib/shape.js';
 import { sizeOf, stridesOf } from '../../../lib/shape.js';
 import type { Backend, Storage, TypedArray } from '../backend.js';
 import { rand } from '../cpu/index.js';
-import type { GatherKernel, Kernel, MapKernel, MatmulKernel, ReduceKernel, View } from '../kernel.js';
+import { indexError, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
 import kernelsWasm from './assembly/kernels.wasm';
 import kernelsSharedWasm from './assembly/kernels-shared.wasm';
 import { MAX_PAGES } from './emit.js';
@@ -107,6 +107,8 @@ export class WasmBackend implements Backend {
   }
   flush(): void {}
   async done(): Promise<void> {}
+  /** Out-of-range indices already threw where they were read. */
+  async checkFlags(): Promise<void> {}
   trim(): void {
     this.heap.trim();
   }
@@ -256,9 +258,8 @@ function gatherRows(k: GatherKernel, x: TypedArray, index: Int32Array, out: Type
     let base = 0;
     for (let d = 0; d < last; d++) if (d !== k.dim) base += coord[d] * inStrides[d];
     for (let j = 0; j < n; j++) {
-      let c = index[p + j];
-      if (c < 0) c += dimSize;
-      if (c < 0 || c >= dimSize) throw new RangeError(`gather: index ${index[p + j]} is out of bounds for dim ${k.dim} of size ${dimSize}`);
+      const c = index[p + j];
+      if (c < 0 || c >= dimSize) throw indexError(k.op, c, k.dim, dimSize);
       const t = base + c * dimStride + j * step;
       if (scatter) out[t] += x[p + j];
       else out[p + j] = x[t];

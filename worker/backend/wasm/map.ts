@@ -141,10 +141,19 @@ class ExprGen {
       case 'recip': this.constant(1, mode); return simple('div', simd.f32x4Div);
       case 'rsqrt': this.constant(1, mode); args(); if (t) c.op(t.sqrt, t.div); else c.simd(simd.f32x4Sqrt).simd(simd.f32x4Div); return;
       case 'relu': {
-        if (!t) { this.constant(0, mode); args(); c.simd(simd.f32x4Pmax); return; }
-        // a > 0 ? a : 0 (NaN gives 0, as the oracle).
+        // pmax(a, 0) is a < 0 ? 0 : a, so NaN stays NaN, as in PyTorch and the oracle.
+        if (!t) { args(); this.constant(0, mode); c.simd(simd.f32x4Pmax); return; }
+        // a <= 0 ? 0 : a
         const a = this.temp(mode);
-        args(); c.tee(a); this.constant(0, mode); c.get(a); this.constant(0, mode); c.op(t.gt, op.select);
+        args(); c.set(a); this.constant(0, mode); c.get(a); c.get(a); this.constant(0, mode); c.op(t.le, op.select);
+        return this.release(mode);
+      }
+      case 'isfinite': {
+        // a - a is 0 exactly when a is finite (NaN and infinities give NaN).
+        const a = this.temp(mode);
+        args(); c.tee(a); c.get(a);
+        if (t) { c.op(t.sub); this.constant(0, mode); c.op(t.eq, mode === 'f64' ? op.f64ConvertI32S : op.f32ConvertI32S); }
+        else { c.simd(simd.f32x4Sub); this.constant(0, mode); c.simd(simd.f32x4Eq); this.constant(1, mode); c.simd(simd.and); }
         return this.release(mode);
       }
       case 'sign': {

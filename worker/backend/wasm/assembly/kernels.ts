@@ -161,7 +161,7 @@ function epilogue(c: usize, rows: i32, n: i32, bias: usize, act: i32): void {
 }
 
 function activate(v: f32, act: i32): f32 {
-  if (act == ACT_RELU) return v > 0 ? v : 0;
+  if (act == ACT_RELU) return v <= 0 ? 0 : v; // NaN stays NaN, as in PyTorch
   if (act == ACT_SIGMOID) return <f32>sigmoid(v);
   if (act == ACT_TANH) return <f32>Math.tanh(v);
   if (act == ACT_GELU) return <f32>(0.5 * v * (1 + erf(v * Math.SQRT1_2)));
