@@ -1,25 +1,10 @@
-// Tests run in real headless Chromium (Debian's /usr/bin/chromium, or
-// CHROME_PATH) with WebGPU on SwiftShader, a software GPU that works on any
-// Linux machine. Nothing downloads a browser.
+// Tests run in real headless Chromium with WebGPU on SwiftShader (see
+// test/chromium.mjs). Nothing downloads a browser.
 import { playwrightLauncher } from '@web/test-runner-playwright';
 import { defaultReporter } from '@web/test-runner';
 import { fileURLToPath } from 'node:url';
 import { serve } from './demos/serve.mjs';
-
-const chromeArgs = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--enable-unsafe-swiftshader',
-  '--no-sandbox',
-  '--js-flags=--expose-gc',
-  // This machine has no network: keep Chromium from trying.
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+import { chromeArgs, executablePath } from './test/chromium.mjs';
 
 /** Prints per-file counts, then 'N passed, N failed' alone on the last line, for CI. */
 function totalsReporter() {
@@ -88,7 +73,7 @@ export default {
   browsers: [
     playwrightLauncher({
       product: 'chromium',
-      launchOptions: { executablePath: process.env.CHROME_PATH || '/usr/bin/chromium', headless: true, args: chromeArgs },
+      launchOptions: { executablePath, headless: true, args: chromeArgs },
     }),
   ],
   plugins: [crossOriginServer()],

@@ -152,9 +152,16 @@ export async function save(value: unknown, url: string, opts: SaveOptions = {}):
   return saveValue(name, kind, value, {}, 'sn.save', opts);
 }
 
-/** PyTorch's torch.load: what sn.save stored, with Tensors (modules come back as state dicts); then loadStateDict. */
-export async function load(url: string): Promise<any> {
-  return (await loadValue(checkpointName(url, 'sn.load'))).value;
+/** What sn.save stores and sn.load gives back: Tensors and JSON values, in plain objects and arrays. */
+export type Saved = Tensor | string | number | boolean | null | Saved[] | { [key: string]: Saved };
+
+/**
+ * PyTorch's torch.load: what sn.save stored, with Tensors (modules come back as state dicts); then
+ * loadStateDict. In TypeScript, name the shape you saved:
+ * `const ckpt = await sn.load<{ model: sn.nn.StateDict; epoch: number }>('indexeddb://run')`.
+ */
+export async function load<T = Saved>(url: string): Promise<T> {
+  return (await loadValue(checkpointName(url, 'sn.load'))).value as T;
 }
 
 function isStateDict(v: unknown): boolean {

@@ -15,6 +15,15 @@ export function runtime(): Runtime {
 /**
  * Starts the engine (optional: the first op starts one with 'auto').
  * Calling it again replaces the engine; tensors of the old one can no longer be used.
+ *
+ * - `backend`: 'auto' (default) takes WebGPU on a hardware adapter, else 'wasm' (WebAssembly
+ *   SIMD); 'webgpu' fails when there is no adapter; 'cpu' is plain TypeScript. sn.backendInfo() says why.
+ * - `kernels`, `threads`: WebGPU's kernel variants and wasm's thread count (see InitOptions).
+ * - `workerUrl`: where the engine's worker script is, when not next to this module (see HostOptions).
+ *
+ * @example
+ * await sn.init({ backend: 'cpu' });
+ * await sn.init({ workerUrl: '/static/shadenet-worker.js' });
  */
 export async function init(opts: { backend?: BackendChoice } & InitOptions & HostOptions = {}): Promise<void> {
   check.options(opts, 'init: options');

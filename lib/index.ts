@@ -38,4 +38,7 @@ export { initializers } from './layers/initializers.js';
 export { input, model, FunctionalModel } from './functional.js';
 export { sequential, modelFromJSON, loadModel, SequentialModel, LayersModel, type History, type FitOptions, type Callback, type Logs, type CompileArgs } from './model.js';
 export * as callbacks from './layers/callbacks.js';
-export { save, load, checkpoints, safetensors, type CheckpointInfo, type SaveOptions } from './checkpoint.js';
+export { save, load, checkpoints, safetensors, type CheckpointInfo, type SaveOptions, type Saved } from './checkpoint.js';
+export type { LossName, MetricName } from './layers/losses.js';
+export type { OptimizerName } from './layers/optimizers.js';
+export type { ActivationName } from './layers/core.js';

@@ -12,24 +12,39 @@ import * as check from './validate.js';
 import { Module } from './nn/module.js';
 import { Dense } from './layers/core.js';
 import { Layer, assignWeights, fmtLayerShape, type LayerShape, type WeightValue } from './layers/layer.js';
-import { LOSSES, evalMetric, lossName, metricFn, type CustomLoss, type LossFn, type MetricFn, type Prediction } from './layers/losses.js';
+import { LOSSES, evalMetric, lossName, metricFn, type CustomLoss, type LossFn, type LossName, type MetricFn, type MetricName, type Prediction } from './layers/losses.js';
 import { layerFromConfig } from './layers/registry.js';
-import { makeOptimizer, type OptimizerLike } from './layers/optimizers.js';
+import { makeOptimizer, type OptimizerLike, type OptimizerName } from './layers/optimizers.js';
 import { nextSeed } from './data/sampler.js';
 import * as optim from './optim/index.js';
 import { checkpointName, loadValue, saveValue, type CheckpointInfo, type SaveOptions } from './checkpoint.js';
 
-/** x and y as Tensors, nested arrays, or typed arrays with a shape. */
+/**
+ * What fit, evaluate and predict take as x and y: a Tensor, nested arrays of numbers
+ * (`[[0, 1], [1, 0]]`), or a flat typed array with its shape (`{ data: Float32Array, shape: [n, 784] }`;
+ * an Int32Array makes int32 labels, as sparseCategoricalCrossentropy wants). The first axis is the sample.
+ */
 export type Data = Tensor | NestedArray | { data: Float32Array | Int32Array | number[]; shape: number[] };
 
+/** Loss and metrics by name (`loss`, `accuracy`, ...; `val_loss`, `val_accuracy` with validation data). */
 export interface Logs {
   [name: string]: number;
 }
 
+/**
+ * fit's progress callbacks, as in Keras. They run on the page; the worker waits for a
+ * callback's returned promise before it goes on, so an async callback can pause training.
+ */
 export interface Callback {
   onTrainBegin?(logs?: Logs): unknown;
   onEpochBegin?(epoch: number, logs?: Logs): unknown;
+  /**
+   * After a batch, with the running means of loss and metrics over the epoch so far. Throttled:
+   * called at most every 100 ms (each call costs the worker a small readback), so `batch` skips
+   * numbers; the last batch of an epoch is not guaranteed a call (onEpochEnd follows it).
+   */
   onBatchEnd?(batch: number, logs: Logs): unknown;
+  /** After each epoch with its mean loss and metrics (and validation ones); set `model.stopTraining = true` to stop. */
   onEpochEnd?(epoch: number, logs: Logs): unknown;
   onTrainEnd?(logs?: Logs): unknown;
   /** Called with the model before training (earlyStopping uses it). */
@@ -38,15 +53,24 @@ export interface Callback {
   terminateOnNaN?: boolean;
 }
 
+/** fit's options; the names and defaults are Keras's. */
 export interface FitOptions {
+  /** The epoch to stop before (default 1); with initialEpoch, the number of the last epoch plus one. */
   epochs?: number;
+  /** Samples per step (default 32); the last batch of an epoch may be smaller. */
   batchSize?: number;
+  /** Shuffle the training samples every epoch (default true; `sn.manualSeed` makes it reproducible). */
   shuffle?: boolean;
+  /** Hold out this fraction of the samples, the last ones before shuffling, to validate after each epoch. */
   validationSplit?: number;
+  /** [x, y] to validate on after each epoch (instead of validationSplit). */
   validationData?: [Data, Data];
+  /** The epoch to start counting from, to resume a saved model (model.epoch). */
   initialEpoch?: number;
   callbacks?: Callback | Callback[];
+  /** Aborting stops training after the current batch; fit resolves with the history so far. */
   signal?: AbortSignal;
+  /** Accepted for Keras compatibility; fit prints nothing. */
   verbose?: number;
   /** Stop with an error naming epoch and batch once the loss is NaN or infinite (default true; Keras' TerminateOnNaN). */
   terminateOnNaN?: boolean;
@@ -60,9 +84,9 @@ export interface History {
 }
 
 export interface CompileArgs {
-  optimizer: string | OptimizerLike;
-  loss: string | CustomLoss;
-  metrics?: string[];
+  optimizer: OptimizerName | OptimizerLike;
+  loss: LossName | CustomLoss;
+  metrics?: MetricName[];
 }
 
 function toTensor(v: Data, what: string): Tensor {
@@ -116,6 +140,7 @@ export abstract class LayersModel extends Module {
   protected compiled: Compiled | null = null;
   /** Set by a callback to end fit after the current epoch, as in Keras. */
   stopTraining = false;
+  private fitting = false;
   /** Epochs completed so far (fit's epoch numbers are absolute): pass it as fit's initialEpoch to resume. */
   epoch = 0;
 
@@ -316,6 +341,7 @@ export abstract class LayersModel extends Module {
   async fit(xd: DataList, yd: DataList, opts: FitOptions = {}): Promise<History> {
     const c = this.requireCompiled();
     opts = check.options(opts, 'fit: options');
+    if (this.fitting) throw new Error('fit: this model is already fitting; await its running fit first (other models may fit at the same time)');
     let { xs, ys } = this.prepare(xd, yd);
     const batchSize = check.integer(opts.batchSize ?? 32, 'fit: batchSize', 1);
     const epochs = check.integer(opts.epochs ?? 1, 'fit: epochs', 0);
@@ -378,11 +404,13 @@ export abstract class LayersModel extends Module {
       onTrainEnd: () => invoke((cb) => cb.onTrainEnd?.({})),
     };
     if (opts.signal?.aborted) return history;
-    const abort = () => rt.engine.stopFit();
+    const fitId = rt.newId();
+    const abort = () => rt.engine.stopFit(fitId);
     opts.signal?.addEventListener('abort', abort);
+    this.fitting = true;
     try {
       const steps = await rt.call((e) => e.fit({
-        x: xs.map((t) => t.id), y: ys.map((t) => t.id), batchSize, programs,
+        fitId, x: xs.map((t) => t.id), y: ys.map((t) => t.id), batchSize, programs,
         epochs, initialEpoch, shuffle: opts.shuffle ?? true,
         seed: nextSeed(), outputNames,
         batchEvents: callbacks.some((cb) => cb.onBatchEnd),
@@ -391,6 +419,7 @@ export abstract class LayersModel extends Module {
       }, Comlink.proxy(events)));
       c.optimizer.advanceSteps(steps);
     } finally {
+      this.fitting = false;
       // The worker uses these by id only: keep the page handles (and so the worker copies) alive until it is done.
       keepAlive(xs, ys, validationHandles);
       opts.signal?.removeEventListener('abort', abort);
@@ -614,7 +643,8 @@ export async function loadModel(url: string): Promise<LayersModel> {
   if (info.kind !== 'keras-model') throw new Error(`loadModel: checkpoint "${name}" holds a ${info.kind}, not a Keras model; load it with sn.load`);
   const model = modelFromJSON(meta.architecture as ReturnType<LayersModel['toJSON']>);
   model.loadStateDict(value.weights);
-  const compile = meta.compile as { optimizer: string | { className: string; config: Record<string, unknown> }; loss: string; metrics: string[] } | null;
+  // Names as compile() was given them (checked again there: a checkpoint is input).
+  const compile = meta.compile as { optimizer: OptimizerName | { className: string; config: Record<string, unknown> }; loss: LossName; metrics: MetricName[] } | null;
   if (compile) {
     const { optimizer, loss, metrics } = compile;
     const Opt = typeof optimizer === 'string' ? null : (optim as unknown as Record<string, new (p: unknown, o: unknown) => OptimizerLike>)[optimizer.className];

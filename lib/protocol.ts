@@ -72,6 +72,8 @@ export interface EvalSpec {
 }
 
 export interface FitSpec extends EvalSpec {
+  /** Names this fit to stopFit; unique per engine. */
+  fitId: number;
   epochs: number;
   initialEpoch: number;
   shuffle: boolean;

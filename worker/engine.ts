@@ -10,7 +10,7 @@ import { createWasmBackend } from './backend/wasm/index.js';
 import { f, x } from './backend/kernel.js';
 import { backward } from './autograd.js';
 import { Ctx } from './ctx.js';
-import { FitLoop, type FitHost } from './fit.js';
+import { FitLoop, Turns, type FitHost } from './fit.js';
 import { OPS } from './ops/index.js';
 import { UPDATES } from './ops/optim.js';
 import type { WT } from './tensor.js';
@@ -162,11 +162,14 @@ export class Engine {
     }
   }
 
-  private fitLoop: FitLoop | null = null;
+  /** Running fits by the page's fit id; they take turns batch by batch. */
+  private fits = new Map<number, FitLoop>();
+  private turns = new Turns();
 
   private host(): FitHost {
     return {
       ctx: this.ctx,
+      turns: this.turns,
       command: (cmd) => this.command(cmd),
       get: (id) => this.get(id),
       set: (id, t) => this.set(id, t),
@@ -187,23 +190,23 @@ export class Engine {
     };
   }
 
-  /** Keras fit: the whole epoch loop runs here; events go back to the page. */
+  /** Keras fit: the whole epoch loop runs here; events go back to the page. Fits of several models interleave. */
   async fit(spec: FitSpec, events: FitEvents) {
     this.takeError();
-    if (this.fitLoop) throw new Error('fit: this engine is already fitting a model; await the running fit first');
-    const loop = (this.fitLoop = new FitLoop(this.host()));
+    const loop = new FitLoop(this.host());
+    this.fits.set(spec.fitId, loop);
     try {
       return await loop.fit(spec, events);
     } finally {
-      this.fitLoop = null;
+      this.fits.delete(spec.fitId);
       // Close the callbacks' channel now: until then the page keeps fit's closures, and the tensors they hold, alive.
       (events as Comlink.Remote<FitEvents>)[Comlink.releaseProxy]?.();
     }
   }
 
   /** Stops a running fit after its current batch. */
-  stopFit() {
-    this.fitLoop?.stop();
+  stopFit(fitId: number) {
+    this.fits.get(fitId)?.stop();
   }
 
   async evaluate(spec: EvalSpec): Promise<number[]> {

@@ -15,8 +15,33 @@ const BATCH_EVENT_MS = 100;
 /** Steps allowed in flight on the device before the loop waits for one to finish. */
 const MAX_STEPS_IN_FLIGHT = 2;
 
+/**
+ * Lets the fits and evaluations running on one engine take turns batch by batch (FIFO), so
+ * two models training at once both make progress and neither waits for the other to end.
+ */
+export class Turns {
+  private waiting: (() => void)[] = [];
+  private held = false;
+
+  /** Resolves when it is the caller's turn; call `pass()` after one batch. */
+  async take(): Promise<void> {
+    if (!this.held) {
+      this.held = true;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  pass() {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.held = false;
+  }
+}
+
 export interface FitHost {
   ctx: Ctx;
+  turns: Turns;
   command(cmd: Command): void;
   get(id: number): WT;
   set(id: number, t: WT): void;
@@ -88,28 +113,16 @@ export class FitLoop {
       try {
         let batch = 0;
         for (let start = 0; start < n; start += spec.batchSize, batch++) {
-          if (this.stopRequested) break;
           const end = Math.min(n, start + spec.batchSize);
           const program = programs[end - start];
-          ctx.scoped(() => {
-            program.inputs.forEach((id, i) => {
-              const src = i < xp.length ? xp[i] : yp[i - xp.length];
-              this.host.set(id, this.rows(src, start, end));
-            });
-            for (const cmd of program.commands) {
-              this.host.command(cmd[0] === 'update' && train ? ['update', cmd[1], cmd[2], updateAttrsAtLaterStep(cmd[1], cmd[3], this.stepsRun)] : cmd);
-            }
-            if (train) this.stepsRun++;
-            // One kernel updates every sum and the first-bad-batch marker: inputs are [sums..., marker, outputs...].
-            const outs = program.outputs.map((id) => this.host.get(id));
-            const k = outputs + 1;
-            const exprs = outs.map((_, i) => f('add', x(i), f('mul', x(k + i), c(end - start))));
-            if (outs.length) exprs.push(f('where', f('ge', x(outputs), c(0)), x(outputs), f('where', f('isfinite', x(k)), c(-1), c(batch))));
-            else exprs.push(x(outputs));
-            ctx.mapInto(exprs, [...sums, ...outs], sums);
-            for (const id of toFree.get(program)!) this.host.free(id);
-          });
-          this.host.flush();
+          await this.host.turns.take();
+          try {
+            if (this.stopRequested) break;
+            this.runBatch(program, xp, yp, start, end, batch, train, sums, outputs, toFree.get(program)!);
+            this.host.flush();
+          } finally {
+            this.host.turns.pass();
+          }
           inFlight.push(this.host.done());
           if (inFlight.length > MAX_STEPS_IN_FLIGHT) await inFlight.shift();
           if (onBatch) await onBatch(batch, sums.slice(0, outputs), end);
@@ -127,6 +140,32 @@ export class FitLoop {
       for (const s of sums) s.release();
       throw e;
     }
+  }
+
+  /**
+   * One step of `program` on rows [start, end): its outputs added into `sums` and the first
+   * non-finite batch noted in the marker after them. Synchronous: nothing else runs in between.
+   */
+  private runBatch(program: ProgramSpec, xp: WT[], yp: WT[], start: number, end: number, batch: number, train: boolean, sums: WT[], outputs: number, toFree: number[]) {
+    const { ctx } = this.host;
+    ctx.scoped(() => {
+      program.inputs.forEach((id, i) => {
+        const src = i < xp.length ? xp[i] : yp[i - xp.length];
+        this.host.set(id, this.rows(src, start, end));
+      });
+      for (const cmd of program.commands) {
+        this.host.command(cmd[0] === 'update' && train ? ['update', cmd[1], cmd[2], updateAttrsAtLaterStep(cmd[1], cmd[3], this.stepsRun)] : cmd);
+      }
+      if (train) this.stepsRun++;
+      // One kernel updates every sum and the first-bad-batch marker: inputs are [sums..., marker, outputs...].
+      const outs = program.outputs.map((id) => this.host.get(id));
+      const k = outputs + 1;
+      const exprs = outs.map((_, i) => f('add', x(i), f('mul', x(k + i), c(end - start))));
+      if (outs.length) exprs.push(f('where', f('ge', x(outputs), c(0)), x(outputs), f('where', f('isfinite', x(k)), c(-1), c(batch))));
+      else exprs.push(x(outputs));
+      ctx.mapInto(exprs, [...sums, ...outs], sums);
+      for (const id of toFree) this.host.free(id);
+    });
   }
 
   /** Mean of each program output over the data. */

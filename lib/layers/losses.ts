@@ -23,7 +23,7 @@ const classIndices = (y: Tensor) => (y.shape.length === 2 && y.shape[1] === 1 ? 
 const logProbs = ({ pred, logits, activation }: Prediction) =>
   logits && activation === 'softmax' ? logits.logSoftmax(-1) : pred.clamp(EPS, 1 - EPS).log();
 
-export const LOSSES: Record<string, LossFn> = {
+export const LOSSES = {
   categoricalCrossentropy: (y, p) => logProbs(p).mul(y).sum(-1).mean().neg(),
   sparseCategoricalCrossentropy: (y, p) => {
     const idx = classIndices(y);
@@ -45,9 +45,11 @@ export const LOSSES: Record<string, LossFn> = {
     // 0.5 * min(|d|, 1)^2 + (|d| - min(|d|, 1)): Huber with delta 1 without a branch.
     return small.square().mul(0.5).add(a.sub(small)).mean();
   },
-};
+} satisfies Record<string, LossFn>;
 
-const LOSS_ALIASES: Record<string, string> = {
+type LossKey = keyof typeof LOSSES;
+
+const LOSS_ALIASES = {
   categorical_crossentropy: 'categoricalCrossentropy',
   sparse_categorical_crossentropy: 'sparseCategoricalCrossentropy',
   binary_crossentropy: 'binaryCrossentropy',
@@ -55,11 +57,17 @@ const LOSS_ALIASES: Record<string, string> = {
   mse: 'meanSquaredError',
   mean_absolute_error: 'meanAbsoluteError',
   mae: 'meanAbsoluteError',
-};
+} as const satisfies Record<string, LossKey>;
+
+/** Loss names compile() takes, in TensorFlow.js spelling (`meanSquaredError`) or Keras's (`mean_squared_error`, `mse`). */
+export type LossName = LossKey | keyof typeof LOSS_ALIASES;
+
+/** Metric names compile() takes; `accuracy` picks binary, categorical or sparse accuracy from the loss, as Keras does. */
+export type MetricName = 'accuracy' | 'acc' | 'meanSquaredError' | 'meanAbsoluteError' | 'mean_squared_error' | 'mean_absolute_error' | 'mse' | 'mae';
 
 /** Canonical loss name for either spelling; throws listing the valid names. */
-export function lossName(name: string): string {
-  const key = LOSS_ALIASES[name] ?? name;
+export function lossName(name: string): LossKey {
+  const key = (LOSS_ALIASES as Record<string, LossKey>)[name] ?? name;
   if (!(key in LOSSES)) {
     const valid = [...Object.keys(LOSS_ALIASES), ...Object.keys(LOSSES)].join(', ');
     throw new Error(`unknown loss '${name}'; valid: ${valid}, or a function (yTrue, yPred) => Tensor`);
@@ -82,7 +90,7 @@ function accuracyFor(loss: string | null, outputUnits: number): MetricFn {
 
 export function metricFn(name: string, loss: string | null, outputUnits: number): MetricFn {
   if (name === 'accuracy' || name === 'acc') return accuracyFor(loss, outputUnits);
-  const key = LOSS_ALIASES[name] ?? name;
+  const key = (LOSS_ALIASES as Record<string, LossKey>)[name] ?? name;
   if (key === 'meanSquaredError' || key === 'meanAbsoluteError') return LOSSES[key];
   throw new Error(`unknown metric '${name}'; valid: accuracy, acc, mse, mae, mean_squared_error, mean_absolute_error`);
 }

@@ -5,16 +5,19 @@ import { Adam, AdamW, Optimizer, RMSprop, SGD } from '../optim/index.js';
 
 export type OptimizerLike = Optimizer<{ lr: number }>;
 
-const BY_NAME: Record<string, (params: Parameter[]) => OptimizerLike> = {
+const BY_NAME = {
   sgd: (p) => new SGD(p, { lr: 0.01 }),
   adam: (p) => new Adam(p, { lr: 0.001, eps: 1e-7 }),
   adamw: (p) => new AdamW(p, { lr: 0.001, eps: 1e-7 }),
   rmsprop: (p) => new RMSprop(p, { lr: 0.001, alpha: 0.9, eps: 1e-7 }),
-};
+} satisfies Record<string, (params: Parameter[]) => OptimizerLike>;
+
+/** Optimizer names compile() takes (any case), each with Keras's defaults; pass an sn.optim instance for other settings. */
+export type OptimizerName = keyof typeof BY_NAME;
 
 export function makeOptimizer(spec: string | OptimizerLike, params: Parameter[]): OptimizerLike {
   if (spec instanceof Optimizer) return spec;
-  const make = typeof spec === 'string' ? BY_NAME[spec.toLowerCase()] : undefined;
+  const make = typeof spec === 'string' ? (BY_NAME as Record<string, (params: Parameter[]) => OptimizerLike>)[spec.toLowerCase()] : undefined;
   if (!make) throw new Error(`unknown optimizer '${String(spec)}'; valid: ${Object.keys(BY_NAME).join(', ')}, or an sn.optim instance`);
   return make(params);
 }

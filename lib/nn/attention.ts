@@ -11,7 +11,7 @@ import { uniform } from './init.js';
 import { Linear } from './layers.js';
 import { Dropout } from './dropout.js';
 import { LayerNorm } from './norm.js';
-import { Module, Parameter } from './module.js';
+import { Module, Parameter, type TensorModule } from './module.js';
 import { checkOptions, pyArgs, requireArgs, type PyRest } from './args.js';
 
 /** PyTorch's xavier_uniform_ for a [fanOut, fanIn] matrix. */
@@ -276,13 +276,13 @@ export class TransformerEncoderLayer extends Module {
 /** torch.nn.TransformerEncoder: numLayers copies of a layer (same initial weights, as PyTorch's deepcopy), then an optional norm. */
 export class TransformerEncoder extends Module {
   layers: TransformerEncoderLayer[];
-  norm: Module | null;
+  norm: TensorModule | null;
   readonly numLayers: number;
 
   /** PyTorch's order: norm, enableNestedTensor (accepted; nested tensors are a PyTorch speed-up with no counterpart here). */
-  constructor(encoderLayer: TransformerEncoderLayer, numLayers: number, ...rest: PyRest<[norm: Module | null, enableNestedTensor: boolean], { norm?: Module | null; enableNestedTensor?: boolean }>) {
+  constructor(encoderLayer: TransformerEncoderLayer, numLayers: number, ...rest: PyRest<[norm: TensorModule | null, enableNestedTensor: boolean], { norm?: TensorModule | null; enableNestedTensor?: boolean }>) {
     super();
-    const options = pyArgs<{ norm?: Module | null }>('TransformerEncoder', rest, { norm: 'module?', enableNestedTensor: 'boolean' });
+    const options = pyArgs<{ norm?: TensorModule | null }>('TransformerEncoder', rest, { norm: 'module?', enableNestedTensor: 'boolean' });
     if (!(encoderLayer instanceof TransformerEncoderLayer)) throw new TypeError('TransformerEncoder: encoderLayer must be a TransformerEncoderLayer');
     if (!Number.isInteger(numLayers) || numLayers < 1) throw new RangeError(`TransformerEncoder: numLayers must be a positive integer, got ${numLayers}`);
     this.numLayers = numLayers;

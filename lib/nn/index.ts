@@ -1,6 +1,6 @@
 // sn.nn: PyTorch-style modules, layers and losses.
 
-export { Module, Parameter, Buffer, type StateDict } from './module.js';
+export { Module, Parameter, Buffer, type StateDict, type TensorModule } from './module.js';
 export { Linear, Sequential, ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, Flatten } from './layers.js';
 export { LSTM, GRU, RNN, type RNNOptions, type RecurrentCallOptions } from './recurrent.js';
 export { Conv2d, MaxPool2d } from './conv.js';

@@ -4,7 +4,7 @@
 import type { Tensor } from '../tensor.js';
 import { gelu, linear } from './functional.js';
 import { kaimingUniformDefault } from './init.js';
-import { Module, Parameter } from './module.js';
+import { Module, Parameter, type TensorModule } from './module.js';
 import { integer } from '../validate.js';
 import { pyArgs, type PyRest } from './args.js';
 
@@ -32,7 +32,7 @@ export class Linear extends Module {
 
 /** Runs its modules in order; accepts modules as arguments, indexed '0', '1', ... like PyTorch. */
 export class Sequential extends Module {
-  constructor(...modules: Module[]) {
+  constructor(...modules: TensorModule[]) {
     super();
     const bad = modules.findIndex((m) => !(m instanceof Module));
     if (bad >= 0) throw new TypeError(`Sequential: argument ${bad + 1} is not a Module (got ${typeof modules[bad]})`);
@@ -47,8 +47,9 @@ export class Sequential extends Module {
     return this.children().at(i)!;
   }
 
-  forward(x: any): any {
-    return this.children().reduce((h, m) => m.forward(h), x);
+  forward(x: Tensor): Tensor {
+    // The constructor took TensorModules, so every child is one.
+    return this.children().reduce((h, m) => (m as TensorModule).forward(h), x);
   }
 }
 

@@ -79,6 +79,15 @@ export class NLLLoss extends Loss {
   forward(input: Tensor, target: Tensor) { return F.nllLoss(input, target, this); }
 }
 
+/**
+ * torch.nn.CrossEntropyLoss: log-softmax and negative log-likelihood of logits [N, C] (or [N, C, ...]).
+ * The target is either int32 class indices [N] (as PyTorch's int64: make them with
+ * `sn.tensor(labels, [n], { dtype: 'int32' })` or from an Int32Array; a float32 tensor of indices
+ * is taken for probabilities and fails the shape check) or float32 class probabilities shaped like the input.
+ *
+ * @example
+ * const loss = new sn.nn.CrossEntropyLoss().forward(logits, sn.tensor([2, 0, 1], [3], { dtype: 'int32' }));
+ */
 export class CrossEntropyLoss extends Loss {
   weight: Buffer | null;
   readonly ignoreIndex: number;

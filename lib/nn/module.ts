@@ -27,10 +27,14 @@ export class Buffer extends Tensor {
 
 export type StateDict = Record<string, Tensor>;
 
+/** A module whose forward maps one Tensor to one Tensor (Linear, ReLU, LayerNorm, ...): what Sequential chains. */
+export type TensorModule = Module & { forward(x: Tensor): Tensor };
+
 export abstract class Module {
   training = true;
 
-  abstract forward(...args: any[]): any;
+  /** The computation; subclasses declare their own arguments and result (PyTorch's forward). */
+  abstract forward(...args: never[]): unknown;
 
   /** The own properties that are modules, parameters or buffers, in definition order (arrays of modules as name.i). */
   private members(): [string, Module | Parameter | Buffer][] {
