@@ -119,7 +119,9 @@ export abstract class Layer extends Module {
    * returns placeholders for the outputs; on Tensors it runs the layer (building it from their shape
    * on the first call). Several inputs come as a list or as further arguments: mha.apply(query, value).
    */
-  apply(inputs: ApplyInput | ApplyInput[], ...rest: (ApplyInput | Record<string, unknown> | undefined)[]): any {
+  apply(inputs: SymbolicTensor | SymbolicTensor[], ...rest: (SymbolicTensor | Record<string, unknown> | undefined)[]): SymbolicTensor | SymbolicTensor[];
+  apply(inputs: Tensor | Tensor[], ...rest: (Tensor | Record<string, unknown> | undefined)[]): Tensor | Tensor[];
+  apply(inputs: ApplyInput | ApplyInput[], ...rest: (ApplyInput | Record<string, unknown> | undefined)[]): ApplyInput | ApplyInput[] {
     const list = [...(Array.isArray(inputs) ? inputs : [inputs])];
     for (const r of rest) {
       if (r instanceof Tensor || r instanceof SymbolicTensor) list.push(r);
