@@ -11,6 +11,7 @@ import {
 import { Bidirectional, TimeDistributed, type MergeMode } from './wrappers.js';
 import type { Pair } from '../nn/args.js';
 import { Merge } from './merge.js';
+import { MultiHeadAttention, type MultiHeadAttentionArgs } from './attention.js';
 
 export const dense = (args: DenseArgs) => new Dense(args);
 export const activation = (args: LayerArgs & { activation: ActivationName }) => new Activation(args);
@@ -43,5 +44,6 @@ export const multiply = (args: LayerArgs = {}) => new Merge('Multiply', args);
 export const average = (args: LayerArgs = {}) => new Merge('Average', args);
 export const maximum = (args: LayerArgs = {}) => new Merge('Maximum', args);
 export const minimum = (args: LayerArgs = {}) => new Merge('Minimum', args);
+export const multiHeadAttention = (args: MultiHeadAttentionArgs) => new MultiHeadAttention(args);
 export { Layer, SymbolicTensor } from './layer.js';
 export type { LayerArgs, LayerShape } from './layer.js';

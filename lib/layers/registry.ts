@@ -7,6 +7,7 @@ import { GRULayer, LSTMLayer, SimpleRNN, type KerasRecurrent } from './recurrent
 import { AveragePooling2D, Conv1D, Conv2D, GlobalPooling, MaxPooling2D, UpSampling2D } from './convolutional.js';
 import { Bidirectional, TimeDistributed } from './wrappers.js';
 import { Merge } from './merge.js';
+import { MultiHeadAttention } from './attention.js';
 import type { LayerArgs } from './layer.js';
 
 type Factory = (config: any) => Layer;
@@ -37,6 +38,7 @@ const FACTORIES: Record<string, Factory> = {
   GlobalMaxPooling1D: (c) => new GlobalPooling('GlobalMaxPooling1D', c),
   GlobalMaxPooling2D: (c) => new GlobalPooling('GlobalMaxPooling2D', c),
   UpSampling2D: (c) => new UpSampling2D(c),
+  MultiHeadAttention: (c) => new MultiHeadAttention(c),
   TimeDistributed: (c) => new TimeDistributed({ ...c, layer: inner(c) }),
   Bidirectional: (c) => new Bidirectional({ ...c, layer: inner(c) as KerasRecurrent }),
   ...Object.fromEntries((['Concatenate', 'Add', 'Subtract', 'Multiply', 'Average', 'Maximum', 'Minimum'] as const).map((k) => [k, (c: LayerArgs) => new Merge(k, c)])),
