@@ -117,12 +117,14 @@ export class MultiHeadAttention extends Layer {
    * On Tensors it returns the output [batch, T, outputShape] (and the scores [batch, heads, T, S] with
    * returnAttentionScores); on sn.input() placeholders it adds the call to the functional graph.
    */
-  override apply(inputs: Input | Input[], ...rest: (Input | Record<string, unknown> | undefined)[]): any {
+  override apply(inputs: SymbolicTensor | SymbolicTensor[], ...rest: (SymbolicTensor | MultiHeadAttentionCall | undefined)[]): SymbolicTensor | SymbolicTensor[];
+  override apply(inputs: Tensor | Tensor[], ...rest: (Tensor | MultiHeadAttentionCall | undefined)[]): Tensor | Tensor[];
+  override apply(inputs: Input | Input[], ...rest: (Input | MultiHeadAttentionCall | undefined)[]): Input | Input[] {
     const list = [...(Array.isArray(inputs) ? inputs : [inputs])];
     let options: MultiHeadAttentionCall | null = null;
     for (const r of rest) {
       if (r instanceof SymbolicTensor || r instanceof Tensor) list.push(r);
-      else if (r !== undefined) options = r as MultiHeadAttentionCall;
+      else if (r !== undefined) options = r;
     }
     const known = ['attentionMask', 'returnAttentionScores', 'useCausalMask', 'training'];
     const unknown = Object.keys(options ?? {}).filter((k) => !known.includes(k));
