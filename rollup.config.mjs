@@ -55,7 +55,7 @@ const inlineWorker = () => ({
   },
 });
 
-const plugins = (outDir) => [wgsl(), assemblyScript(), nodeResolve({ browser: true }), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir, noEmitOnError: true })];
+const plugins = (outDir, browser = true) => [wgsl(), assemblyScript(), nodeResolve({ browser }), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir, noEmitOnError: true })];
 
 // The TypeScript plugin's source paths come out a directory too high (relative to its
 // outDir, then resolved from the source file); climb down until the file is found.
@@ -71,12 +71,20 @@ const bundle = (input, file, extra = []) => ({
   plugins: [...plugins(dirname(file)), ...extra],
 });
 
+// Node entries: Node's built-ins and the optional `webgpu` package stay imports.
+const nodeBundle = (input, file, extra = []) => ({
+  input,
+  output: { file, format: 'es', sourcemap: true, sourcemapPathTransform },
+  external: (id) => id.startsWith('node:') || id === 'webgpu',
+  plugins: [...plugins(dirname(file), false), ...extra],
+});
+
 // Type declarations come from `tsc -p tsconfig.build.json` (see the build script) into
-// dist/types; the entry .d.ts files point at the facade's.
-const typesEntries = () => ({
+// dist/types; the entry .d.ts files point at the facade's (the Node entry's at its own).
+const typesEntries = (fileNames = ['index.d.ts', 'shadenet.d.ts'], entry = 'index') => ({
   name: 'types-entries',
   generateBundle() {
-    for (const fileName of ['index.d.ts', 'shadenet.d.ts']) this.emitFile({ type: 'asset', fileName, source: "export * from './types/lib/index.js';\n" });
+    for (const fileName of fileNames) this.emitFile({ type: 'asset', fileName, source: `export * from './types/lib/${entry}.js';\n` });
   },
 });
 
@@ -84,6 +92,8 @@ export default [
   bundle('lib/index.ts', 'dist/index.js', [typesEntries()]),
   bundle('worker/index.ts', 'dist/worker.js'),
   bundle('lib/standalone.ts', 'dist/shadenet.js', [inlineWorker()]),
+  nodeBundle('lib/node.ts', 'dist/node.js', [typesEntries(['node.d.ts'], 'node')]),
+  nodeBundle('worker/node.ts', 'dist/node-worker.js'),
   // Worker-internal modules that tests exercise directly: built outside dist/ so they never ship.
   bundle('test/safetensors-entry.ts', 'build/test/safetensors.js'),
   bundle('test/checkpoint-store-entry.ts', 'build/test/checkpoint-store.js'),

@@ -1,4 +1,4 @@
-// Checkpoints (IndexedDB) and safetensors, page side. The page only names
+// Checkpoints (IndexedDB in browsers, files under Node) and safetensors, page side. The page only names
 // tensors: the worker reads their buffers, encodes and stores them, and on
 // load creates the tensors itself; here we give them handles. A saved value is
 // any JSON-like tree with Tensors in it (a module is saved as its state dict,
@@ -29,16 +29,37 @@ export interface SaveOptions {
   simulateQuotaAfterBytes?: number;
 }
 
-/** The checkpoint name in 'indexeddb://name'; any other scheme is rejected. */
+/** Set by the Node entry: there, checkpoints are files (file:// URLs or paths) and IndexedDB is missing. */
+let fileCheckpoints = false;
+
+/** @internal Called by the Node entry. */
+export function useFileCheckpoints() {
+  fileCheckpoints = true;
+}
+
+/** A file:// URL or a plain path, passed on as given: the worker resolves it (same working directory). */
+function fileLocation(url: string, what: string): string {
+  if (typeof url === 'string' && url.startsWith(SCHEME)) {
+    throw new TypeError(`${what}: there is no IndexedDB in Node; give a file:// URL or a path instead of ${JSON.stringify(url)}`);
+  }
+  if (typeof url !== 'string' || !url || (/^[a-z][a-z\d+.-]*:\/\//i.test(url) && !url.startsWith('file://'))) {
+    throw new TypeError(`${what}: expected a file:// URL or a path, got ${JSON.stringify(url)}`);
+  }
+  return url;
+}
+
+/** The checkpoint name in 'indexeddb://name' (under Node: the file:// URL or path); any other scheme is rejected. */
 export function checkpointName(url: string, what: string): string {
+  if (fileCheckpoints) return fileLocation(url, what);
   if (typeof url !== 'string' || !url.startsWith(SCHEME) || url.length === SCHEME.length) {
     throw new TypeError(`${what}: expected a URL of the form 'indexeddb://name' (the only storage supported), got ${JSON.stringify(url)}`);
   }
   return url.slice(SCHEME.length);
 }
 
-/** checkpoints.* take a bare name or an 'indexeddb://' URL. */
+/** checkpoints.* take a bare name or an 'indexeddb://' URL (under Node: a file:// URL or a path). */
 function nameOf(nameOrUrl: string, what: string): string {
+  if (fileCheckpoints) return fileLocation(nameOrUrl, what);
   if (typeof nameOrUrl === 'string' && nameOrUrl.includes('://')) return checkpointName(nameOrUrl, what);
   if (typeof nameOrUrl !== 'string' || !nameOrUrl) throw new TypeError(`${what}: expected a checkpoint name, got ${JSON.stringify(nameOrUrl)}`);
   return nameOrUrl;
@@ -168,10 +189,16 @@ function isStateDict(v: unknown): boolean {
   return !!v && typeof v === 'object' && isPlain(v) && Object.values(v).length > 0 && Object.values(v).every((t) => t instanceof Tensor);
 }
 
-/** The checkpoints in IndexedDB. Names may be given bare or as 'indexeddb://name'. */
+/**
+ * The checkpoints in IndexedDB. Names may be given bare or as 'indexeddb://name'.
+ * Under Node they are files: names are file:// URLs or paths, and list(dir) lists
+ * the checkpoints in a directory (default: the working directory).
+ */
 export const checkpoints = {
-  list(): Promise<CheckpointInfo[]> {
-    return runtime().call((e) => e.listCheckpoints());
+  async list(dir?: string): Promise<CheckpointInfo[]> {
+    if (!fileCheckpoints && dir !== undefined) throw new TypeError('checkpoints.list: takes a directory only under Node; in a browser it lists IndexedDB');
+    const location = fileCheckpoints ? fileLocation(dir ?? '.', 'checkpoints.list') : undefined;
+    return runtime().call((e) => e.listCheckpoints(location));
   },
   async exists(name: string): Promise<boolean> {
     const n = nameOf(name, 'checkpoints.exists');

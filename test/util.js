@@ -1,44 +1,13 @@
-// Shared test helpers: a seeded PRNG for inputs and closeness checks.
+// Browser test helpers: assertions and GC on top of numeric.js (shared with the Node tier).
 import { expect } from '@esm-bundle/chai';
+import { firstMismatch } from './numeric.js';
 
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Random values for a shape: kind 'normal' (default), 'positive', 'away' (|x| >= 0.2) or 'int:N' (0..N-1). */
-export function randomData(rng, size, kind = 'normal') {
-  const out = kind.startsWith('int') ? new Int32Array(size) : new Float32Array(size);
-  const n = kind.startsWith('int') ? Number(kind.split(':')[1]) : 0;
-  for (let i = 0; i < size; i++) {
-    const u = rng();
-    if (n) out[i] = Math.floor(u * n);
-    else if (kind === 'positive') out[i] = 0.2 + 2 * u;
-    else if (kind === 'away') out[i] = (u < 0.5 ? -1 : 1) * (0.2 + 1.5 * rng());
-    else out[i] = (u - 0.5) * 4;
-  }
-  return out;
-}
-
-export const sizeOf = (shape) => shape.reduce((a, b) => a * b, 1);
+export { mulberry32, randomData, sizeOf, blobData } from './numeric.js';
 
 /** Asserts two arrays agree within atol + rtol * |expected|, naming the first bad index. */
-export function expectClose(actual, expected, { atol = 1e-5, rtol = 1e-4, label = '' } = {}) {
-  expect(actual.length, `${label}: length`).to.equal(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    if (Number.isNaN(e) && Number.isNaN(a)) continue;
-    if (a === e) continue;
-    const ok = Math.abs(a - e) <= atol + rtol * Math.abs(e);
-    if (!ok) expect.fail(`${label}: index ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`);
-  }
+export function expectClose(actual, expected, opts = {}) {
+  const mismatch = firstMismatch(actual, expected, opts);
+  if (mismatch) expect.fail(mismatch);
 }
 
 /** Forces a full garbage collection where Chromium was started with --expose-gc. */
@@ -57,17 +26,4 @@ export async function rejection(promise) {
     return e;
   }
   throw new Error('expected the promise to reject');
-}
-
-/** A small classification problem: 6 features, class = argmax of the first 3 (one-hot y). */
-export function blobData(n, seed = 1) {
-  const rng = mulberry32(seed);
-  const x = randomData(rng, n * 6);
-  const y = new Float32Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < 3; c++) if (x[i * 6 + c] > x[i * 6 + best]) best = c;
-    y[i * 3 + best] = 1;
-  }
-  return { x, y };
 }

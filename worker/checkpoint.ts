@@ -12,7 +12,7 @@
 // key, shape and dtype; the page makes a handle per tensor and `adopt`s the
 // staged arrays under those ids.
 
-import { CheckpointStore, type CheckpointInfo } from './checkpoint-store.js';
+import { CheckpointStore, CheckpointError, type CheckpointInfo } from './checkpoint-store.js';
 import { decodeSafetensors, encodeSafetensors, type RawTensor } from './safetensors.js';
 
 
@@ -31,13 +31,32 @@ export interface SaveOptions {
   simulateQuotaAfterBytes?: number;
 }
 
+/** Where checkpoints live: IndexedDB in browsers, files under Node (worker/checkpoint-files.ts). */
+export interface CheckpointStorage {
+  save(name: string, kind: string, meta: unknown, blobs: Record<string, Uint8Array>): Promise<CheckpointInfo>;
+  load(name: string): Promise<{ info: CheckpointInfo; meta: unknown; blobs: Record<string, Uint8Array> }>;
+  /** Names in IndexedDB; under a directory for files. */
+  list(location?: string): Promise<CheckpointInfo[]>;
+  exists(name: string): Promise<boolean>;
+  delete(name: string): Promise<boolean>;
+}
+
 export class Checkpoints {
-  private readonly store = new CheckpointStore();
+  /** IndexedDB is opened on first use: a host without it (Node) passes its own storage instead. */
+  private storeInstance: CheckpointStorage | null;
   private readonly staged = new Map<number, Record<string, RawTensor>>();
   private nextToken = 1;
 
+  constructor(storage?: CheckpointStorage) {
+    this.storeInstance = storage ?? null;
+  }
+
+  private get store(): CheckpointStorage {
+    return (this.storeInstance ??= new CheckpointStore());
+  }
+
   async save(name: string, kind: string, meta: unknown, tensors: Record<string, RawTensor>, opts: SaveOptions = {}): Promise<CheckpointInfo> {
-    const store = opts.simulateQuotaAfterBytes === undefined ? this.store : new CheckpointStore({ simulateQuotaAfterBytes: opts.simulateQuotaAfterBytes });
+    const store = opts.simulateQuotaAfterBytes === undefined ? this.store : this.quotaStore(opts.simulateQuotaAfterBytes);
     return store.save(name, kind, meta, { [TENSORS_BLOB]: encodeSafetensors(tensors) });
   }
 
@@ -72,8 +91,15 @@ export class Checkpoints {
     });
   }
 
-  list(): Promise<CheckpointInfo[]> {
-    return this.store.list();
+  list(location?: string): Promise<CheckpointInfo[]> {
+    return this.store.list(location);
+  }
+
+  private quotaStore(bytes: number): CheckpointStorage {
+    if (this.storeInstance && !(this.storeInstance instanceof CheckpointStore)) {
+      throw new CheckpointError('simulateQuotaAfterBytes is a test hook of the IndexedDB store', { code: 'invalid-argument' });
+    }
+    return new CheckpointStore({ simulateQuotaAfterBytes: bytes });
   }
 
   exists(name: string): Promise<boolean> {

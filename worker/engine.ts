@@ -5,7 +5,7 @@ import * as Comlink from 'comlink';
 import type { BackendName, Command, EngineInfo, EvalSpec, FitEvents, FitSpec, InitOptions, ReadResult } from '../lib/protocol.js';
 import type { Backend, TypedArray } from './backend/backend.js';
 import { CpuBackend } from './backend/cpu/index.js';
-import { WebGpuBackend, requestDevice } from './backend/webgpu/index.js';
+import { WebGpuBackend, browserGpu, requestDevice } from './backend/webgpu/index.js';
 import { createWasmBackend } from './backend/wasm/index.js';
 import { f, x } from './backend/kernel.js';
 import { backward } from './autograd.js';
@@ -14,8 +14,15 @@ import { FitLoop, Turns, type FitHost } from './fit.js';
 import { OPS } from './ops/index.js';
 import { UPDATES } from './ops/optim.js';
 import type { WT } from './tensor.js';
-import { Checkpoints, type SaveOptions } from './checkpoint.js';
+import { Checkpoints, type CheckpointStorage, type SaveOptions } from './checkpoint.js';
 import type { RawTensor } from './safetensors.js';
+
+export interface EngineServices {
+  /** The WebGPU entry point, or a rejection saying why there is none. */
+  openGpu?: () => Promise<GPU>;
+  /** Where checkpoints live; IndexedDB when absent. */
+  checkpointStorage?: CheckpointStorage;
+}
 
 export class Engine {
   private backend!: Backend;
@@ -24,8 +31,17 @@ export class Engine {
   /** The first failure of a batch; reported by the next read or sync, then cleared. */
   private error: Error | null = null;
 
+  private readonly openGpu: () => Promise<GPU>;
+  private readonly checkpoints: Checkpoints;
+
+  /** What the host provides: Node passes Dawn's WebGPU entry point and checkpoint files. */
+  constructor({ openGpu = browserGpu, checkpointStorage }: EngineServices = {}) {
+    this.openGpu = openGpu;
+    this.checkpoints = new Checkpoints(checkpointStorage);
+  }
+
   async init(kind: 'auto' | BackendName, opts: InitOptions = {}): Promise<EngineInfo> {
-    const { backend, ...info } = await openBackend(kind, opts);
+    const { backend, ...info } = await openBackend(kind, opts, this.openGpu);
     this.backend = backend;
     this.ctx = new Ctx(this.backend);
     return { backend: backend.name, maxBufferBytes: backend.maxBufferBytes, ...info };
@@ -235,8 +251,6 @@ export class Engine {
 
   // ---- checkpoints and safetensors: tensor data goes between buffers and storage here, never through the page
 
-  private checkpoints = new Checkpoints();
-
   /** One consistent snapshot: every read's copy is queued before the first await. */
   private async rawTensors(entries: [key: string, id: number][]): Promise<Record<string, RawTensor>> {
     const reads = await Promise.all(entries.map(([, id]) => this.read(id)));
@@ -271,8 +285,8 @@ export class Engine {
     return this.checkpoints.decode(bytes);
   }
 
-  listCheckpoints() {
-    return this.checkpoints.list();
+  listCheckpoints(location?: string) {
+    return this.checkpoints.list(location);
   }
 
   checkpointExists(name: string) {
@@ -290,13 +304,13 @@ export class Engine {
  * WebAssembly cannot compile (a CSP without 'wasm-unsafe-eval'), the TypeScript
  * backend computes instead, said once in the console.
  */
-async function openBackend(kind: 'auto' | BackendName, { kernels = 'auto', threads }: InitOptions): Promise<{ backend: Backend } & Omit<EngineInfo, 'backend' | 'maxBufferBytes'>> {
+async function openBackend(kind: 'auto' | BackendName, { kernels = 'auto', threads }: InitOptions, openGpu: () => Promise<GPU>): Promise<{ backend: Backend } & Omit<EngineInfo, 'backend' | 'maxBufferBytes'>> {
   if (kind === 'cpu') return { backend: new CpuBackend(), reason: 'requested' };
   let reason = 'requested';
   let adapter: string | undefined;
   if (kind !== 'wasm') {
     try {
-      const gpu = await requestDevice();
+      const gpu = await requestDevice(await openGpu());
       adapter = gpu.adapter;
       if (kind === 'webgpu' || !gpu.software) {
         const backend = new WebGpuBackend({ ...gpu, software: kernels === 'auto' ? gpu.software : kernels === 'direct' });

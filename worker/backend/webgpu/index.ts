@@ -15,9 +15,14 @@ export interface GpuDevice {
   adapter: string;
 }
 
-export async function requestDevice(): Promise<GpuDevice> {
+/** The browser's WebGPU entry point; hosts without one (Node) supply their own to the Engine. */
+export async function browserGpu(): Promise<GPU> {
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) throw new Error('WebGPU is not available: navigator.gpu is missing in this browser (or in its workers)');
+  return gpu;
+}
+
+export async function requestDevice(gpu: GPU): Promise<GpuDevice> {
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error('WebGPU is not available: navigator.gpu.requestAdapter() returned no adapter');
   const want = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage'] as const;

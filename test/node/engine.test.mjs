@@ -1,0 +1,53 @@
+// The engine under Node: `import 'shadenet'` resolves to the Node entry, which
+// runs the same engine in a worker_threads worker.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as sn from 'shadenet';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Runs a module body in a fresh Node process at the repository root; resolves with its exit code and output. */
+function script(body, { execArgv = [], env = process.env } = {}) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [...execArgv, '--input-type=module', '-e', body], { cwd: root, env, timeout: 120000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+test('tensors and autograd compute on the CPU backend', async () => {
+  await sn.init({ backend: 'cpu' });
+  assert.equal(sn.backend(), 'cpu');
+  const w = sn.tensor([[1, -2], [3, 4], [-5, 6]], undefined, { requiresGrad: true });
+  const x = sn.tensor([[1, 2, 3], [4, 5, 6]]);
+  const loss = x.matmul(w).relu().sum();
+  loss.backward();
+  // x @ w = [[-8, 24], [-11, 48]]; relu keeps column 1, so d/dw = [x column sums, masked to column 1].
+  assert.equal(await loss.item(), 72);
+  assert.deepEqual(await w.grad.array(), [[0, 5], [0, 7], [0, 9]]);
+});
+
+test('a shape error throws at the call, naming both shapes', () => {
+  assert.throws(() => sn.tensor([[1, 2, 3], [4, 5, 6]]).add(sn.zeros([4])), /\[2, 3\].*\[4\]/);
+});
+
+test('a script that uses the engine exits on its own, with its results', async () => {
+  const { code, stdout, stderr } = await script(`
+    import * as sn from 'shadenet';
+    console.log(await sn.ones([2, 3]).mul(2).sum().item());`);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout.trim(), '12');
+});
+
+test("without the optional 'webgpu' package, 'auto' runs on the CPU and 'webgpu' says why it cannot", async () => {
+  const { code, stdout, stderr } = await script(`
+    import * as sn from 'shadenet';
+    await sn.init();
+    console.log(sn.backend(), await sn.arange(4).sum().item());
+    await sn.init({ backend: 'webgpu' }).catch((e) => console.log(e.message));`, { execArgv: ['--import', './test/node/hide-webgpu.mjs'] });
+  assert.equal(code, 0, stderr);
+  const [first, second] = stdout.trim().split('\n');
+  assert.equal(first, 'cpu 6');
+  assert.match(second, /WebGPU is not available: Node needs the optional 'webgpu' package/);
+});
