@@ -46,14 +46,17 @@ function nodeHost(): EngineHost {
       base.postMessage(msg, transfer);
     },
   };
+  let ended = false;
   return {
     endpoint,
-    terminate: () => void worker.terminate(),
+    terminate() {
+      ended = true;
+      void worker.terminate();
+    },
     onFailure(callback) {
-      let failed = false;
       const fail = (why: string) => {
-        if (failed) return;
-        failed = true;
+        if (ended) return;
+        ended = true;
         callback(new Error(`shadenet: the engine worker failed: ${why}`));
       };
       worker.on('error', (e: Error) => fail(e.message));

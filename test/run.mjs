@@ -5,7 +5,8 @@
 //
 // TEST_FILES=a.test.js,b.test.mjs runs only those: .test.js files in
 // Chromium, .test.mjs files in Node.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { swiftShaderEnv } from './swiftshader-env.mjs';
 import { existsSync, readdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,25 +53,6 @@ function browserTestsWanted() {
   const browser = requested.filter((f) => !f.endsWith('.mjs'));
   process.env.TEST_FILES = browser.join(',');
   return browser.length > 0;
-}
-
-/**
- * Dawn (the `webgpu` package) finds SwiftShader through the Vulkan ICD and
- * loader that Debian's chromium package installs, as Chromium itself does.
- */
-function swiftShaderEnv() {
-  if (process.env.VK_ICD_FILENAMES) return {};
-  let icd = '/usr/lib/chromium/vk_swiftshader_icd.json';
-  if (!existsSync(icd)) {
-    try {
-      icd = execFileSync('dpkg', ['-L', 'chromium'], { encoding: 'utf8' }).split('\n').find((l) => l.endsWith('vk_swiftshader_icd.json')) ?? '';
-    } catch {
-      return {};
-    }
-  }
-  if (!icd) return {};
-  const dir = icd.slice(0, icd.lastIndexOf('/'));
-  return { VK_ICD_FILENAMES: icd, LD_LIBRARY_PATH: [dir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
 }
 
 const totals = [];

@@ -32,6 +32,20 @@ test('a shape error throws at the call, naming both shapes', () => {
   assert.throws(() => sn.tensor([[1, 2, 3], [4, 5, 6]]).add(sn.zeros([4])), /\[2, 3\].*\[4\]/);
 });
 
+test('a crashed worker rejects what waits on it, naming the cause; sn.init() starts a fresh engine', async () => {
+  await sn.init({ backend: 'cpu' });
+  const t = sn.randn([32, 32]);
+  const pending = [sn.sync(), t.matmul(t).data(), sn.memory()];
+  sn._runtime()._crashWorker();
+  for (const p of pending) await p.catch(() => {}); // the worker may answer some before it dies
+  // The crash lands between two calls; poll until a call sees it.
+  let err = null;
+  for (let i = 0; i < 200 && !err; i++) err = await sn.sync().then(() => null, (e) => e);
+  assert.match(err?.message ?? 'no error', /engine worker failed: .*injected engine crash.*sn\.init\(\)/s);
+  await sn.init({ backend: 'cpu' });
+  assert.equal(await sn.full([2], 4).sum().item(), 8);
+});
+
 test('a script that uses the engine exits on its own, with its results', async () => {
   const { code, stdout, stderr } = await script(`
     import * as sn from 'shadenet';
