@@ -1,5 +1,6 @@
-// Training under Node: a Keras fit and a PyTorch loop, on the CPU backend and,
-// where Dawn finds a Vulkan driver, on WebGPU, which must agree with the CPU.
+// Training under Node: a Keras fit and a PyTorch loop, on the TypeScript and
+// WebAssembly CPU backends and, where Dawn finds a Vulkan driver, on WebGPU,
+// which must agree with the TypeScript CPU backend step for step.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as sn from 'shadenet';
@@ -57,7 +58,7 @@ async function pytorchLoop() {
   return means;
 }
 
-for (const backend of ['cpu', 'webgpu']) {
+for (const backend of ['cpu', 'wasm', 'webgpu']) {
   describe(`training on ${backend}`, { skip: backend === 'webgpu' && !process.env.VK_ICD_FILENAMES && 'no Vulkan ICD configured (VK_ICD_FILENAMES)' }, () => {
     const results = {};
 
