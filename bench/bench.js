@@ -1,92 +1,19 @@
-// Each case runs shadenet and TensorFlow.js on the same data in this page.
-// Times are wall-clock after a warm-up, so shader compilation is excluded.
+// The GPU section: shadenet and TensorFlow.js (webgpu) on the same adapter
+// and data in this page; the cases (cases.js) also run in Node (node.mjs).
 import * as sn from '../dist/index.js';
-import { digits, longestGap } from './common.js';
+import { digits } from './common.js';
+import { benchCases } from './cases.js';
 
 const tf = window.tf;
 const results = [];
 const params = new URLSearchParams(location.search);
 const only = params.get('only');
 
-async function mlpFit() {
-  const n = 2048;
-  const epochs = 3;
-  const { x, y } = await digits(n);
-  // shadenet
-  const model = sn.sequential([
-    sn.layers.dense({ units: 128, activation: 'relu', inputShape: [784] }),
-    sn.layers.dense({ units: 10, activation: 'softmax' }),
-  ]);
-  model.compile({ optimizer: 'adam', loss: 'categorical_crossentropy', metrics: ['accuracy'] });
-  const xs = sn.tensor(x, [n, 784]);
-  const ys = sn.tensor(y, [n, 10]);
-  await model.fit(xs, ys, { epochs: 1, batchSize: 128 });
-  let t0 = performance.now();
-  const oursGap = await longestGap(() => model.fit(xs, ys, { epochs, batchSize: 128 }));
-  const ours = (performance.now() - t0) / epochs;
-  // TensorFlow.js
-  const tm = tf.sequential({ layers: [tf.layers.dense({ units: 128, activation: 'relu', inputShape: [784] }), tf.layers.dense({ units: 10, activation: 'softmax' })] });
-  tm.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  const tx = tf.tensor2d(x, [n, 784]);
-  const ty = tf.tensor2d(y, [n, 10]);
-  await tm.fit(tx, ty, { epochs: 1, batchSize: 128 });
-  t0 = performance.now();
-  const tfGap = await longestGap(() => tm.fit(tx, ty, { epochs, batchSize: 128 }));
-  const theirs = (performance.now() - t0) / epochs;
-  results.push({ name: `MLP fit 784-128-10, ${n} digits, batch 128`, unit: 'ms/epoch', ours, tfjs: theirs });
-  results.push({ name: 'page freeze during that fit (longest gap)', unit: 'ms', ours: oursGap, tfjs: tfGap });
-}
-
-async function matmulChain() {
-  const size = 256;
-  const reps = 20;
-  const a = sn.randn([size, size]);
-  await (async () => { let t = a; for (let i = 0; i < reps; i++) t = t.matmul(a).mul(0.05); await t.data(); })();
-  let t0 = performance.now();
-  let t = a;
-  for (let i = 0; i < reps; i++) t = t.matmul(a).mul(0.05);
-  await t.data();
-  const ours = performance.now() - t0;
-  const ta = tf.randomNormal([size, size]);
-  const run = () => tf.tidy(() => { let u = ta; for (let i = 0; i < reps; i++) u = tf.mul(tf.matMul(u, ta), 0.05); return u; });
-  await run().data();
-  t0 = performance.now();
-  await run().data();
-  const theirs = performance.now() - t0;
-  results.push({ name: `${reps} chained ${size}x${size} matmuls + read`, unit: 'ms', ours, tfjs: theirs });
-}
-
-async function lstmFit() {
-  const n = 256;
-  const t = 20;
-  const f = 8;
-  const epochs = 2;
-  const x = new Float32Array(n * t * f).map((_, i) => Math.sin(i * 0.37) * Math.cos(i * 0.011));
-  const y = new Float32Array(n).map((_, i) => (x[i * t * f] > 0 ? 1 : 0));
-  const model = sn.sequential([sn.layers.lstm({ units: 32, inputShape: [t, f] }), sn.layers.dense({ units: 1, activation: 'sigmoid' })]);
-  model.compile({ optimizer: 'adam', loss: 'binary_crossentropy' });
-  const xs = sn.tensor(x, [n, t, f]);
-  const ys = sn.tensor(y, [n, 1]);
-  await model.fit(xs, ys, { epochs: 1, batchSize: 32 });
-  let t0 = performance.now();
-  await model.fit(xs, ys, { epochs, batchSize: 32 });
-  const ours = (performance.now() - t0) / epochs;
-  const tm = tf.sequential({ layers: [tf.layers.lstm({ units: 32, inputShape: [t, f] }), tf.layers.dense({ units: 1, activation: 'sigmoid' })] });
-  tm.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
-  const tx = tf.tensor3d(x, [n, t, f]);
-  const ty = tf.tensor2d(y, [n, 1]);
-  await tm.fit(tx, ty, { epochs: 1, batchSize: 32 });
-  t0 = performance.now();
-  await tm.fit(tx, ty, { epochs, batchSize: 32 });
-  const theirs = (performance.now() - t0) / epochs;
-  results.push({ name: `LSTM(32) fit, ${n} sequences of ${t}x${f}, batch 32`, unit: 'ms/epoch', ours, tfjs: theirs });
-}
-
 await sn.init({ backend: 'webgpu', kernels: params.get('kernels') ?? 'auto' });
 await tf.setBackend('webgpu').catch(() => false);
 await tf.ready();
 console.log(`shadenet backend: ${sn.backend()}, TensorFlow.js backend: ${tf.getBackend()}`);
-for (const [name, fn] of [['mlp', mlpFit], ['matmul', matmulChain], ['lstm', lstmFit]]) {
+for (const [name, fn] of benchCases({ sn, tf, digits, results })) {
   if (only && only !== name) continue;
   console.log(`running ${name} ...`);
   await fn();

