@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter';
-import { setHostFactory, type EngineHost } from './host.js';
+import { setHostFactory, type EngineHost, type HostOptions } from './host.js';
 import { useFileCheckpoints } from './checkpoint.js';
 
 export * from './index.js';
@@ -26,8 +26,10 @@ function workerExecArgv(argv: string[]): string[] {
   return kept;
 }
 
-function nodeHost(): EngineHost {
-  const worker = new Worker(new URL('./node-worker.js', import.meta.url), { execArgv: workerExecArgv(process.execArgv) });
+/** `workerUrl` names a Node worker script (shadenet's dist/node-worker.js) elsewhere. */
+function nodeHost({ workerUrl }: HostOptions): EngineHost {
+  const url = workerUrl ?? new URL('./node-worker.js', import.meta.url);
+  const worker = new Worker(url, { execArgv: workerExecArgv(process.execArgv) });
   const base = nodeEndpoint(worker);
   // Comlink tags each request with an id and its answer with the same id.
   const awaited = new Set<string>();

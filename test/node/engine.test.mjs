@@ -28,6 +28,13 @@ test('tensors and autograd compute on the CPU backend', async () => {
   assert.deepEqual(await w.grad.array(), [[0, 5], [0, 7], [0, 9]]);
 });
 
+test('init({ workerUrl }) starts the Node worker from the given script', async () => {
+  await sn.init({ backend: 'cpu', workerUrl: new URL('../../dist/node-worker.js', import.meta.url) });
+  assert.equal(await sn.arange(5).sum().item(), 10);
+  await assert.rejects(sn.init({ backend: 'cpu', workerUrl: new URL('../../dist/no-such-worker.js', import.meta.url) }), /engine worker failed/);
+  await sn.init({ backend: 'cpu' });
+});
+
 test('a shape error throws at the call, naming both shapes', () => {
   assert.throws(() => sn.tensor([[1, 2, 3], [4, 5, 6]]).add(sn.zeros([4])), /\[2, 3\].*\[4\]/);
 });
