@@ -38,8 +38,10 @@ function runCapturing(cmd, args) {
 
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 
+/** TEST_FILES as asked, read before browserTestsWanted() narrows it for web-test-runner. */
+const requested = process.env.TEST_FILES?.split(',').filter(Boolean);
+
 function nodeTestFiles() {
-  const requested = process.env.TEST_FILES?.split(',').filter(Boolean);
   if (requested) return requested.filter((f) => f.endsWith('.mjs'));
   return NODE_DIRS.filter((d) => existsSync(join(root, d)))
     .flatMap((d) => readdirSync(join(root, d), { recursive: true }).map((f) => join(d, String(f))))
@@ -48,7 +50,6 @@ function nodeTestFiles() {
 }
 
 function browserTestsWanted() {
-  const requested = process.env.TEST_FILES?.split(',').filter(Boolean);
   if (!requested) return true;
   const browser = requested.filter((f) => !f.endsWith('.mjs'));
   process.env.TEST_FILES = browser.join(',');
