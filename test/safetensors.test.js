@@ -1,4 +1,5 @@
 import { expect } from '@esm-bundle/chai';
+import { mulberry32 } from './numeric.js';
 import { encodeSafetensors, decodeSafetensors, SafetensorsError } from '../build/test/safetensors.js';
 
 const SIZES = { F32: 4, F16: 2, BF16: 2, I32: 4, I64: 8 };
@@ -320,18 +321,6 @@ describe('safetensors codec', () => {
   });
 
   describe('fuzz', () => {
-    // mulberry32: small, seeded, reproducible.
-    function mulberry32(seed) {
-      let a = seed >>> 0;
-      return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-      };
-    }
-
     it('2,000 seeded mutations either decode consistently or throw SafetensorsError', function () {
       this.timeout(60000);
       const rand = mulberry32(0x5afe7e25);
