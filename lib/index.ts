@@ -27,7 +27,7 @@ export const sync = (): Promise<void> => runtime().sync();
 /** The worker's live tensors and memory. */
 export const memory = (): Promise<MemoryInfo> => runtime().memory();
 
-/** Op-stream counters: Comlink messages and commands sent so far. */
+/** Op-stream counters: Comlink messages, commands, and frees of garbage-collected handles sent so far. */
 export const stats = () => ({ ...runtime().stats });
 
 export * as nn from './nn/index.js';

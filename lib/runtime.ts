@@ -23,8 +23,11 @@ export class Runtime {
   }
   /** The engine's largest tensor in bytes, once it has started. */
   maxBufferBytes = Infinity;
-  /** Counters for tests and the curious: Comlink calls sent, ops sent. */
-  readonly stats = { messages: 0, commands: 0 };
+  /**
+   * Counters for tests and the curious: Comlink calls sent, commands sent, and frees of collected
+   * handles, counted apart because they arrive whenever the garbage collector runs.
+   */
+  readonly stats = { messages: 0, commands: 0, frees: 0 };
 
   private host: EngineHost;
   private nextId = 1;
@@ -115,7 +118,9 @@ export class Runtime {
     const batch = this.pending;
     this.pending = [];
     this.inflight++;
-    this.stats.commands += batch.length;
+    const frees = batch.reduce((n, cmd) => n + (cmd[0] === 'free' ? 1 : 0), 0);
+    this.stats.frees += frees;
+    this.stats.commands += batch.length - frees;
     // Uploaded data travels by transfer, not by a second copy: every 'data' command owns its buffer.
     const buffers = batch.flatMap((cmd) => (cmd[0] === 'data' ? [cmd[2].buffer as ArrayBuffer] : []));
     this.post(() => {
