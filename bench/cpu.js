@@ -2,42 +2,13 @@
 // backend (XNNPACK, SIMD, threads), in one cross-origin isolated page, so
 // both may use threads. Wall-clock times after a warm-up.
 import * as sn from '../dist/index.js';
-import { digits, longestGap } from './common.js';
+import { digits } from './common.js';
+import { seedMlpFit } from './cases.js';
 
 const tf = window.tf;
 const results = [];
 const params = new URLSearchParams(location.search);
 const only = params.get('only');
-
-async function mlpFit(batchSize) {
-  const n = 2048;
-  const epochs = batchSize === 32 ? 1 : 2;
-  const { x, y } = await digits(n);
-  const model = sn.sequential([
-    sn.layers.dense({ units: 128, activation: 'relu', inputShape: [784] }),
-    sn.layers.dense({ units: 10, activation: 'softmax' }),
-  ]);
-  model.compile({ optimizer: 'adam', loss: 'categorical_crossentropy', metrics: ['accuracy'] });
-  const xs = sn.tensor(x, [n, 784]);
-  const ys = sn.tensor(y, [n, 10]);
-  await model.fit(xs, ys, { epochs: 1, batchSize });
-  let t0 = performance.now();
-  const oursGap = await longestGap(() => model.fit(xs, ys, { epochs, batchSize }));
-  const ours = (performance.now() - t0) / epochs;
-
-  const tm = tf.sequential({ layers: [tf.layers.dense({ units: 128, activation: 'relu', inputShape: [784] }), tf.layers.dense({ units: 10, activation: 'softmax' })] });
-  tm.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  const tx = tf.tensor2d(x, [n, 784]);
-  const ty = tf.tensor2d(y, [n, 10]);
-  await tm.fit(tx, ty, { epochs: 1, batchSize });
-  t0 = performance.now();
-  const tfGap = await longestGap(() => tm.fit(tx, ty, { epochs, batchSize }));
-  const theirs = (performance.now() - t0) / epochs;
-  tf.dispose([tx, ty]);
-  tm.dispose();
-  results.push({ name: `MLP fit 784-128-10, ${n} digits, batch ${batchSize}`, unit: 'ms/epoch', ours, tfjs: theirs });
-  if (batchSize === 128) results.push({ name: 'page freeze during that fit (longest gap)', unit: 'ms', ours: oursGap, tfjs: tfGap });
-}
 
 /** One training step of an LSTM (input 10, hidden 20) on [50, 32, 10] with a linear head, MSE and Adam; the loss is read every step. */
 async function lstmStep() {
@@ -111,6 +82,7 @@ await tf.ready();
 const info = sn.backendInfo();
 const header = `shadenet backend: ${info.backend} (${info.threads} thread${info.threads > 1 ? 's' : ''}), TensorFlow.js backend: ${tf.getBackend()} (${tf.wasm.getThreadsCount()} thread${tf.wasm.getThreadsCount() > 1 ? 's' : ''}), crossOriginIsolated: ${crossOriginIsolated}`;
 console.log(header);
+const mlpFit = (batchSize) => seedMlpFit({ sn, tf, digits, results }, { batchSize, epochs: batchSize === 32 ? 1 : 2 });
 const cases = [['mlp128', () => mlpFit(128)], ['mlp32', () => mlpFit(32)], ['lstm', lstmStep], ['matmul', async () => { for (const s of [256, 512, 1024]) await matmul(s); }]];
 for (const [name, fn] of cases) {
   if (only && only !== name) continue;
