@@ -11,7 +11,7 @@ import { noGrad, cat, tensor, Tensor, type NestedArray } from './tensor.js';
 import * as check from './validate.js';
 import { Module } from './nn/module.js';
 import { Dense } from './layers/core.js';
-import { Layer, assignWeights, fmtLayerShape, type LayerShape, type WeightValue } from './layers/layer.js';
+import { Layer, assignWeights, readWeights, fmtLayerShape, type LayerShape, type WeightValue } from './layers/layer.js';
 import { LOSSES, evalMetric, lossName, metricFn, type CustomLoss, type LossFn, type LossName, type MetricFn, type MetricName, type Prediction } from './layers/losses.js';
 import { layerFromConfig } from './layers/registry.js';
 import { makeOptimizer, type OptimizerLike, type OptimizerName } from './layers/optimizers.js';
@@ -176,9 +176,7 @@ export abstract class LayersModel extends Module {
   }
 
   getWeights(trainableOnly = false): Tensor[] {
-    return noGrad(() => this.kerasWeights()
-      .filter((w) => w.trainable || !trainableOnly)
-      .map((w) => (w.toKeras ? w.toKeras(w.value) : w.value).clone()));
+    return readWeights(this.kerasWeights(), trainableOnly);
   }
 
   setWeights(values: WeightValue[]) {

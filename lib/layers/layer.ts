@@ -153,9 +153,7 @@ export abstract class Layer extends Module {
 
   /** Copies of the weights in Keras's layout and order (TF.js's layer.getWeights()). */
   getWeights(trainableOnly = false): Tensor[] {
-    return noGrad(() => this.kerasWeights()
-      .filter((w) => w.trainable || !trainableOnly)
-      .map((w) => (w.toKeras ? w.toKeras(w.value) : w.value).clone()));
+    return readWeights(this.kerasWeights(), trainableOnly);
   }
 
   /** Sets every weight from Keras-layout values (Tensors or arrays), in getWeights()'s order. */
@@ -175,6 +173,13 @@ export abstract class Layer extends Module {
 
 /** The Keras-layout shape of a weight, without computing anything. */
 const kerasShape = (w: KerasWeight) => (w.toKeras ? noGrad(() => w.toKeras!(w.value)).shape : w.value.shape);
+
+/** @internal Copies of weights in Keras's layout (trainable ones only if asked): getWeights() of layers and models. */
+export function readWeights(weights: KerasWeight[], trainableOnly: boolean): Tensor[] {
+  return noGrad(() => weights
+    .filter((w) => w.trainable || !trainableOnly)
+    .map((w) => (w.toKeras ? w.toKeras(w.value) : w.value).clone()));
+}
 
 /** @internal Checks every value against its weight's Keras shape, then assigns them all (nothing changes on an error). */
 export function assignWeights(weights: KerasWeight[], values: WeightValue[], who: string) {
