@@ -538,7 +538,7 @@ export function noGrad<T>(fn: () => T): T {
 
 /** steps values from start to end inclusive, evenly spaced (float32), computed as PyTorch does from both ends. */
 export function linspace(start: number, end: number, steps: number, opts: TensorOptions = {}): Tensor {
-  if (!Number.isInteger(steps) || steps < 0) throw new RangeError(`linspace: steps must be a non-negative integer, got ${steps}`);
+  check.integer(steps, 'linspace: steps', 0);
   const out = new Float32Array(steps);
   const step = steps > 1 ? (end - start) / (steps - 1) : 0;
   const half = Math.floor(steps / 2);

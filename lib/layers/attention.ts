@@ -9,6 +9,7 @@ import { dropout } from '../nn/functional.js';
 import { Parameter } from '../nn/module.js';
 import { initialize, type InitializerSpec } from './initializers.js';
 import { Layer, SymbolicTensor, type KerasWeight, type LayerArgs, type LayerShape } from './layer.js';
+import { integer } from '../validate.js';
 
 export interface MultiHeadAttentionArgs extends LayerArgs {
   numHeads: number;
@@ -55,11 +56,9 @@ export class MultiHeadAttention extends Layer {
 
   constructor(readonly args: MultiHeadAttentionArgs & { callFlags?: Flags }) {
     super('MultiHeadAttention', args);
-    for (const k of ['numHeads', 'keyDim'] as const) {
-      if (!Number.isInteger(args[k]) || args[k] < 1) throw new Error(`multiHeadAttention: ${k} must be a positive integer, got ${args[k]}`);
-    }
-    if (args.valueDim !== undefined && (!Number.isInteger(args.valueDim) || args.valueDim < 1)) throw new Error(`multiHeadAttention: valueDim must be a positive integer, got ${args.valueDim}`);
-    if (args.outputShape !== undefined && (!Number.isInteger(args.outputShape) || args.outputShape < 1)) throw new Error(`multiHeadAttention: outputShape must be a positive integer (the output's last dimension), got ${args.outputShape}`);
+    for (const k of ['numHeads', 'keyDim'] as const) integer(args[k], `multiHeadAttention: ${k}`, 1);
+    if (args.valueDim !== undefined) integer(args.valueDim, 'multiHeadAttention: valueDim', 1);
+    if (args.outputShape !== undefined) integer(args.outputShape, "multiHeadAttention: outputShape (the output's last dimension)", 1);
     const p = args.dropout ?? 0;
     if (!(p >= 0 && p < 1)) throw new Error(`multiHeadAttention: dropout must be in [0, 1), got ${p}`);
     this.valueDim = args.valueDim ?? args.keyDim;

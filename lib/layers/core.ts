@@ -7,6 +7,7 @@ import { record } from '../tensor.js';
 import { initialize, type InitializerSpec } from './initializers.js';
 import { ShapeError, sizeOf } from '../shape.js';
 import { Layer, type CallOptions, type LayerArgs, type LayerShape } from './layer.js';
+import { integer } from '../validate.js';
 
 export type ActivationName = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'softmax' | 'gelu' | 'elu' | 'softplus' | 'logSoftmax';
 
@@ -149,7 +150,7 @@ export class Reshape extends Layer {
 export class RepeatVector extends Layer {
   constructor(readonly args: LayerArgs & { n: number }) {
     super('RepeatVector', args);
-    if (!Number.isInteger(args.n) || args.n < 1) throw new Error(`repeatVector: n must be a positive integer, got ${args.n}`);
+    integer(args.n, 'repeatVector: n', 1);
   }
   computeOutputShape(s: LayerShape) {
     if (s.length !== 1) this.shapeError('[features]', s);

@@ -13,6 +13,7 @@ import { Dropout } from './dropout.js';
 import { LayerNorm } from './norm.js';
 import { Module, Parameter, type TensorModule } from './module.js';
 import { checkOptions, pyArgs, requireArgs, type PyRest } from './args.js';
+import { integer } from '../validate.js';
 
 /** PyTorch's xavier_uniform_ for a [fanOut, fanIn] matrix. */
 const xavierUniform = (shape: [number, number]) => {
@@ -37,7 +38,7 @@ const shapeOfNested = (a: unknown): number[] => (Array.isArray(a) ? [a.length, .
 
 /** A causal mask for sz steps: 0 on and below the diagonal, -Infinity above (nn.Transformer.generate_square_subsequent_mask). */
 export function generateSquareSubsequentMask(sz: number): Tensor {
-  if (!Number.isInteger(sz) || sz < 1) throw new RangeError(`generateSquareSubsequentMask: sz must be a positive integer, got ${sz}`);
+  integer(sz, 'generateSquareSubsequentMask: sz', 1);
   const data = new Float32Array(sz * sz);
   for (let i = 0; i < sz; i++) for (let j = i + 1; j < sz; j++) data[i * sz + j] = -Infinity;
   return tensor(data, [sz, sz]);
@@ -284,7 +285,7 @@ export class TransformerEncoder extends Module {
     super();
     const options = pyArgs<{ norm?: TensorModule | null }>('TransformerEncoder', rest, { norm: 'module?', enableNestedTensor: 'boolean' });
     if (!(encoderLayer instanceof TransformerEncoderLayer)) throw new TypeError('TransformerEncoder: encoderLayer must be a TransformerEncoderLayer');
-    if (!Number.isInteger(numLayers) || numLayers < 1) throw new RangeError(`TransformerEncoder: numLayers must be a positive integer, got ${numLayers}`);
+    integer(numLayers, 'TransformerEncoder: numLayers', 1);
     this.numLayers = numLayers;
     this.layers = Array.from({ length: numLayers }, () => encoderLayer.copy());
     this.norm = options.norm ?? null;
