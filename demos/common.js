@@ -64,3 +64,28 @@ export async function startEngine() {
 export function ready() {
   document.body.dataset.ready = 'true';
 }
+
+/**
+ * Runs `work` one call at a time: calls that come while it runs fold into one more run after it,
+ * so a burst of input events never queues work on the worker. `settled()` is true once the run
+ * that saw the latest call has finished. Errors are shown on the page.
+ */
+export function latestOnly(work) {
+  let busy = false, again = false;
+  const run = async () => {
+    if (busy) return void (again = true);
+    busy = true;
+    try {
+      do {
+        again = false;
+        await work();
+      } while (again);
+    } catch (e) {
+      showError(e);
+    } finally {
+      busy = false;
+    }
+  };
+  run.settled = () => !busy && !again;
+  return run;
+}

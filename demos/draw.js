@@ -1,5 +1,5 @@
 import * as sn from './dist/index.js';
-import { startEngine, showError, ready } from './common.js';
+import { startEngine, showError, ready, latestOnly } from './common.js';
 import { loadBaseModel, classify } from './digits.js';
 import { toMnist, canvasInk, drawPixels, drawingPad } from './stroke.js';
 import { probabilityBars } from './bars.js';
@@ -11,31 +11,19 @@ const showProbabilities = probabilityBars($('bars'));
 
 const models = {};
 let current = 'base';
-let busy = false, again = false;
 
 /** Classifies what is on the pad; while the worker is busy, remembers to run once more after. */
-async function update() {
-  if (busy) return void (again = true);
-  busy = true;
-  try {
-    do {
-      again = false;
-      const image = toMnist(canvasInk($('pad')), $('pad').width, $('pad').height);
-      drawPixels($('pixels'), image);
-      if (!image) continue;
-      const model = models[current];
-      // The Keras model ends in softmax; DigitNet gives logits.
-      const probs = current === 'base' ? await classify(model, image) : Array.from(await model.predict(sn.tensor(image, [1, 784])).data());
-      const digit = showProbabilities(probs);
-      window.lastPrediction = { digit, probs };
-      $('status').textContent = `It looks like a ${digit} (${(probs[digit] * 100).toFixed(0)}% sure).`;
-    } while (again);
-  } catch (e) {
-    showError(e);
-  } finally {
-    busy = false;
-  }
-}
+const update = latestOnly(async () => {
+  const image = toMnist(canvasInk($('pad')), $('pad').width, $('pad').height);
+  drawPixels($('pixels'), image);
+  if (!image) return;
+  const model = models[current];
+  // The Keras model ends in softmax; DigitNet gives logits.
+  const probs = current === 'base' ? await classify(model, image) : Array.from(await model.predict(sn.tensor(image, [1, 784])).data());
+  const digit = showProbabilities(probs);
+  window.lastPrediction = { digit, probs };
+  $('status').textContent = `It looks like a ${digit} (${(probs[digit] * 100).toFixed(0)}% sure).`;
+});
 
 try {
   await startEngine();

@@ -1,5 +1,5 @@
 import * as sn from './dist/index.js';
-import { startEngine, showError, ready } from './common.js';
+import { startEngine, showError, ready, latestOnly } from './common.js';
 import { loadBaseModel, classify, DigitNet } from './digits.js';
 import { toMnist, canvasInk, drawPixels, drawingPad } from './stroke.js';
 import { probabilityBars } from './bars.js';
@@ -30,28 +30,16 @@ function showExamples() {
 
 const current = () => toMnist(canvasInk($('pad')), $('pad').width, $('pad').height);
 
-let busy = false, again = false;
+const predict = latestOnly(async () => {
+  const image = current();
+  if (!image) return;
+  model.eval();
+  const probs = await classify(model, image);
+  const digit = showProbabilities(probs);
+  window.lastPrediction = { digit, probs };
+});
 /** True when the bars show the ink as it is now (for tests). */
-window.predictionSettled = () => !busy && !again;
-async function predict() {
-  if (busy) return void (again = true);
-  busy = true;
-  try {
-    do {
-      again = false;
-      const image = current();
-      if (!image) continue;
-      model.eval();
-      const probs = await classify(model, image);
-      const digit = showProbabilities(probs);
-      window.lastPrediction = { digit, probs };
-    } while (again);
-  } catch (e) {
-    showError(e);
-  } finally {
-    busy = false;
-  }
-}
+window.predictionSettled = predict.settled;
 
 function fresh(base) {
   model = base;
