@@ -54,6 +54,8 @@ export interface MemoryInfo {
   liveTensors: number;
   pooledBytes: number;
   allocatedBytes: number;
+  /** Kernels dispatched on the device since init: the difference across a training step is its kernel count. */
+  kernels: number;
 }
 
 /** A recorded step: bind `inputs` (x batches, then y batches), run `commands`, then `outputs` hold scalars. */

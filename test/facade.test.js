@@ -87,6 +87,16 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       expect(after.allocatedBytes, 'allocated bytes').to.be.at.most(base.allocatedBytes);
     });
 
+    it('sn.memory().kernels counts kernels dispatched: one add is one kernel, a sum another', async () => {
+      const a = sn.ones([37, 53]);
+      await sn.sync();
+      const before = (await sn.memory()).kernels;
+      const s = a.add(1).sum();
+      expect(await s.item()).to.equal(2 * 37 * 53);
+      const ran = (await sn.memory()).kernels - before;
+      expect(ran).to.be.at.least(1).and.at.most(3);
+    });
+
     it('dispose and tidy free at once', async () => {
       await sn.sync();
       const base = (await sn.memory()).liveTensors;

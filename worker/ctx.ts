@@ -15,6 +15,8 @@ export class Ctx {
   randCounter = 0;
   /** The page-level op being run, for errors kernels raise (an embedding's out-of-range index names 'embedding'). */
   opName = 'gather';
+  /** Kernels handed to the backend so far (sn.memory().kernels). */
+  kernels = 0;
 
   constructor(readonly backend: Backend) {}
 
@@ -92,6 +94,7 @@ export class Ctx {
 
   run(kernel: Kernel, inputs: WT[], outputs: WT[]) {
     if (outputs.some((o) => o.size === 0)) return;
+    this.kernels++;
     this.backend.run(kernel, inputs.map((t) => t.storage), outputs.map((t) => t.storage));
   }
 

@@ -246,7 +246,7 @@ export class Engine {
   }
 
   memory() {
-    return { liveTensors: this.tensors.size, ...this.backend.memory() };
+    return { liveTensors: this.tensors.size, ...this.backend.memory(), kernels: this.ctx.kernels };
   }
 
   // ---- checkpoints and safetensors: tensor data goes between buffers and storage here, never through the page
