@@ -2,8 +2,9 @@
 // shape here, synchronously (so a shape error throws at the user's line),
 // and append a record to the op stream; they never compute.
 
-import { OPS } from '../worker/ops/index.js';
-import type { Meta } from '../worker/ops/op.js';
+import { SPECS, type OpName } from './ops/index.js';
+import type { BinaryName } from './ops/elementwise.js';
+import type { Meta, OpSpec } from './ops/spec.js';
 import type { Command } from './protocol.js';
 import { broadcastShapes, fmt, normDim, ShapeError, sizeOf, stridesOf, type DType } from './shape.js';
 import { runtime } from './context.js';
@@ -393,22 +394,22 @@ const shapeArgs = (args: (number | number[])[]) => (args.length === 1 && Array.i
 const metaOf = (t: Tensor): Meta => ({ shape: [...t.shape], dtype: t.dtype });
 
 /** Records one op: infers its output here (throwing at the caller's line) and queues it for the worker. */
-export function record(name: string, inputs: Tensor[], attrs: Record<string, unknown> = {}): Tensor {
-  const def = OPS[name];
+export function record(name: OpName, inputs: Tensor[], attrs: Record<string, unknown> = {}): Tensor {
+  const spec: OpSpec = SPECS[name];
   for (const t of inputs) {
     if (!(t instanceof Tensor)) throw new TypeError(`${name}: expected Tensor arguments, got ${check.describe(t)}`);
     t.check();
   }
-  const out = def.shape(inputs.map(metaOf), attrs);
+  const out = spec.shape(inputs.map(metaOf), attrs);
   check.fitsBuffer(out.shape, runtime().maxBufferBytes, name);
-  const requiresGrad = gradMode.enabled && !!def.backward && out.dtype === 'float32' && inputs.some((t) => t.requiresGrad);
+  const requiresGrad = gradMode.enabled && spec.differentiable && out.dtype === 'float32' && inputs.some((t) => t.requiresGrad);
   const rt = runtime();
   const t = new Tensor(rt.newId(), out.shape, out.dtype, requiresGrad, requiresGrad ? name : null, requiresGrad ? inputs : null);
   rt.enqueue(['op', name, t.id, inputs.map((i) => i.id), attrs, requiresGrad] as Command);
   return t;
 }
 
-function binary(name: string, a: Tensor, b: TensorLike): Tensor {
+function binary(name: BinaryName, a: Tensor, b: TensorLike): Tensor {
   if (typeof b === 'number') return record(name, [a], { scalar: b });
   if (!(b instanceof Tensor)) throw new TypeError(`${name}: expected a Tensor or a number, got ${typeof b}`);
   return record(name, [a, b]);
@@ -462,7 +463,7 @@ export function fromTyped(values: Float32Array | Int32Array, shape: readonly num
   return t;
 }
 
-const leaf = (name: string, attrs: Record<string, unknown>, opts: TensorOptions) => {
+const leaf = (name: 'full' | 'arange' | 'random', attrs: Record<string, unknown>, opts: TensorOptions) => {
   check.options(opts, `${name}: options`);
   if (attrs.shape !== undefined) attrs.shape = check.shape(attrs.shape, `${name}: shape`);
   if (attrs.dtype !== undefined) check.dtype(attrs.dtype, `${name}: dtype`);

@@ -6,7 +6,7 @@
 
 import { fmt, ShapeError } from '../shape.js';
 import { arange, cat, record, stack, Tensor, tensor, zeros } from '../tensor.js';
-import { GATES, type CellMode } from '../../worker/ops/recurrent.js';
+import { GATES, type CellMode } from '../ops/recurrent.js';
 import { dropout as applyDropout } from './functional.js';
 import { uniform } from './init.js';
 import { Module, Parameter } from './module.js';

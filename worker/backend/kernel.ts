@@ -2,6 +2,7 @@
 // semantics. The CPU backend interprets them; the WebGPU backend generates
 // WGSL from them. Ops (worker/ops) lower to these few families.
 
+import type { Activation } from '../../lib/ops/activations.js';
 import type { DType } from '../../lib/shape.js';
 
 /** A strided view into a storage: element (i0, i1, ...) lives at offset + sum(i_k * strides[k]). */
@@ -110,8 +111,6 @@ export interface MatmulKernel {
   /** Applied after the bias, in the store. */
   activation?: Activation | null;
 }
-
-export type Activation = 'relu' | 'sigmoid' | 'tanh' | 'gelu';
 
 /** An activation as an expression of input 0; gelu is the exact (erf) form, as the gelu op. */
 export function activationExpr(act: Activation): Expr {

@@ -1,5 +1,6 @@
-// The op registry: every op the page can record, by name.
+// The op registry: every spec of lib/ops/index.ts with its forward and backward.
 
+import type { OpName } from '../../lib/ops/index.js';
 import type { OpDef } from './op.js';
 import { BINARY_OPS, UNARY_OPS, cast, clamp, leakyRelu, where } from './elementwise.js';
 import { argmax, argmin, logSoftmax, max, mean, min, softmax, sum } from './reduce.js';
@@ -9,7 +10,7 @@ import { arange, full, random } from './create.js';
 import { binaryCrossEntropy, embedding, geluTanh, pad, windows2d } from './nn.js';
 import { recurrent } from './recurrent.js';
 
-export const OPS: Record<string, OpDef> = {
+const implemented = {
   ...UNARY_OPS, ...BINARY_OPS, where, clamp, leakyRelu, cast,
   sum, mean, max, min, argmax, argmin, softmax, logSoftmax,
   matmul, linear,
@@ -17,4 +18,12 @@ export const OPS: Record<string, OpDef> = {
   full, arange, random,
   pad, windows2d, embedding, geluTanh, binaryCrossEntropy,
   recurrent,
-};
+  // Every spec has an implementation, and (excess property check) every implementation a spec.
+} satisfies Record<OpName, OpDef>;
+
+export const OPS: Readonly<Record<string, OpDef>> = implemented;
+
+// Table-built ops (elementwise) decide differentiability at run time: check each against its spec once, at load.
+for (const [name, def] of Object.entries(implemented)) {
+  if (def.differentiable !== !!def.backward) throw new Error(`op '${name}': its spec says differentiable: ${def.differentiable}, its implementation ${def.backward ? 'has' : 'lacks'} a backward`);
+}

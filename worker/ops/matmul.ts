@@ -1,12 +1,14 @@
 // matmul with PyTorch's rules: 1-D operands, batched 3-D and more, batch dims
 // broadcast. Operands are passed as strided views, so transposes are free.
 
-import { broadcastShapes, fmt, matmulShape, ShapeError, sizeOf } from '../../lib/shape.js';
-import { x, type Activation } from '../backend/kernel.js';
+import * as spec from '../../lib/ops/matmul.js';
+import type { Activation } from '../../lib/ops/activations.js';
+import { broadcastShapes, matmulShape, sizeOf } from '../../lib/shape.js';
+import { x } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
 import { UNARY_OPS } from './elementwise.js';
-import { defineOp, meta } from './op.js';
+import { implement } from './op.js';
 
 /** The operand as a matrix (or batch of them): 1-D a becomes [1, K], 1-D b becomes [K, 1]. */
 const asMatrix = (ctx: Ctx, t: WT, left: boolean) =>
@@ -69,8 +71,7 @@ export const mT = (ctx: Ctx, t: WT) => {
   return ctx.view(t, shape, strides, t.offset);
 };
 
-export const matmul = defineOp<{}>({
-  shape: ([a, b]) => meta(matmulShape(a.shape, b.shape), 'float32'),
+export const matmul = implement(spec.matmul, {
   forward: (ctx, [a, b]) => ctx.reshape(matmulViews(ctx, asMatrix(ctx, a, true), asMatrix(ctx, b, false)), matmulShape(a.shape, b.shape)),
   backward: (ctx, g, [a, b]) => {
     const A = asMatrix(ctx, a, true);
@@ -87,16 +88,10 @@ const rows = (ctx: Ctx, t: WT) => ctx.reshape(t, [sizeOf(t.shape.slice(0, -1)), 
 
 /**
  * act(x @ w + b) as ONE matmul kernel with a bias + activation epilogue.
- * x [..., in]; w [in, out] in any layout (nn.Linear passes its [out, in]
- * weight as the view weight.T, Keras Dense its kernel as is); b [out], optional.
+ * nn.Linear passes its [out, in] weight as the view weight.T, Keras Dense
+ * its kernel as is.
  */
-export const linear = defineOp<{ activation?: Activation | null }>({
-  shape: ([x, w, b]) => {
-    if (x.shape.length < 1 || w.shape.length !== 2 || x.shape[x.shape.length - 1] !== w.shape[0] || (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[1]))) {
-      throw new ShapeError(`linear: input ${fmt(x.shape)} and weight ${fmt(w.shape)} ([in, out])${b ? ` with bias ${fmt(b.shape)}` : ''} do not fit`);
-    }
-    return meta([...x.shape.slice(0, -1), w.shape[1]], 'float32');
-  },
+export const linear = implement(spec.linear, {
   forward: (ctx, [x, w, b], { activation = null }) =>
     ctx.reshape(matmulViews(ctx, rows(ctx, x), w, { bias: b, activation }), [...x.shape.slice(0, -1), w.shape[1]]),
   backward: (ctx, g, [x, w, b], out, { activation = null }) => {

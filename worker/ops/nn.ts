@@ -2,27 +2,14 @@
 // from two movement-style ops, `pad` and `windows2d` (the im2col view), plus
 // matmul and reductions, so they need no WGSL of their own.
 
-import { fmt, sameShape, ShapeError, type Shape } from '../../lib/shape.js';
+import * as spec from '../../lib/ops/nn.js';
+import { paddedShape, windowShape, type WindowAttrs } from '../../lib/ops/nn.js';
+import type { Shape } from '../../lib/shape.js';
 import { c, f, x, type Expr } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
-import { defineOp, meta } from './op.js';
+import { implement } from './op.js';
 import { indexSelect } from './movement.js';
-
-interface PadAttrs {
-  /** [before, after] pairs, last dim first (torch.nn.functional.pad's order). */
-  pad: number[];
-  value?: number;
-}
-
-function paddedShape(shape: Shape, pad: number[]): number[] {
-  if (pad.length % 2 || pad.length / 2 > shape.length || pad.some((p) => !Number.isInteger(p) || p < 0)) {
-    throw new ShapeError(`pad: [${pad.join(', ')}] is not a list of non-negative [before, after] pairs for ${fmt(shape)}`);
-  }
-  const out = [...shape];
-  for (let i = 0; i < pad.length / 2; i++) out[shape.length - 1 - i] += pad[2 * i] + pad[2 * i + 1];
-  return out;
-}
 
 /** The region of padded tensor `t` that holds the unpadded values. */
 function interior(ctx: Ctx, t: WT, shape: Shape, pad: number[]): WT {
@@ -31,9 +18,7 @@ function interior(ctx: Ctx, t: WT, shape: Shape, pad: number[]): WT {
   return ctx.view(t, shape, t.strides, offset);
 }
 
-/** Constant padding of the trailing dims (zeros for conv, -Infinity for max pooling). */
-export const pad = defineOp<PadAttrs>({
-  shape: ([a], { pad }) => meta(paddedShape(a.shape, pad), a.dtype),
+export const pad = implement(spec.pad, {
   forward: (ctx, [a], { pad, value = 0 }) => {
     const out = ctx.full(paddedShape(a.shape, pad), value, a.dtype);
     ctx.mapInto([x(0)], [a], [interior(ctx, out, a.shape, pad)]);
@@ -41,27 +26,6 @@ export const pad = defineOp<PadAttrs>({
   },
   backward: (ctx, g, [a], _out, { pad }) => [interior(ctx, g, a.shape, pad)],
 });
-
-interface WindowAttrs {
-  kernel: [number, number];
-  stride: [number, number];
-  dilation: [number, number];
-}
-
-function windowShape(shape: Shape, { kernel, stride, dilation }: WindowAttrs): number[] {
-  const all = [...kernel, ...stride, ...dilation];
-  if (all.length !== 6 || all.some((v) => !Number.isInteger(v) || v < 1)) {
-    throw new ShapeError(`windows2d: kernel, stride and dilation must be pairs of positive integers, got ${JSON.stringify({ kernel, stride, dilation })}`);
-  }
-  if (shape.length < 2) throw new ShapeError(`windows2d: expected an input [..., H, W], got ${fmt(shape)}`);
-  const [h, w] = shape.slice(-2);
-  const oh = Math.floor((h - dilation[0] * (kernel[0] - 1) - 1) / stride[0]) + 1;
-  const ow = Math.floor((w - dilation[1] * (kernel[1] - 1) - 1) / stride[1]) + 1;
-  if (oh < 1 || ow < 1) {
-    throw new ShapeError(`windows2d: kernel [${kernel.join(', ')}] with dilation [${dilation.join(', ')}] does not fit the (padded) input ${fmt(shape)}`);
-  }
-  return [...shape.slice(0, -2), oh, ow, ...kernel];
-}
 
 /** [..., H, W] seen as [..., OH, OW, KH, KW]: window (oh, ow) starts at (oh*sh, ow*sw), tap (i, j) sits i*dh, j*dw further. */
 function windowView(ctx: Ctx, t: WT, shape: Shape, { stride, dilation }: WindowAttrs): WT {
@@ -76,8 +40,7 @@ function windowView(ctx: Ctx, t: WT, shape: Shape, { stride, dilation }: WindowA
  * gradient into the input positions it read: one in-place map per tap, and
  * within one tap every window reads a different position, so no writes collide.
  */
-export const windows2d = defineOp<WindowAttrs>({
-  shape: ([a], at) => meta(windowShape(a.shape, at), a.dtype),
+export const windows2d = implement(spec.windows2d, {
   forward: (ctx, [a], at) => windowView(ctx, a, windowShape(a.shape, at), at),
   backward: (ctx, g, [a], _out, at) => {
     const out = ctx.full(a.shape, 0);
@@ -95,13 +58,8 @@ export const windows2d = defineOp<WindowAttrs>({
   },
 });
 
-/** Rows of weight [num, dim] picked by int32 indices of any shape; the paddingIdx row never receives gradient. */
-export const embedding = defineOp<{ paddingIdx?: number }>({
-  shape: ([w, idx]) => {
-    if (w.shape.length !== 2) throw new ShapeError(`embedding: weight must be [numEmbeddings, embeddingDim], got ${fmt(w.shape)}`);
-    if (idx.dtype !== 'int32') throw new ShapeError(`embedding: indices must be int32, got ${idx.dtype}`);
-    return meta([...idx.shape, w.shape[1]], w.dtype);
-  },
+/** The paddingIdx row never receives gradient. */
+export const embedding = implement(spec.embedding, {
   forward: (ctx, [w, idx]) => ctx.reshape(ctx.op('indexSelect', [w, ctx.reshape(idx, [idx.size])], { dim: 0 }), [...idx.shape, w.shape[1]]),
   backward: (ctx, g, [w, idx], out, { paddingIdx }) => {
     const flat = ctx.reshape(idx, [idx.size]);
@@ -120,8 +78,7 @@ const GELU_A = 0.044715;
 const geluTanhT = (a: Expr) => f('tanh', mul(c(GELU_K), f('add', a, mul(c(GELU_A), mul(a, mul(a, a))))));
 
 /** GELU with PyTorch's approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
-export const geluTanh = defineOp<{}>({
-  shape: ([a]) => meta(a.shape, 'float32'),
+export const geluTanh = implement(spec.geluTanh, {
   forward: (ctx, [a]) => ctx.map(mul(mul(c(0.5), x(0)), f('add', c(1), geluTanhT(x(0)))), [a], a.shape),
   backward: (ctx, g, [a]) => {
     const t = geluTanhT(x(1));
@@ -138,11 +95,7 @@ const clampedLog = (a: Expr) => f('maximum', f('log', a), c(-100));
  * clamped at -100 (so p = 0 or 1 gives a finite loss), and the input gradient
  * is (p - t) / max(p (1 - p), 1e-12).
  */
-export const binaryCrossEntropy = defineOp<{}>({
-  shape: ([p, t]) => {
-    if (!sameShape(p.shape, t.shape)) throw new ShapeError(`binaryCrossEntropy: target ${fmt(t.shape)} must have the input's shape ${fmt(p.shape)}`);
-    return meta(p.shape, 'float32');
-  },
+export const binaryCrossEntropy = implement(spec.binaryCrossEntropy, {
   forward: (ctx, [p, t]) => {
     const loss = f('add', mul(x(1), clampedLog(x(0))), mul(f('sub', c(1), x(1)), clampedLog(f('sub', c(1), x(0)))));
     return ctx.map(f('neg', loss), [p, t], p.shape);

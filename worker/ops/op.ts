@@ -1,24 +1,24 @@
-// One op, declared once: its shape rule (run on the page, so shape errors
-// throw at the user's line, and again in the worker), its forward in terms
-// of backend kernels, and its backward rule in terms of other ops.
+// One op, declared once: its spec (shape rule, lib/ops/) with the forward
+// and backward the worker attaches to it here. The forward is written in
+// terms of backend kernels, the backward in terms of other ops.
 
-import type { DType, Shape } from '../../lib/shape.js';
+import type { Meta, OpSpec } from '../../lib/ops/spec.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
 
-export interface Meta {
-  shape: number[];
-  dtype: DType;
+export type { Meta };
+
+type Forward<A> = (ctx: Ctx, inputs: WT[], attrs: A) => WT;
+/** Gradients for each input (null where none flows). */
+type Backward<A> = (ctx: Ctx, grad: WT, inputs: WT[], out: WT, attrs: A) => (WT | null)[];
+
+export interface OpDef<A = any> extends OpSpec<A> {
+  forward: Forward<A>;
+  /** Present exactly when the spec is differentiable. */
+  backward?: Backward<A>;
 }
 
-export interface OpDef<A = any> {
-  /** Output shape and dtype; throws ShapeError naming the shapes involved. */
-  shape(inputs: Meta[], attrs: A): Meta;
-  forward(ctx: Ctx, inputs: WT[], attrs: A): WT;
-  /** Gradients for each input (null where none flows). Absent: the op is not differentiable. */
-  backward?(ctx: Ctx, grad: WT, inputs: WT[], out: WT, attrs: A): (WT | null)[];
-}
+/** A spec that says it is differentiable must get a backward, and only such a spec may. */
+type Impl<A, D extends boolean> = { forward: Forward<A> } & (boolean extends D ? { backward?: Backward<A> } : D extends true ? { backward: Backward<A> } : { backward?: never });
 
-export const defineOp = <A>(def: OpDef<A>): OpDef<A> => def;
-
-export const meta = (shape: Shape, dtype: DType): Meta => ({ shape: [...shape], dtype });
+export const implement = <A, D extends boolean>(spec: OpSpec<A, D>, impl: Impl<A, D>): OpDef<A> => ({ ...spec, ...impl });

@@ -1,19 +1,12 @@
 // Reductions along any set of dims, and softmax / logSoftmax along one.
 
+import * as spec from '../../lib/ops/reduce.js';
+import { dimsOf, type ReduceAttrs } from '../../lib/ops/reduce.js';
 import { fmt, normDim, reducedShape, ShapeError, sizeOf, type Shape } from '../../lib/shape.js';
 import { f, x } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
-import { defineOp, meta } from './op.js';
-
-export interface ReduceAttrs {
-  /** Undefined: every dim. */
-  dims?: number[];
-  keepdim?: boolean;
-}
-
-const dimsOf = (shape: Shape, dims: number[] | undefined, op: string) =>
-  [...new Set(dims === undefined ? shape.map((_, i) => i) : dims.map((d) => normDim(d, shape.length, op, shape)))].sort((a, b) => a - b);
+import { implement } from './op.js';
 
 /** Splits `shape` around `dim` into the kernel's [outer, n, inner]. */
 const around = (shape: Shape, dim: number) => ({
@@ -43,17 +36,12 @@ function expandBack(ctx: Ctx, g: WT, a: WT, attrs: ReduceAttrs, op: string): WT 
   return ctx.reshape(g, reducedShape(a.shape, dimsOf(a.shape, attrs.dims, op), true, op));
 }
 
-const reduceShape = (op: string) => ([a]: { shape: number[]; dtype: any }[], at: ReduceAttrs) =>
-  meta(reducedShape(a.shape, dimsOf(a.shape, at.dims, op), !!at.keepdim, op), op === 'mean' ? 'float32' : a.dtype);
-
-export const sum = defineOp<ReduceAttrs>({
-  shape: reduceShape('sum'),
+export const sum = implement(spec.sum, {
   forward: (ctx, [a], at) => reduceDims(ctx, a, 'sum', at, false),
   backward: (ctx, g, [a], _o, at) => [ctx.map(x(0), [expandBack(ctx, g, a, at, 'sum')], a.shape)],
 });
 
-export const mean = defineOp<ReduceAttrs>({
-  shape: reduceShape('mean'),
+export const mean = implement(spec.mean, {
   forward: (ctx, [a], at) => reduceDims(ctx, a.dtype === 'int32' ? ctx.op('cast', [a], { dtype: 'float32' }) : a, 'sum', at, true),
   backward: (ctx, g, [a], out, at) => {
     const n = a.size / Math.max(out.size, 1);
@@ -63,8 +51,7 @@ export const mean = defineOp<ReduceAttrs>({
 
 /** amax / amin: the gradient is shared evenly among the tied extremes, as PyTorch does. */
 function extreme(op: 'max' | 'min') {
-  return defineOp<ReduceAttrs>({
-    shape: reduceShape(op),
+  return implement(spec[op], {
     forward: (ctx, [a], at) => reduceDims(ctx, a, op, at, false),
     backward: (ctx, g, [a], out, at) => {
       const hit = ctx.map(f('eq', x(0), x(1)), [a, expandBack(ctx, out, a, at, op)], a.shape);
@@ -76,16 +63,8 @@ function extreme(op: 'max' | 'min') {
 export const max = extreme('max');
 export const min = extreme('min');
 
-interface ArgAttrs {
-  /** Undefined: index into the flattened tensor. */
-  dim?: number;
-  keepdim?: boolean;
-}
-
 function arg(op: 'argmax' | 'argmin') {
-  return defineOp<ArgAttrs>({
-    shape: ([a], { dim, keepdim }) =>
-      meta(dim === undefined ? (keepdim ? a.shape.map(() => 1) : []) : reducedShape(a.shape, [dim], !!keepdim, op), 'int32'),
+  return implement(spec[op], {
     forward: (ctx, [a], { dim, keepdim }) => {
       const flat = dim === undefined;
       const src = flat ? ctx.reshape(a, [a.size]) : ctx.contiguous(a);
@@ -102,16 +81,8 @@ function arg(op: 'argmax' | 'argmin') {
 export const argmax = arg('argmax');
 export const argmin = arg('argmin');
 
-interface SoftmaxAttrs {
-  dim: number;
-}
-
 function softmaxOp(log: boolean) {
-  return defineOp<SoftmaxAttrs>({
-    shape: ([a], { dim }) => {
-      normDim(dim, a.shape.length, log ? 'logSoftmax' : 'softmax', a.shape);
-      return meta(a.shape, 'float32');
-    },
+  return implement(log ? spec.logSoftmax : spec.softmax, {
     forward: (ctx, [a], { dim }) => {
       const src = ctx.contiguous(a.dtype === 'int32' ? ctx.op('cast', [a], { dtype: 'float32' }) : a);
       const out = ctx.empty(a.shape);

@@ -1,0 +1,22 @@
+// Every op the page can record, by name: its spec. The worker attaches a
+// forward (and a backward where differentiable) to each (worker/ops/index.ts).
+
+import { BINARY, UNARY, cast, clamp, leakyRelu, where } from './elementwise.js';
+import { argmax, argmin, logSoftmax, max, mean, min, softmax, sum } from './reduce.js';
+import { linear, matmul } from './matmul.js';
+import { cat, clone, expand, gather, indexSelect, permute, reshape, select, slice } from './movement.js';
+import { arange, full, random } from './create.js';
+import { binaryCrossEntropy, embedding, geluTanh, pad, windows2d } from './nn.js';
+import { recurrent } from './recurrent.js';
+
+export const SPECS = {
+  ...UNARY, ...BINARY, where, clamp, leakyRelu, cast,
+  sum, mean, max, min, argmax, argmin, softmax, logSoftmax,
+  matmul, linear,
+  reshape, permute, expand, slice, select, cat, gather, indexSelect, clone,
+  full, arange, random,
+  pad, windows2d, embedding, geluTanh, binaryCrossEntropy,
+  recurrent,
+};
+
+export type OpName = keyof typeof SPECS;

@@ -1,0 +1,73 @@
+// Specs of the ops behind sn.nn's layers and losses (implemented in worker/ops/nn.ts).
+
+import { fmt, sameShape, ShapeError, type Shape } from '../shape.js';
+import { defineSpec, meta } from './spec.js';
+
+export interface PadAttrs {
+  /** [before, after] pairs, last dim first (torch.nn.functional.pad's order). */
+  pad: number[];
+  value?: number;
+}
+
+export function paddedShape(shape: Shape, pad: number[]): number[] {
+  if (pad.length % 2 || pad.length / 2 > shape.length || pad.some((p) => !Number.isInteger(p) || p < 0)) {
+    throw new ShapeError(`pad: [${pad.join(', ')}] is not a list of non-negative [before, after] pairs for ${fmt(shape)}`);
+  }
+  const out = [...shape];
+  for (let i = 0; i < pad.length / 2; i++) out[shape.length - 1 - i] += pad[2 * i] + pad[2 * i + 1];
+  return out;
+}
+
+/** Constant padding of the trailing dims (zeros for conv, -Infinity for max pooling). */
+export const pad = defineSpec<PadAttrs>({
+  shape: ([a], { pad }) => meta(paddedShape(a.shape, pad), a.dtype),
+});
+
+export interface WindowAttrs {
+  kernel: [number, number];
+  stride: [number, number];
+  dilation: [number, number];
+}
+
+/** [..., H, W] -> [..., OH, OW, KH, KW]. */
+export function windowShape(shape: Shape, { kernel, stride, dilation }: WindowAttrs): number[] {
+  const all = [...kernel, ...stride, ...dilation];
+  if (all.length !== 6 || all.some((v) => !Number.isInteger(v) || v < 1)) {
+    throw new ShapeError(`windows2d: kernel, stride and dilation must be pairs of positive integers, got ${JSON.stringify({ kernel, stride, dilation })}`);
+  }
+  if (shape.length < 2) throw new ShapeError(`windows2d: expected an input [..., H, W], got ${fmt(shape)}`);
+  const [h, w] = shape.slice(-2);
+  const oh = Math.floor((h - dilation[0] * (kernel[0] - 1) - 1) / stride[0]) + 1;
+  const ow = Math.floor((w - dilation[1] * (kernel[1] - 1) - 1) / stride[1]) + 1;
+  if (oh < 1 || ow < 1) {
+    throw new ShapeError(`windows2d: kernel [${kernel.join(', ')}] with dilation [${dilation.join(', ')}] does not fit the (padded) input ${fmt(shape)}`);
+  }
+  return [...shape.slice(0, -2), oh, ow, ...kernel];
+}
+
+/** Sliding 2-D windows as a view (the im2col before its copy). */
+export const windows2d = defineSpec<WindowAttrs>({
+  shape: ([a], at) => meta(windowShape(a.shape, at), a.dtype),
+});
+
+/** Rows of weight [num, dim] picked by int32 indices of any shape; the paddingIdx row never receives gradient. */
+export const embedding = defineSpec<{ paddingIdx?: number }>({
+  shape: ([w, idx]) => {
+    if (w.shape.length !== 2) throw new ShapeError(`embedding: weight must be [numEmbeddings, embeddingDim], got ${fmt(w.shape)}`);
+    if (idx.dtype !== 'int32') throw new ShapeError(`embedding: indices must be int32, got ${idx.dtype}`);
+    return meta([...idx.shape, w.shape[1]], w.dtype);
+  },
+});
+
+/** GELU with PyTorch's approximate='tanh'. */
+export const geluTanh = defineSpec<{}>({
+  shape: ([a]) => meta(a.shape, 'float32'),
+});
+
+/** Unreduced binary cross-entropy of probabilities. */
+export const binaryCrossEntropy = defineSpec<{}>({
+  shape: ([p, t]) => {
+    if (!sameShape(p.shape, t.shape)) throw new ShapeError(`binaryCrossEntropy: target ${fmt(t.shape)} must have the input's shape ${fmt(p.shape)}`);
+    return meta(p.shape, 'float32');
+  },
+});
