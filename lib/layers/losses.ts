@@ -2,7 +2,7 @@
 // last layer is a softmax or sigmoid dense layer, cross-entropies work on its
 // logits (as TF Keras does) for stability and one kernel less.
 
-import { noGrad, type Tensor } from '../tensor.js';
+import { noGrad, record, type Tensor } from '../tensor.js';
 
 /** What a loss sees of the model's output. */
 export interface Prediction {
@@ -27,7 +27,8 @@ export const LOSSES = {
   categoricalCrossentropy: (y, p) => logProbs(p).mul(y).sum(-1).mean().neg(),
   sparseCategoricalCrossentropy: (y, p) => {
     const idx = classIndices(y);
-    return logProbs(p).gather(1, idx.reshape([idx.shape[0], 1])).mean().neg();
+    // An out-of-range label is reported as the loss's, not as the gather's.
+    return record('gather', [logProbs(p), idx.reshape([idx.shape[0], 1])], { dim: 1, targetsOf: 'sparseCategoricalCrossentropy' }).mean().neg();
   },
   binaryCrossentropy: (y, { pred, logits, activation }) => {
     if (logits && activation === 'sigmoid') {

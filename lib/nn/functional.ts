@@ -282,8 +282,10 @@ function batched(input: Tensor, target: Tensor, reduction: Reduction, fn: (i: Te
   return reduction === 'none' ? out.squeeze(0) : out;
 }
 
+type ClassLoss = 'nllLoss' | 'crossEntropy';
+
 /** The class targets with ignored entries replaced by 0 (so they index safely), and the 0/1 mask of kept ones. */
-function classTargets(input: Tensor, target: Tensor, ignoreIndex: number, op: string) {
+function classTargets(input: Tensor, target: Tensor, ignoreIndex: number, op: ClassLoss) {
   const want = [input.shape[0], ...input.shape.slice(2)];
   if (target.dtype !== 'int32' || fmt(target.shape) !== fmt(want)) {
     throw new ShapeError(`${op}: for input ${fmt(input.shape)} the target must be int32 class indices of shape ${fmt(want)}, got ${target.dtype} ${fmt(target.shape)}`);
@@ -294,11 +296,12 @@ function classTargets(input: Tensor, target: Tensor, ignoreIndex: number, op: st
 
 /**
  * -w[t] * logp[t] per target (0 where ignored), reduced; 'mean' divides by the
- * kept targets' total weight. Also returns those per-target weights.
+ * kept targets' total weight. Also returns those per-target weights. An
+ * out-of-range target is reported as the loss's, not as the gather's.
  */
-function weightedNll(logp: Tensor, safe: Tensor, keep: Tensor, weight: Tensor | null, reduction: Reduction) {
-  const w = weight ? weight.gather(0, safe.flatten()).reshape([...safe.shape]).mul(keep) : keep;
-  const loss = logp.gather(1, safe.unsqueeze(1)).squeeze(1).mul(w).neg();
+function weightedNll(logp: Tensor, safe: Tensor, keep: Tensor, weight: Tensor | null, reduction: Reduction, op: ClassLoss) {
+  const w = weight ? record('gather', [weight, safe.flatten()], { dim: 0, targetsOf: op }).reshape([...safe.shape]).mul(keep) : keep;
+  const loss = record('gather', [logp, safe.unsqueeze(1)], { dim: 1, targetsOf: op }).squeeze(1).mul(w).neg();
   return { loss: reduction === 'mean' ? loss.sum().div(w.sum()) : reduce(loss, reduction), w };
 }
 
@@ -306,7 +309,7 @@ function weightedNll(logp: Tensor, safe: Tensor, keep: Tensor, weight: Tensor | 
 export function nllLoss(input: Tensor, target: Tensor, { weight = null, ignoreIndex = -100, reduction = 'mean' }: ClassOptions = {}): Tensor {
   return batched(input, target, reduction, (x, t) => {
     const { safe, keep } = classTargets(x, t, ignoreIndex, 'nllLoss');
-    return weightedNll(x, safe, keep, weight, reduction).loss;
+    return weightedNll(x, safe, keep, weight, reduction, 'nllLoss').loss;
   });
 }
 
@@ -331,7 +334,7 @@ export function crossEntropy(input: Tensor, target: Tensor, { weight = null, ign
       return reduce((w ? terms.mul(w) : terms).sum(1).neg(), reduction);
     }
     const { safe, keep } = classTargets(x, t, ignoreIndex, 'crossEntropy');
-    const nll = weightedNll(logp, safe, keep, weight, reduction);
+    const nll = weightedNll(logp, safe, keep, weight, reduction, 'crossEntropy');
     if (!labelSmoothing) return nll.loss;
     const smooth = where(keep, (w ? logp.mul(w) : logp).sum(1).neg(), 0);
     const smoothed = reduction === 'mean' ? smooth.sum().div(nll.w.sum()) : reduce(smooth, reduction);

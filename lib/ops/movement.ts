@@ -88,8 +88,8 @@ export function checkGather(input: Shape, index: Shape, dim: number, dtype: stri
   return d;
 }
 
-/** torch.gather(input, dim, index). */
-export const gather = defineSpec<{ dim: number }>({
+/** torch.gather(input, dim, index); `targetsOf` names the class loss whose targets the indices are, for its errors. */
+export const gather = defineSpec<{ dim: number; targetsOf?: string }>({
   shape: ([a, idx], { dim }) => {
     checkGather(a.shape, idx.shape, dim, idx.dtype);
     return meta(idx.shape, a.dtype);

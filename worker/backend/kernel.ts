@@ -138,11 +138,15 @@ export interface GatherKernel {
   indexShape: number[];
   /** The op to name when an index is out of range (the CPU throws; WebGPU flags it for Backend.checkFlags). */
   op: string;
+  /** The indices are class targets of the loss `op` names, so an error speaks of targets and classes. */
+  classTargets?: boolean;
 }
 
-/** The one message for an out-of-range index, on both backends (PyTorch raises for negative ones too). */
-export const indexError = (op: string, index: number, dim: number, size: number) =>
-  new RangeError(`${op}: index ${index} is out of range for dim ${dim} with size ${size}`);
+/** The one message for an out-of-range index, on every backend (PyTorch raises for negative ones too). */
+export const indexError = ({ op, dim, classTargets }: Pick<GatherKernel, 'op' | 'dim' | 'classTargets'>, index: number, size: number) =>
+  new RangeError(classTargets
+    ? `${op}: target ${index} is out of range for ${size} classes`
+    : `${op}: index ${index} is out of range for dim ${dim} with size ${size}`);
 
 /** Counter-based random numbers: the same (seed, counter) gives the same stream on both backends. */
 export interface RandKernel {

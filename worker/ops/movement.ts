@@ -90,16 +90,18 @@ export const cat = implement(spec.cat, {
 
 /** torch.gather(input, dim, index). */
 export const gather = implement(spec.gather, {
-  forward: (ctx, [a, idx], { dim }) => {
+  forward: (ctx, [a, idx], { dim, targetsOf }) => {
     const d = checkGather(a.shape, idx.shape, dim, idx.dtype);
     const out = ctx.empty(idx.shape, a.dtype);
-    if (sizeOf(idx.shape) > 0) ctx.run({ kind: 'gather', dim: d, inputShape: a.shape, indexShape: idx.shape, op: ctx.opName }, [ctx.contiguous(a), ctx.contiguous(idx)], [out]);
+    const naming = { op: targetsOf ?? ctx.opName, classTargets: targetsOf !== undefined };
+    if (sizeOf(idx.shape) > 0) ctx.run({ kind: 'gather', dim: d, inputShape: a.shape, indexShape: idx.shape, ...naming }, [ctx.contiguous(a), ctx.contiguous(idx)], [out]);
     return out;
   },
-  backward: (ctx, g, [a, idx], _o, { dim }) => {
+  backward: (ctx, g, [a, idx], _o, { dim, targetsOf }) => {
     const d = normDim(dim, a.shape.length, 'gather');
     const out = ctx.empty(a.shape);
-    ctx.run({ kind: 'scatterAdd', dim: d, inputShape: a.shape, indexShape: idx.shape, op: ctx.opName }, [ctx.contiguous(g), ctx.contiguous(idx)], [out]);
+    const naming = { op: targetsOf ?? ctx.opName, classTargets: targetsOf !== undefined };
+    ctx.run({ kind: 'scatterAdd', dim: d, inputShape: a.shape, indexShape: idx.shape, ...naming }, [ctx.contiguous(g), ctx.contiguous(idx)], [out]);
     return [out, null];
   },
 });

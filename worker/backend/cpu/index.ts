@@ -195,7 +195,7 @@ function forEachGather(k: GatherKernel, index: Int32Array, visit: (p: number, ta
       let c = coord[d];
       if (d === k.dim) {
         c = index[p];
-        if (c < 0 || c >= dimSize) throw indexError(k.op, c, k.dim, dimSize);
+        if (c < 0 || c >= dimSize) throw indexError(k, c, dimSize);
       }
       target += c * inStrides[d];
     }

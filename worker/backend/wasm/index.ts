@@ -259,7 +259,7 @@ function gatherRows(k: GatherKernel, x: TypedArray, index: Int32Array, out: Type
     for (let d = 0; d < last; d++) if (d !== k.dim) base += coord[d] * inStrides[d];
     for (let j = 0; j < n; j++) {
       const c = index[p + j];
-      if (c < 0 || c >= dimSize) throw indexError(k.op, c, k.dim, dimSize);
+      if (c < 0 || c >= dimSize) throw indexError(k, c, dimSize);
       const t = base + c * dimStride + j * step;
       if (scatter) out[t] += x[p + j];
       else out[p + j] = x[t];

@@ -4,7 +4,7 @@
 
 import type { DType } from '../../../lib/shape.js';
 import type { Backend, Storage, TypedArray } from '../backend.js';
-import { indexError, type Kernel } from '../kernel.js';
+import { indexError, type GatherKernel, type Kernel } from '../kernel.js';
 import { generate, type Generated } from './codegen.js';
 
 export interface GpuDevice {
@@ -67,8 +67,8 @@ export class WebGpuBackend implements Backend {
   readonly maxBufferBytes: number;
   /** [site, index, size] of the first out-of-range index a gather kernel met (see gather.wgsl); zero when none. */
   private flags: GPUBuffer;
-  /** What each site number (1-based) stands for: op name and dim, since the last check. */
-  private sites: string[] = [];
+  /** The gather kernel each site number (1-based) stands for, since the last check. */
+  private sites: GatherKernel[] = [];
 
   private device: GPUDevice;
   private software: boolean;
@@ -188,7 +188,7 @@ export class WebGpuBackend implements Backend {
     let site: number | undefined;
     if (k.kind === 'gather' || k.kind === 'scatterAdd') {
       bufs.push(this.flags);
-      site = this.sites.push(`${k.op}\n${k.dim}`);
+      site = this.sites.push(k);
     }
     const gen = generate(k, inputs as GpuStorage[], outputs as GpuStorage[], bufs, { software: this.software, site });
     if (gen.clearOutputs) {
@@ -263,8 +263,7 @@ export class WebGpuBackend implements Backend {
     const [site, index, size] = new Int32Array(staging.getMappedRange().slice(0));
     staging.destroy();
     if (site > 0) {
-      const [op, dim] = sites[site - 1].split('\n');
-      throw indexError(op, index, Number(dim), size);
+      throw indexError(sites[site - 1], index, size);
     }
   }
 
