@@ -2,6 +2,7 @@
 // weights, summary, JSON) is in model/container.ts, training (compile, fit, evaluate, predict)
 // in model/training.ts, save and loadModel in model/saving.ts.
 
+import { ShapeError } from './shape.js';
 import type { Tensor } from './tensor.js';
 import * as check from './validate.js';
 import { Dense } from './layers/core.js';
@@ -17,6 +18,8 @@ export { loadModel } from './model/saving.js';
 
 export class SequentialModel extends LayersModel {
   layers: Layer[] = [];
+  /** The input shape (no batch dim) the layers are built for: the first layer's inputShape, else set by build(). */
+  private builtInputShape: LayerShape | null = null;
 
   constructor(layers: Layer[] = [], modelName = 'sequential') {
     super(modelName);
@@ -25,31 +28,71 @@ export class SequentialModel extends LayersModel {
 
   add(layer: Layer) {
     if (!(layer instanceof Layer)) throw new TypeError('add: expected a layer from sn.layers');
-    if (this.layers.length === 0 && !layer.inputShape) {
-      throw new Error(`the first layer ('${layer.name}') needs an inputShape, e.g. sn.layers.dense({ units: 10, inputShape: [784] })`);
-    }
-    if (this.compiled) throw new Error('add: layers cannot be added after compile()');
+    if (this.isCompiled) throw new Error('add: layers cannot be added after compile()');
     if ((layer.getConfig() as { returnState?: boolean }).returnState) {
       throw new Error(`add: '${layer.name}' has returnState, so it has several outputs; a sequential model passes one on. Use the functional API: sn.model({ inputs, outputs })`);
     }
-    // Weights exist as soon as the layer is added, so parameters() is complete before compile().
-    layer.build(this.layers.length ? this.layers[this.layers.length - 1].outputShape! : layer.inputShape!);
+    // In a built model weights exist as soon as the layer is added, so parameters() is complete
+    // before compile(). Without the first layer's inputShape, every layer waits for the model's build.
+    const previous = this.layers.at(-1);
+    const inputShape = previous ? (this.built ? previous.outputShape : null) : layer.inputShape;
+    if (inputShape) layer.build(inputShape);
+    if (!previous && layer.inputShape) this.builtInputShape = [...layer.inputShape];
     this.layers.push(layer);
   }
+
+  override get built() {
+    return this.builtInputShape !== null;
+  }
+
+  /**
+   * Builds the layers for inputs of this shape, batch dimension first as in Keras
+   * (`model.build([null, 784])`). Without it, a model whose first layer has no inputShape is built
+   * from the data of its first fit, evaluate, predict or forward.
+   */
+  build(inputShape: LayerShape) {
+    if (!Array.isArray(inputShape) || inputShape.length < 2 || inputShape.some((d) => d !== null && !(Number.isInteger(d) && d > 0))) {
+      throw new Error(`build: expected [batch, ...inputShape] of positive integers or null (the batch, or a length known only at run time), e.g. [null, 784]; got ${JSON.stringify(inputShape)}`);
+    }
+    const shape = inputShape.slice(1);
+    const batchShape = (s: LayerShape) => `[batch, ${s.map((d) => d ?? 'null').join(', ')}]`;
+    if (this.builtInputShape) {
+      if (batchShape(shape) !== batchShape(this.builtInputShape)) throw new ShapeError(`build: the model is built for inputs of shape ${batchShape(this.builtInputShape)} but got ${batchShape(shape)}`);
+      return;
+    }
+    if (!this.layers.length) throw new Error('the model has no layers: add some before building it');
+    let s = shape;
+    for (const layer of this.layers) s = layer.build(s);
+    this.builtInputShape = shape;
+  }
+
+  protected override buildOnFirstCall([x]: Tensor[]) {
+    if (this.built) return;
+    this.build([null, ...x.shape.slice(1)]);
+    this.inferredInputShape = true;
+  }
+
+  protected override inputCount() { return 1; }
 
   allLayers() { return this.layers; }
 
   get inputShapes(): LayerShape[] {
     if (!this.layers.length) throw new Error('the model has no layers');
-    return [this.layers[0].inputShape!];
+    this.requireBuilt('inputShape');
+    return [this.builtInputShape!];
   }
 
   get outputShapes(): LayerShape[] {
     if (!this.layers.length) throw new Error('the model has no layers');
+    this.requireBuilt('outputShape');
     return [this.layers[this.layers.length - 1].outputShape!];
   }
 
-  protected outputNames() { return [this.layers[this.layers.length - 1].name]; }
+  protected outputNames() {
+    if (!this.layers.length) throw new Error('the model has no layers');
+    return [this.layers[this.layers.length - 1].name];
+  }
+
   protected inputLayerName() { return this.layers[0].name; }
 
   /** Runs the layers, passing masks along; keeps the last dense layer's logits for the losses. */
@@ -82,13 +125,19 @@ export class SequentialModel extends LayersModel {
   }
 
   summary(): string {
+    this.requireBuilt('summary');
     return this.table(this.layers.map((layer) => ({ layer, shape: fmtLayerShape(layer.outputShape) })));
   }
 
   toJSON() {
     return {
       className: 'Sequential',
-      config: { name: this.modelName, layers: this.layers.map((l) => ({ className: l.className, config: { ...l.getConfig(), name: l.name } })) },
+      config: {
+        name: this.modelName,
+        layers: this.layers.map((l) => ({ className: l.className, config: { ...l.getConfig(), name: l.name } })),
+        // Keras's build_input_shape: a model built at its first call is rebuilt as it was (loadModel needs its weights' shapes).
+        ...(this.built && !this.layers[0].inputShape ? { buildInputShape: [null, ...this.builtInputShape!] } : {}),
+      },
     };
   }
 }
@@ -103,10 +152,12 @@ export function sequential(layers: Layer[] | { layers?: Layer[]; name?: string }
 registerModelClass('Sequential', (config) => {
   const layers: unknown = config.layers;
   if (!Array.isArray(layers)) throw new TypeError(`modelFromJSON: config.layers must be a list of layer specs, got ${check.describe(layers)}`);
-  return new SequentialModel(layers.map((l, i) => {
+  const model = new SequentialModel(layers.map((l, i) => {
     if (typeof l?.className !== 'string' || !l.config || typeof l.config !== 'object') {
       throw new TypeError(`modelFromJSON: layer ${i} must be { className: string, config: object }, got ${check.describe(l)}`);
     }
     return layerFromConfig(l.className, l.config);
   }), config.name as string | undefined);
+  if (config.buildInputShape !== undefined) model.build(config.buildInputShape as LayerShape);
+  return model;
 });

@@ -92,7 +92,9 @@ export abstract class Layer extends Module {
   /** The constructor arguments, as Keras's get_config (for toJSON). */
   abstract getConfig(): Record<string, unknown>;
 
+  /** Runs the layer on x, building it from x's shape on the first call (as apply does). */
   forward(x: Tensor): Tensor {
+    if (!this.built) this.build(x.shape.slice(1));
     return this.call(x, { training: this.training, mask: null });
   }
 

@@ -15,9 +15,13 @@ const BY_NAME = {
 /** Optimizer names compile() takes (any case), each with Keras's defaults; pass an sn.optim instance for other settings. */
 export type OptimizerName = keyof typeof BY_NAME;
 
-export function makeOptimizer(spec: string | OptimizerLike, params: Parameter[]): OptimizerLike {
-  if (spec instanceof Optimizer) return spec;
+/**
+ * How to make the optimizer compile() asked for, checked now: a model built at its first call has
+ * no parameters yet at compile(), so the optimizer is made (and its state created) once it is built.
+ */
+export function optimizerFor(spec: string | OptimizerLike): (params: Parameter[]) => OptimizerLike {
+  if (spec instanceof Optimizer) return () => spec;
   const make = typeof spec === 'string' ? (BY_NAME as Record<string, (params: Parameter[]) => OptimizerLike>)[spec.toLowerCase()] : undefined;
   if (!make) throw new Error(`unknown optimizer '${String(spec)}'; valid: ${Object.keys(BY_NAME).join(', ')}, or an sn.optim instance`);
-  return make(params);
+  return make;
 }

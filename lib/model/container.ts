@@ -5,7 +5,7 @@
 import { fmt, ShapeError } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import * as check from '../validate.js';
-import { Module } from '../nn/module.js';
+import { Module, type Buffer, type Parameter, type StateDict } from '../nn/module.js';
 import { assignWeights, readWeights, type Layer, type LayerShape, type WeightValue } from '../layers/layer.js';
 import type { Prediction } from '../layers/losses.js';
 import type { LayersModel } from './training.js';
@@ -29,6 +29,30 @@ export abstract class Container extends Module {
   protected abstract runAll(xs: Tensor[], training: boolean): Prediction[];
   abstract toJSON(): { className: string; config: Record<string, unknown> };
 
+  /**
+   * Whether the layers have their weights. A Sequential model whose first layer has no inputShape
+   * is built by its first call (fit, evaluate, predict, forward) or by model.build().
+   */
+  get built(): boolean {
+    return true;
+  }
+
+  /** Builds the model for the data of its first call; a model that knows its input shapes has nothing to do. */
+  protected buildOnFirstCall(_xs: Tensor[]) {}
+
+  /** Whether the input shape came from the data of the first call (said in shape errors). */
+  protected inferredInputShape = false;
+
+  /** How many inputs the model takes (known before it is built). */
+  protected inputCount(): number {
+    return this.inputShapes.length;
+  }
+
+  /** Throws, saying how to build, unless the model is built. */
+  protected requireBuilt(what: string) {
+    if (!this.built) throw new Error(`${what}: the model is not built yet: call it on data or give the first layer an inputShape (or call model.build([null, ...inputShape]))`);
+  }
+
   get inputShape(): LayerShape {
     return this.inputShapes[0];
   }
@@ -38,17 +62,40 @@ export abstract class Container extends Module {
   }
 
   /** Every layer's weights in Keras's layout: trainable ones layer by layer, then the non-trainable ones (TF.js's order). */
-  private kerasWeights() {
+  private kerasWeights(what: string) {
+    this.requireBuilt(what);
     const all = this.allLayers().flatMap((l) => l.kerasWeights());
     return [...all.filter((w) => w.trainable), ...all.filter((w) => !w.trainable)];
   }
 
   getWeights(trainableOnly = false): Tensor[] {
-    return readWeights(this.kerasWeights(), trainableOnly);
+    return readWeights(this.kerasWeights('getWeights'), trainableOnly);
   }
 
   setWeights(values: WeightValue[]) {
-    assignWeights(this.kerasWeights(), values, `model '${this.modelName}'`);
+    assignWeights(this.kerasWeights('setWeights'), values, `model '${this.modelName}'`);
+  }
+
+  /** The number of weights to train (TF.js's countParams). */
+  countParams(): number {
+    this.requireBuilt('countParams');
+    return this.allLayers().reduce((s, l) => s + l.countParams(), 0);
+  }
+
+  // Before the build there are no weights: saying so beats an empty list an optimizer or a save would take.
+  override namedParameters(prefix = ''): [string, Parameter][] {
+    this.requireBuilt('parameters');
+    return super.namedParameters(prefix);
+  }
+
+  override namedBuffers(prefix = ''): [string, Buffer][] {
+    this.requireBuilt('buffers');
+    return super.namedBuffers(prefix);
+  }
+
+  override stateDict(): StateDict {
+    this.requireBuilt('stateDict');
+    return super.stateDict();
   }
 
   forward(...xs: Tensor[]): Tensor | Tensor[] {
@@ -57,6 +104,7 @@ export abstract class Container extends Module {
   }
 
   protected runChecked(xs: Tensor[], training: boolean) {
+    this.buildOnFirstCall(xs);
     xs.forEach((x, i) => this.checkInput(x, i));
     return this.runAll(xs, training);
   }
@@ -66,7 +114,7 @@ export abstract class Container extends Module {
     const got = x.shape.slice(1);
     const what = this.inputShapes.length > 1 ? `x[${i}]` : 'x';
     if (got.length !== want.length || want.some((d, k) => d !== null && d !== got[k])) {
-      throw new ShapeError(`layer '${this.inputLayerName(i)}' expects ${what} of shape [batch, ${want.map((d) => d ?? 'null').join(', ')}] but got ${fmt(x.shape)}`);
+      throw new ShapeError(`layer '${this.inputLayerName(i)}' expects ${what} of shape [batch, ${want.map((d) => d ?? 'null').join(', ')}] but got ${fmt(x.shape)}${this.inferredInputShape ? '; the model took its input shape from the first data it was called on' : ''}`);
     }
   }
 
@@ -75,7 +123,7 @@ export abstract class Container extends Module {
     const withLinks = rows.some((r) => r.connectedTo !== undefined);
     const widths = withLinks ? [33, 26, 10, 30] : [33, 26, 10];
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('').trimEnd();
-    const total = this.allLayers().reduce((s, l) => s + l.countParams(), 0);
+    const total = this.countParams();
     const width = widths.reduce((a, b) => a + b, 0);
     const bar = '_'.repeat(width);
     const cells = rows.map((r) => [`${r.layer.name} (${r.layer.className})`, r.shape, String(r.layer.countParams()), ...(withLinks ? [r.connectedTo ?? ''] : [])]);
@@ -90,8 +138,10 @@ export abstract class Container extends Module {
 
   abstract summary(): string;
 
+  /** The summary; before the build (which summary() refuses) the layers' names, so printing a model never throws. */
   override toString() {
-    return this.summary();
+    if (this.built) return this.summary();
+    return `Model: "${this.modelName}" (not built yet): ${this.allLayers().map((l) => `${l.name} (${l.className})`).join(', ')}`;
   }
 }
 

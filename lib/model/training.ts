@@ -9,7 +9,7 @@ import { fmt, ShapeError } from '../shape.js';
 import { noGrad, cat, tensor, Tensor, type NestedArray } from '../tensor.js';
 import * as check from '../validate.js';
 import { LOSSES, evalMetric, lossName, metricFn, type CustomLoss, type LossFn, type LossName, type MetricFn, type MetricName, type Prediction } from '../layers/losses.js';
-import { makeOptimizer, type OptimizerLike, type OptimizerName } from '../layers/optimizers.js';
+import { optimizerFor, type OptimizerLike, type OptimizerName } from '../layers/optimizers.js';
 import { nextSeed } from '../data/sampler.js';
 import { checkpointName, type CheckpointInfo, type SaveOptions } from '../checkpoint.js';
 import { Container } from './container.js';
@@ -134,7 +134,9 @@ export interface Compiled {
  * tensor per model input and per model output.
  */
 export abstract class LayersModel extends Container {
-  protected compiled: Compiled | null = null;
+  /** Settles compile()'s checked arguments once the model is built (at once if it is); null before compile(). */
+  private settleCompile: (() => Compiled) | null = null;
+  private settled: Compiled | null = null;
   /** Set by a callback to end fit after the current epoch, as in Keras. */
   stopTraining = false;
   private fitting = false;
@@ -152,6 +154,20 @@ export abstract class LayersModel extends Container {
       const want = sparse ? '[batch] or [batch, 1] of class indices' : `[batch, ${out.map((d) => d ?? 'null').join(', ')}]`;
       throw new ShapeError(`output '${this.outputNames()[i]}' has shape [batch, ${out.map((d) => d ?? 'null').join(', ')}], so ${what} should be ${want}, but got ${fmt(y.shape)}`);
     }
+  }
+
+  /**
+   * What compile() settled; null before compile() and, for a model built at its first call, until
+   * it is built: the optimizer needs the parameters, and accuracy the output's units.
+   */
+  protected get compiled(): Compiled | null {
+    if (!this.settled && this.settleCompile && this.built) this.settled = this.settleCompile();
+    return this.settled;
+  }
+
+  /** Whether compile() was called (it may not be settled yet). */
+  protected get isCompiled(): boolean {
+    return this.settleCompile !== null;
   }
 
   /** loss and metrics: one for every output, a list (one per output) or an object keyed by output name. */
@@ -172,21 +188,40 @@ export abstract class LayersModel extends Container {
     };
     const losses = perOutput(args.loss as string | CustomLoss, 'loss');
     const metricLists = perOutput((args.metrics ?? []) as string[] | string[][] | Record<string, string[]>, 'metrics') as unknown as (string[] | undefined)[];
-    const outputs = losses.map((l, i): OutputSpec => {
+    const specs = losses.map((l, i) => {
       if (l === undefined) throw new Error(`compile: no loss for output '${names[i]}'`);
       const lossKey = typeof l === 'function' ? null : lossName(l);
       const loss: LossFn = typeof l === 'function' ? (y, p) => { const v = l(y, p.pred); return v.size === 1 ? v.reshape([]) : v.mean(); } : LOSSES[lossKey!];
-      const shape = this.outputShapes[i];
-      const units = shape[shape.length - 1] ?? 1;
-      return { loss, lossKey, metrics: (metricLists[i] ?? []).map((m): [string, MetricFn] => [m, metricFn(m, lossKey, units)]) };
+      const metrics = metricLists[i] ?? [];
+      // An unknown metric name fails here; which accuracy a name means waits for the output's units.
+      for (const m of metrics) metricFn(m, lossKey, 1);
+      return { loss, lossKey, metrics };
     });
-    this.compiled = { outputs, optimizer: makeOptimizer(args.optimizer, this.parameters()), args };
+    const makeOptimizer = optimizerFor(args.optimizer);
+    const settle = (): Compiled => ({
+      outputs: specs.map(({ loss, lossKey, metrics }, i): OutputSpec => {
+        const shape = this.outputShapes[i];
+        const units = shape[shape.length - 1] ?? 1;
+        return { loss, lossKey, metrics: metrics.map((m): [string, MetricFn] => [m, metricFn(m, lossKey, units)]) };
+      }),
+      optimizer: makeOptimizer(this.parameters()),
+      args,
+    });
+    const settled = this.built ? settle() : null;
+    this.settleCompile = settle;
+    this.settled = settled;
   }
 
-  /** The compile() settings; throws if the model was not compiled. */
+  /** Throws unless compile() was called. */
+  private checkCompileCalled() {
+    if (!this.settleCompile) throw new Error('the model must be compiled before training or evaluating: call model.compile({ optimizer, loss })');
+  }
+
+  /** The compile() settings; throws if the model was not compiled or is not built yet. */
   protected requireCompiled(): Compiled {
-    if (!this.compiled) throw new Error('the model must be compiled before training or evaluating: call model.compile({ optimizer, loss })');
-    return this.compiled;
+    this.checkCompileCalled();
+    this.requireBuilt('compile');
+    return this.compiled!;
   }
 
   /** Log names of the step's outputs: loss, then each output's loss when there are several, then the metrics. */
@@ -261,14 +296,16 @@ export abstract class LayersModel extends Container {
     return ts;
   }
 
+  /** x as one tensor per input; builds the model from them if this is its first call. */
   private inputs(xd: DataList) {
-    const xs = this.tensors(xd, this.inputShapes.length, 'x');
+    const xs = this.tensors(xd, this.inputCount(), 'x');
+    this.buildOnFirstCall(xs);
     xs.forEach((x, i) => this.checkInput(x, i));
     return xs;
   }
 
   private prepare(xd: DataList, yd: DataList) {
-    this.requireCompiled();
+    this.checkCompileCalled();
     const xs = this.inputs(xd);
     const ys = this.tensors(yd, this.outputShapes.length, 'y');
     ys.forEach((y, i) => this.checkTarget(y, i, xs[0].shape[0]));
@@ -276,10 +313,11 @@ export abstract class LayersModel extends Container {
   }
 
   async fit(xd: DataList, yd: DataList, opts: FitOptions = {}): Promise<History> {
-    const c = this.requireCompiled();
+    this.checkCompileCalled();
     opts = check.options(opts, 'fit: options');
     if (this.fitting) throw new Error('fit: this model is already fitting; await its running fit first (other models may fit at the same time)');
     let { xs, ys } = this.prepare(xd, yd);
+    const c = this.requireCompiled();
     const batchSize = check.integer(opts.batchSize ?? 32, 'fit: batchSize', 1);
     const epochs = check.integer(opts.epochs ?? 1, 'fit: epochs', 0);
     let validation: EvalSpec | undefined;
@@ -367,9 +405,10 @@ export abstract class LayersModel extends Container {
   }
 
   async evaluate(xd: DataList, yd: DataList, opts: { batchSize?: number } = {}): Promise<Logs> {
-    const c = this.requireCompiled();
+    this.checkCompileCalled();
     const batchSize = check.integer(check.options(opts, 'evaluate: options').batchSize ?? 32, 'evaluate: batchSize', 1);
     const { xs, ys } = this.prepare(xd, yd);
+    const c = this.requireCompiled();
     const values = await runtime().call((e) => e.evaluate({ x: xs.map((t) => t.id), y: ys.map((t) => t.id), batchSize, programs: this.programs(xs, ys, batchSize, false) }));
     keepAlive(xs, ys);
     return withAliases(Object.fromEntries(this.logNames(c).map((k, i) => [k, values[i]])));
@@ -395,14 +434,14 @@ export abstract class LayersModel extends Container {
 
   /** One optimizer step on one batch; resolves to the loss (and metrics) before the step. */
   async trainOnBatch(xd: DataList, yd: DataList): Promise<Logs> {
-    const c = this.requireCompiled();
     const { xs, ys } = this.prepare(xd, yd);
+    const c = this.requireCompiled();
     const { loss, metrics } = this.step(xs, ys, true);
     const values = await Promise.all([loss, ...metrics].map((t) => t.item()));
     return withAliases(Object.fromEntries(this.logNames(c).map((k, i) => [k, values[i]])));
   }
 
-  /** The optimizer compile() made or was given (null before compile). */
+  /** The optimizer compile() made or was given (null before compile, and before the build of a model built at its first call). */
   get optimizer(): OptimizerLike | null {
     return this.compiled?.optimizer ?? null;
   }
@@ -413,6 +452,7 @@ export abstract class LayersModel extends Container {
    * them. Atomic: a failed save leaves the previous checkpoint as it was.
    */
   async save(url: string, opts: SaveOptions = {}): Promise<CheckpointInfo> {
+    this.requireBuilt('model.save');
     return this.saveAt(url, 0, opts);
   }
 
