@@ -91,5 +91,60 @@ export function benchCases(host) {
     host.results.push({ name: `LSTM(32) fit, ${n} sequences of ${t}x${f}, batch 32`, unit: 'ms/epoch', ours, tfjs: theirs });
   }
 
-  return [['mlp', mlpFit], ['matmul', matmulChain], ['lstm', lstmFit]];
+  /**
+   * The seed MLP trained PyTorch-style (zeroGrad, forward, cross-entropy, backward, Adam step per
+   * batch of 64, one read at the end) against TF.js's optimizer.minimize loop on the same model;
+   * also the kernels one of our steps dispatches (sn.memory().kernels).
+   */
+  async function torchLoop() {
+    const n = 2048;
+    const batch = 64;
+    const epochs = 2;
+    const { x, y } = await digits(n);
+    const labels = Int32Array.from({ length: n }, (_, i) => y.subarray(i * 10, (i + 1) * 10).indexOf(1));
+    const xs = sn.tensor(x, [n, 784]);
+    const ys = sn.tensor(labels, [n]);
+    const model = new sn.nn.Sequential(new sn.nn.Linear(784, 128), new sn.nn.ReLU(), new sn.nn.Linear(128, 10));
+    const opt = new sn.optim.Adam(model.parameters(), { lr: 1e-3 });
+    const lossFn = new sn.nn.CrossEntropyLoss();
+    const step = (s) => {
+      opt.zeroGrad();
+      const loss = lossFn.forward(model.forward(xs.slice(0, s, s + batch)), ys.slice(0, s, s + batch));
+      loss.backward();
+      opt.step();
+      return loss;
+    };
+    const epoch = () => { let loss; for (let s = 0; s < n; s += batch) loss = step(s); return loss.item(); };
+    await epoch();
+    const k0 = (await sn.memory()).kernels;
+    await step(0).item();
+    const kernels = (await sn.memory()).kernels - k0;
+    let t0 = performance.now();
+    for (let e = 0; e < epochs; e++) await epoch();
+    const ours = (performance.now() - t0) / epochs;
+
+    const tm = tf.sequential({ layers: [tf.layers.dense({ units: 128, activation: 'relu', inputShape: [784] }), tf.layers.dense({ units: 10 })] });
+    const topt = tf.train.adam(1e-3);
+    const tx = tf.tensor2d(x, [n, 784]);
+    const ty = tf.tensor2d(y, [n, 10]);
+    const tepoch = async () => {
+      let last;
+      for (let s = 0; s < n; s += batch) {
+        last?.dispose();
+        last = tf.tidy(() => topt.minimize(() => tf.losses.softmaxCrossEntropy(ty.slice([s, 0], [batch, 10]), tm.apply(tx.slice([s, 0], [batch, 784]))), true));
+      }
+      await last.data();
+      last.dispose();
+    };
+    await tepoch();
+    t0 = performance.now();
+    for (let e = 0; e < epochs; e++) await tepoch();
+    const theirs = (performance.now() - t0) / epochs;
+    tf.dispose([tx, ty]);
+    tm.dispose();
+    console.log(`PyTorch-style step: ${kernels} kernels (sn.memory().kernels)`);
+    host.results.push({ name: `PyTorch-style loop 784-128-10, Adam, batch ${batch}`, unit: 'ms/epoch', ours, tfjs: theirs });
+  }
+
+  return [['mlp', mlpFit], ['matmul', matmulChain], ['lstm', lstmFit], ['torch', torchLoop]];
 }

@@ -429,13 +429,19 @@ export interface TensorOptions {
 
 /** sn.tensor(data, shape?, { dtype, requiresGrad }): data nested arrays, a typed array or a number. */
 export function tensor(data: NestedArray | ArrayLike<number>, shape?: readonly number[], opts: TensorOptions = {}): Tensor {
+  check.options(opts, 'tensor: options');
+  const dtype = opts.dtype === undefined ? (data instanceof Int32Array ? 'int32' : 'float32') : check.dtype(opts.dtype, 'tensor: dtype');
   let flat: ArrayLike<number>;
   let inferred: number[];
+  /** Whether `flat` is ours already (no copy needed). */
+  let owned = false;
   if (typeof data === 'number' || typeof data === 'boolean') {
     flat = [+data];
     inferred = [];
   } else if (Array.isArray(data)) {
-    ({ shape: inferred, flat } = check.nested(data, 'tensor'));
+    // Flattened straight into the array that travels to the worker (float64 first for int32, to check the values).
+    ({ shape: inferred, flat } = check.nested(data, 'tensor', dtype === 'int32' ? Float64Array : Float32Array));
+    owned = dtype === 'float32';
   } else if (ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array)) {
     flat = data as ArrayLike<number>;
     inferred = [flat.length];
@@ -444,12 +450,10 @@ export function tensor(data: NestedArray | ArrayLike<number>, shape?: readonly n
   }
   const finalShape = shape === undefined ? inferred : check.shape(shape, 'tensor: shape');
   if (sizeOf(finalShape) !== flat.length) throw new ShapeError(`tensor: ${flat.length} values do not fill shape ${fmt(finalShape)}`);
-  check.options(opts, 'tensor: options');
-  const dtype = opts.dtype === undefined ? (data instanceof Int32Array ? 'int32' : 'float32') : check.dtype(opts.dtype, 'tensor: dtype');
   if (dtype === 'int32' && !(flat instanceof Int32Array)) check.int32Values(flat, 'tensor');
   // A copy (the caller keeps its array); typed arrays copy as one block, not element by element.
   const Ctor = dtype === 'int32' ? Int32Array : Float32Array;
-  const values = ArrayBuffer.isView(flat) ? new Ctor(flat as unknown as ArrayLike<number>) : Ctor.from(flat);
+  const values = owned ? (flat as Float32Array) : ArrayBuffer.isView(flat) ? new Ctor(flat as unknown as ArrayLike<number>) : Ctor.from(flat);
   return fromTyped(values, finalShape, dtype, !!opts.requiresGrad);
 }
 

@@ -74,26 +74,41 @@ export function int32Values(values: ArrayLike<number>, what: string) {
 
 /**
  * Shape and flat values of nested arrays, checking that every element is a
- * number (or boolean) and that the nesting is rectangular.
+ * number (or boolean) and that the nesting is rectangular. One pass straight
+ * into a typed array of `Flat` (no per-element allocation): a large nested
+ * array is converted in as little main-thread time as it can be.
  */
-export function nested(data: unknown[], what: string): { shape: number[]; flat: number[] } {
+export function nested(data: unknown[], what: string, Flat: Float32ArrayConstructor | Float64ArrayConstructor): { shape: number[]; flat: Float32Array | Float64Array } {
   const shape: number[] = [];
   for (let cur: unknown = data; Array.isArray(cur); cur = cur[0]) shape.push(cur.length);
-  const flat: number[] = [];
-  const walk = (v: unknown, depth: number, path: number[]) => {
-    if (depth === shape.length) {
-      if (typeof v === 'number') flat.push(v);
-      else if (typeof v === 'boolean') flat.push(+v);
-      else throw new TypeError(`${what}: element at [${path.join(', ')}] is ${describe(v)}, not a number`);
-      return;
-    }
+  const flat = new Flat(shape.reduce((a, b) => a * b, 1));
+  const last = shape.length - 1;
+  // The index of the entry being read, kept in place so only an error builds a path.
+  const at: number[] = [];
+  let k = 0;
+  const walk = (v: unknown, depth: number) => {
     if (!Array.isArray(v) || v.length !== shape[depth]) {
       const len = Array.isArray(v) ? `has length ${v.length}` : `is ${describe(v)}`;
-      throw new ShapeError(`${what}: nested array is ragged: the entry at [${path.join(', ')}] ${len}, expected a list of length ${shape[depth]} (shape ${fmt(shape)})`);
+      throw new ShapeError(`${what}: nested array is ragged: the entry at [${at.slice(0, depth).join(', ')}] ${len}, expected a list of length ${shape[depth]} (shape ${fmt(shape)})`);
     }
-    v.forEach((x, i) => walk(x, depth + 1, [...path, i]));
+    if (depth < last) {
+      for (let i = 0; i < v.length; i++) {
+        at[depth] = i;
+        walk(v[i], depth + 1);
+      }
+      return;
+    }
+    for (let i = 0; i < v.length; i++) {
+      const e = v[i];
+      if (typeof e === 'number') flat[k++] = e;
+      else if (typeof e === 'boolean') flat[k++] = +e;
+      else {
+        at[depth] = i;
+        throw new TypeError(`${what}: element at [${at.slice(0, depth + 1).join(', ')}] is ${describe(e)}, not a number`);
+      }
+    }
   };
-  walk(data, 0, []);
+  walk(data, 0);
   return { shape, flat };
 }
 

@@ -8,7 +8,6 @@ import type { Command, FitEvents, FitSpec, EvalSpec, ProgramSpec } from '../lib/
 import { c, f, x } from './backend/kernel.js';
 import type { Ctx } from './ctx.js';
 import type { WT } from './tensor.js';
-import { updateAttrsAtLaterStep } from './ops/optim.js';
 import { permutation } from '../lib/data/sampler.js';
 
 const BATCH_EVENT_MS = 100;
@@ -66,8 +65,6 @@ function createdIds(program: Command[]): number[] {
 
 export class FitLoop {
   private stopRequested = false;
-  /** Training steps replayed so far: a recorded optimizer step is moved on by this many. */
-  private stepsRun = 0;
 
   constructor(private host: FitHost) {}
 
@@ -153,10 +150,8 @@ export class FitLoop {
         const src = i < xp.length ? xp[i] : yp[i - xp.length];
         this.host.set(id, this.rows(src, start, end));
       });
-      for (const cmd of program.commands) {
-        this.host.command(cmd[0] === 'update' && train ? ['update', cmd[1], cmd[2], updateAttrsAtLaterStep(cmd[1], cmd[3], this.stepsRun)] : cmd);
-      }
-      if (train) this.stepsRun++;
+      // The optimizer's step counts and hyper-parameters live on the device: its update replays unchanged.
+      for (const cmd of program.commands) this.host.command(cmd);
       // One kernel updates every sum and the first-bad-batch marker: inputs are [sums..., marker, outputs...].
       const outs = program.outputs.map((id) => this.host.get(id));
       const k = outputs + 1;
@@ -179,8 +174,8 @@ export class FitLoop {
     }
   }
 
-  /** Runs the epochs; resolves with the number of training steps run. */
-  async fit(spec: FitSpec, events: FitEvents): Promise<number> {
+  /** Runs the epochs. */
+  async fit(spec: FitSpec, events: FitEvents): Promise<void> {
     this.stopRequested = false;
     const n = this.host.get(spec.x[0]).shape[0];
     await events.onTrainBegin?.();
@@ -219,6 +214,5 @@ export class FitLoop {
       if (stop) this.stopRequested = true;
     }
     await events.onTrainEnd?.();
-    return this.stepsRun;
   }
 }

@@ -9,19 +9,10 @@ import { checkpointName, loadValue, saveValue, type CheckpointInfo, type SaveOpt
 import { modelFromJSON } from './container.js';
 import type { Compiled, LayersModel } from './training.js';
 
-/** model.save, with the optimizer's step counts moved on by `stepsInFlight` (steps fit ran in the worker and the page has not counted yet). */
-export function saveModel(model: LayersModel, compiled: Compiled | null, url: string, stepsInFlight: number, opts: SaveOptions): Promise<CheckpointInfo> {
+/** model.save: the optimizer's state (step counts included) is read on the device, as of the save. */
+export function saveModel(model: LayersModel, compiled: Compiled | null, url: string, opts: SaveOptions): Promise<CheckpointInfo> {
   const name = checkpointName(url, 'model.save');
-  const opt = compiled?.optimizer;
-  let optimizerState = null;
-  if (opt) {
-    opt.advanceSteps(stepsInFlight);
-    try {
-      optimizerState = opt.stateDict();
-    } finally {
-      opt.advanceSteps(-stepsInFlight);
-    }
-  }
+  const optimizerState = compiled?.optimizer.stateDict() ?? null;
   const extra = {
     architecture: model.toJSON(),
     compile: compileConfig(compiled),

@@ -273,8 +273,6 @@ export abstract class LayersModel extends Container {
       const { loss, metrics } = this.step(xb, yb, train);
       outputs = [loss.id, ...metrics.map((m) => m.id)];
     });
-    // Recording ran the optimizer's step once on the page; the worker counts the real steps.
-    if (train) this.requireCompiled().optimizer.advanceSteps(-1);
     return { commands, inputs: [...xb, ...yb].map((t) => t.id), outputs };
   }
 
@@ -345,7 +343,6 @@ export abstract class LayersModel extends Container {
     if (autosave) checkpointName(autosave.url, 'fit: checkpoint.url');
     const saveEvery = autosave?.everyEpochs ?? 1;
     if (!Number.isInteger(saveEvery) || saveEvery < 1) throw new Error(`fit: checkpoint.everyEpochs must be a positive integer, got ${saveEvery}`);
-    const stepsPerEpoch = Math.ceil(xs[0].shape[0] / batchSize);
     c.optimizer.materializeState();
     const programs = this.programs(xs, ys, batchSize, true);
     const callbacks = opts.callbacks ? (Array.isArray(opts.callbacks) ? opts.callbacks : [opts.callbacks]) : [];
@@ -360,6 +357,8 @@ export abstract class LayersModel extends Container {
     const invoke = async (fn: (cb: Callback) => unknown) => {
       const before = rt.stats.commands + rt.pendingCount;
       for (const cb of callbacks) await fn(cb);
+      // A callback may have changed the lr (a scheduler, paramGroups[i].lr = ...): into the device state.
+      c.optimizer.syncHyperParameters();
       if (rt.stats.commands + rt.pendingCount !== before) await rt.sync();
     };
     const events: FitEvents = {
@@ -373,7 +372,7 @@ export abstract class LayersModel extends Container {
         this.epoch = e + 1;
         await invoke((cb) => cb.onEpochEnd?.(e, logs));
         // The worker waits for this reply, so the weights saved are those at the end of epoch e.
-        if (autosave && (e + 1) % saveEvery === 0) await this.saveAt(autosave.url, (e + 1 - initialEpoch) * stepsPerEpoch);
+        if (autosave && (e + 1) % saveEvery === 0) await this.save(autosave.url);
         return this.stopTraining;
       },
       onTrainEnd: () => invoke((cb) => cb.onTrainEnd?.({})),
@@ -384,7 +383,7 @@ export abstract class LayersModel extends Container {
     opts.signal?.addEventListener('abort', abort);
     this.fitting = true;
     try {
-      const steps = await rt.call((e) => e.fit({
+      await rt.call((e) => e.fit({
         fitId, x: xs.map((t) => t.id), y: ys.map((t) => t.id), batchSize, programs,
         epochs, initialEpoch, shuffle: opts.shuffle ?? true,
         seed: nextSeed(), outputNames,
@@ -392,7 +391,6 @@ export abstract class LayersModel extends Container {
         terminateOnNaN: (opts.terminateOnNaN ?? true) || callbacks.some((cb) => cb.terminateOnNaN),
         validation,
       }, Comlink.proxy(events)));
-      c.optimizer.advanceSteps(steps);
     } finally {
       this.fitting = false;
       // The worker uses these by id only: keep the page handles (and so the worker copies) alive until it is done.
@@ -453,14 +451,6 @@ export abstract class LayersModel extends Container {
    */
   async save(url: string, opts: SaveOptions = {}): Promise<CheckpointInfo> {
     this.requireBuilt('model.save');
-    return this.saveAt(url, 0, opts);
-  }
-
-  /**
-   * Saves with the optimizer's step counts moved on by `stepsInFlight`: during fit the worker runs
-   * the steps and the page adds them up only when fit returns.
-   */
-  private saveAt(url: string, stepsInFlight: number, opts: SaveOptions = {}): Promise<CheckpointInfo> {
-    return saveModel(this, this.compiled, url, stepsInFlight, opts);
+    return saveModel(this, this.compiled, url, opts);
   }
 }

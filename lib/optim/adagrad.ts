@@ -29,15 +29,15 @@ export class Adagrad extends Optimizer<AdagradOptions> {
     }
   }
 
+  protected hyperParameters(o: AdagradOptions) {
+    return { lr: o.lr, lrDecay: o.lrDecay, eps: o.eps, weightDecay: o.weightDecay };
+  }
+
   protected prepare(o: AdagradOptions, state: ParamState, p: Tensor): ParamUpdate {
-    const step = (state.step = ((state.step as number | undefined) ?? 0) + 1);
+    const step = this.stepCount(state);
     // PyTorch fills the accumulator when the optimizer is built; here at the first step, before any update reads it.
     state.sum ??= full(p.shape, o.initialAccumulatorValue);
-    const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0 };
-    // lr, lrDecay and step ride along so Keras fit can recompute clr when it replays a recorded step.
-    const scalars: Record<string, number> = { clr: o.lr / (1 + (step - 1) * o.lrDecay), eps: o.eps, lr: o.lr, lrDecay: o.lrDecay, step };
-    if (flags.weightDecay) scalars.weightDecay = o.weightDecay;
-    return { flags, scalars, state: [state.sum as Tensor] };
+    return { flags: { maximize: o.maximize, weightDecay: o.weightDecay !== 0 }, state: [step, state.sum as Tensor] };
   }
 }
 
@@ -66,11 +66,12 @@ export class Adadelta extends Optimizer<AdadeltaOptions> {
     if (!(o.weightDecay >= 0)) throw new Error(`Adadelta: invalid weightDecay value ${o.weightDecay}`);
   }
 
+  protected hyperParameters(o: AdadeltaOptions) {
+    return { lr: o.lr, rho: o.rho, oneMinusRho: 1 - o.rho, eps: o.eps, weightDecay: o.weightDecay };
+  }
+
   protected prepare(o: AdadeltaOptions, state: ParamState, p: Tensor): ParamUpdate {
-    state.step = ((state.step as number | undefined) ?? 0) + 1;
     const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0 };
-    const scalars: Record<string, number> = { lr: o.lr, rho: o.rho, oneMinusRho: 1 - o.rho, eps: o.eps };
-    if (flags.weightDecay) scalars.weightDecay = o.weightDecay;
-    return { flags, scalars, state: [this.buffer(state, 'square_avg', p), this.buffer(state, 'acc_delta', p)] };
+    return { flags, state: [this.stepCount(state), this.buffer(state, 'square_avg', p), this.buffer(state, 'acc_delta', p)] };
   }
 }

@@ -27,24 +27,21 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
     if (!(o.weightDecay >= 0)) throw new Error(`${name}: invalid weightDecay ${o.weightDecay}`);
   }
 
-  protected prepare(o: AdamOptions, state: ParamState, p: Tensor): ParamUpdate {
+  protected hyperParameters(o: AdamOptions) {
     const [beta1, beta2] = o.betas;
-    const step = (state.step = ((state.step as number | undefined) ?? 0) + 1);
-    const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0, decoupled: this.decoupled, amsgrad: o.amsgrad };
-    const scalars: Record<string, number> = {
-      beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, eps: o.eps,
-      stepSize: o.lr / (1 - beta1 ** step),
-      biasCorrection2Sqrt: Math.sqrt(1 - beta2 ** step),
-      // Read by the worker when it replays a recorded step (Keras fit) at later step counts.
-      lr: o.lr, step,
+    // Bias corrections 1 - beta^t are computed on the device from log(beta) and the step count.
+    return {
+      lr: o.lr, beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, eps: o.eps,
+      logBeta1: Math.log(beta1), logBeta2: Math.log(beta2),
+      weightDecay: o.weightDecay, decay: 1 - o.lr * o.weightDecay,
     };
-    if (flags.weightDecay) {
-      if (this.decoupled) scalars.decay = 1 - o.lr * o.weightDecay;
-      else scalars.weightDecay = o.weightDecay;
-    }
-    const moments = [this.buffer(state, 'exp_avg', p), this.buffer(state, 'exp_avg_sq', p)];
+  }
+
+  protected prepare(o: AdamOptions, state: ParamState, p: Tensor): ParamUpdate {
+    const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0, decoupled: this.decoupled, amsgrad: o.amsgrad };
+    const moments = [this.stepCount(state), this.buffer(state, 'exp_avg', p), this.buffer(state, 'exp_avg_sq', p)];
     if (o.amsgrad) moments.push(this.buffer(state, 'max_exp_avg_sq', p));
-    return { flags, scalars, state: moments };
+    return { flags, state: moments };
   }
 }
 

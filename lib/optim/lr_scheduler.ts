@@ -35,6 +35,8 @@ export abstract class LRScheduler {
     this.lastEpoch++;
     const lrs = this.getLr();
     this.optimizer.paramGroups.forEach((g, i) => (g.lr = lrs[i]));
+    // Into the device state now, so a step the worker replays on its own (Keras fit) sees it too.
+    this.optimizer.syncHyperParameters();
     this.lastLr = lrs;
   }
 

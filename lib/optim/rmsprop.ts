@@ -30,17 +30,15 @@ export class RMSprop extends Optimizer<RMSpropOptions> {
     }
   }
 
+  protected hyperParameters(o: RMSpropOptions) {
+    return { lr: o.lr, alpha: o.alpha, oneMinusAlpha: 1 - o.alpha, eps: o.eps, weightDecay: o.weightDecay, momentum: o.momentum };
+  }
+
   protected prepare(o: RMSpropOptions, state: ParamState, p: Tensor): ParamUpdate {
-    state.step = ((state.step as number | undefined) ?? 0) + 1;
     const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0, momentum: o.momentum > 0, centered: o.centered };
-    const scalars: Record<string, number> = { lr: o.lr, alpha: o.alpha, oneMinusAlpha: 1 - o.alpha, eps: o.eps };
-    if (flags.weightDecay) scalars.weightDecay = o.weightDecay;
-    const tensors = [this.buffer(state, 'square_avg', p)];
-    if (flags.momentum) {
-      scalars.momentum = o.momentum;
-      tensors.push(this.buffer(state, 'momentum_buffer', p));
-    }
+    const tensors = [this.stepCount(state), this.buffer(state, 'square_avg', p)];
+    if (flags.momentum) tensors.push(this.buffer(state, 'momentum_buffer', p));
     if (flags.centered) tensors.push(this.buffer(state, 'grad_avg', p));
-    return { flags, scalars, state: tensors };
+    return { flags, state: tensors };
   }
 }

@@ -30,15 +30,15 @@ export class SGD extends Optimizer<SGDOptions> {
     if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0)) throw new Error('SGD: Nesterov momentum requires a momentum and zero dampening');
   }
 
+  protected hyperParameters(o: SGDOptions) {
+    return { lr: o.lr, weightDecay: o.weightDecay, momentum: o.momentum, dampened: 1 - o.dampening };
+  }
+
   protected prepare(o: SGDOptions, state: ParamState, p: Tensor): ParamUpdate {
     const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0, momentum: o.momentum !== 0, nesterov: o.nesterov, first: false };
-    const scalars: Record<string, number> = { lr: o.lr };
-    if (flags.weightDecay) scalars.weightDecay = o.weightDecay;
-    if (!flags.momentum) return { flags, scalars, state: [] };
+    if (!flags.momentum) return { flags, state: [] };
     // The first step starts the buffer at the gradient itself rather than decaying zeros.
     flags.first = state.momentum_buffer === undefined;
-    scalars.momentum = o.momentum;
-    scalars.dampened = 1 - o.dampening;
-    return { flags, scalars, state: [this.buffer(state, 'momentum_buffer', p)] };
+    return { flags, state: [this.buffer(state, 'momentum_buffer', p)] };
   }
 }

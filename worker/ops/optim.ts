@@ -1,14 +1,18 @@
-// In-place updates: optimizer steps and gradient clipping. Each parameter's
-// update is ONE fused elementwise kernel that writes the parameter and its
-// state tensors in place. Step-dependent numbers (lr, bias corrections) come
-// from the page as scalars in one small buffer per command, so the generated
-// kernel, and its cached pipeline, stays the same from step to step.
+// In-place updates: optimizer steps and gradient clipping. Optimizer state
+// lives on the device, as in PyTorch's `capturable` Adam: each group's
+// hyper-parameters are a small tensor the page rewrites only when they change
+// (a scheduler, a new lr), and each parameter's step count is a 0-d tensor.
+// A step is then the same command every time, so a recorded program (Keras
+// fit) replays it unchanged: one tiny kernel counts the steps and computes
+// the step-dependent numbers (bias corrections, Adagrad's decayed lr) for
+// every parameter, then ONE fused elementwise kernel per parameter writes the
+// parameter and its state tensors in place.
 
-import { f, x, type Expr } from '../backend/kernel.js';
+import { c, f, x, type Expr } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
 
-/** Switches that change the kernel's expression; everything numeric is a scalar. */
+/** Switches that change the kernel's expression; everything numeric is a device scalar. */
 export interface UpdateFlags {
   maximize?: boolean;
   /** Weight decay added to the gradient (L2), or applied to the parameter (AdamW) when `decoupled`. */
@@ -22,13 +26,19 @@ export interface UpdateFlags {
   centered?: boolean;
 }
 
-/** One parameter's update: its tensors are [param, grad, ...state], in the rule's state order. */
+/** One parameter's update: its tensors are [param, grad, step (rules that count), ...state]. */
 export interface UpdateSlot {
   flags: UpdateFlags;
-  scalars: Record<string, number>;
+  /** Index of the parameter's group among the command's hyper-parameter tensors. */
+  group: number;
 }
 
+/**
+ * An optimizer step's attrs. The command's tensors are one hyper-parameter tensor per group
+ * (its elements named by `groups[i]`), then each slot's tensors in slot order.
+ */
 export interface OptimizerAttrs {
+  groups: string[][];
   slots: UpdateSlot[];
 }
 
@@ -41,8 +51,12 @@ interface RuleArgs {
 }
 
 interface Rule {
-  /** How many state tensors follow the gradient. */
+  /** How many state tensors (moments, buffers) follow the gradient and the step count. */
   states(flags: UpdateFlags): number;
+  /** Whether the rule keeps a step count (every rule but SGD, as in PyTorch). */
+  counted: boolean;
+  /** Scalars that depend on the step count: `compute` gives them, in `names` order, from the group's hyper-parameters and the new count `t`. */
+  perStep?: { names: string[]; compute(s: Record<string, Expr>, t: Expr): Expr[] };
   /** New values for [param, ...state], written in terms of the old ones (every output reads old inputs). */
   update(a: RuleArgs): Expr[];
 }
@@ -58,9 +72,21 @@ function gradient({ p, g, s, flags }: RuleArgs): Expr {
   return flags.weightDecay && !flags.decoupled ? add(d, mul(s.weightDecay, p)) : d;
 }
 
+/**
+ * 1 - exp(z) for z <= 0 without the cancellation near 0 (WGSL has no expm1): a Taylor
+ * series while |z| is small, where float32's 1 - exp(z) would lose most of its digits.
+ * Bias corrections 1 - beta^t are this of t * log(beta).
+ */
+function oneMinusExp(z: Expr): Expr {
+  let series: Expr = c(1);
+  for (let k = 8; k >= 2; k--) series = add(c(1), mul(div(z, c(k)), series));
+  return f('where', f('lt', z, c(-0.5)), sub(c(1), f('exp', z)), mul(f('neg', z), series));
+}
+
 // The rules follow PyTorch 1.13's single-tensor implementations term by term.
 const RULES: Record<string, Rule> = {
   sgd: {
+    counted: false,
     states: (fl) => +!!fl.momentum,
     update: (a) => {
       const { p, state: [buf], s, flags } = a;
@@ -73,7 +99,12 @@ const RULES: Record<string, Rule> = {
   },
 
   adam: {
+    counted: true,
     states: (fl) => 2 + +!!fl.amsgrad,
+    perStep: {
+      names: ['stepSize', 'biasCorrection2Sqrt'],
+      compute: (s, t) => [div(s.lr, oneMinusExp(mul(t, s.logBeta1))), f('sqrt', oneMinusExp(mul(t, s.logBeta2)))],
+    },
     update: (a) => {
       const { p, state: [m, v, vmax], s, flags } = a;
       const d = gradient(a);
@@ -87,7 +118,9 @@ const RULES: Record<string, Rule> = {
   },
 
   adagrad: {
+    counted: true,
     states: () => 1,
+    perStep: { names: ['clr'], compute: (s, t) => [div(s.lr, add(c(1), mul(sub(t, c(1)), s.lrDecay)))] },
     update: (a) => {
       const { p, state: [sum], s } = a;
       const d = gradient(a);
@@ -98,6 +131,7 @@ const RULES: Record<string, Rule> = {
 
   adadelta: {
     // square_avg, acc_delta
+    counted: true,
     states: () => 2,
     update: (a) => {
       const { p, state: [sq, acc], s } = a;
@@ -111,6 +145,7 @@ const RULES: Record<string, Rule> = {
 
   rmsprop: {
     // square_avg, then momentum_buffer and grad_avg when used.
+    counted: true,
     states: (fl) => 1 + +!!fl.momentum + +!!fl.centered,
     update: (a) => {
       const { p, s, flags } = a;
@@ -128,30 +163,84 @@ const RULES: Record<string, Rule> = {
   },
 };
 
-/** Runs an optimizer rule over its parameters: tensors are [param, grad, ...state] per slot, in slot order. */
-function optimizerUpdate(ctx: Ctx, rule: Rule, ts: WT[], { slots }: OptimizerAttrs) {
-  const names = slots.map((sl) => Object.keys(sl.scalars));
-  const values = Float32Array.from(slots.flatMap((sl) => Object.values(sl.scalars)));
-  // One upload for the whole step; each scalar is read through a 0-d view into it.
-  const scalars = ctx.fromData(values, [values.length], 'float32');
-  let next = 0;
-  let k = 0;
-  slots.forEach((slot, i) => {
-    const s: Record<string, Expr> = {};
-    const scalarViews = names[i].map((name, j) => {
-      s[name] = x(j);
-      return ctx.view(scalars, [], [], k++);
-    });
-    // Tensor inputs follow the scalars: the param, the grad, then the state.
-    const first = scalarViews.length;
-    const nState = rule.states(slot.flags);
-    const [p, g, ...state] = ts.slice(next, next + 2 + nState);
-    next += 2 + nState;
-    if (!g || state.length !== nState) throw new Error(`update: too few tensors for ${slots.length} parameters`);
-    const exprs = rule.update({ p: x(first), g: x(first + 1), state: state.map((_, j) => x(first + 2 + j)), s, flags: slot.flags });
-    ctx.mapInto(exprs, [...scalarViews, p, g, ...state], [p, ...state]);
+/** Buffers one dispatch may bind: the limit WebGPU guarantees on every adapter. */
+const MAX_BINDINGS = 8;
+
+interface SlotTensors {
+  p: WT;
+  g: WT;
+  step: WT | null;
+  state: WT[];
+  slot: UpdateSlot;
+}
+
+/** Runs an optimizer rule over its parameters; see OptimizerAttrs for the tensors' order. */
+function optimizerUpdate(ctx: Ctx, rule: Rule, ts: WT[], { groups, slots }: OptimizerAttrs) {
+  // Each hyper-parameter is read through a 0-d view into its group's tensor.
+  const hyper = groups.map((names, i): Record<string, WT> => {
+    const h = ts[i];
+    if (!h || h.size !== names.length) throw new Error(`update: group ${i} names ${names.length} hyper-parameters, its tensor holds ${h?.size}`);
+    return Object.fromEntries(names.map((name, j) => [name, ctx.view(h, [], [], h.offset + j)]));
+  });
+  let next = groups.length;
+  const parsed: SlotTensors[] = slots.map((slot) => {
+    const n = 2 + +rule.counted + rule.states(slot.flags);
+    const own = ts.slice(next, next + n);
+    next += n;
+    if (own.length !== n || !hyper[slot.group]) throw new Error(`update: too few tensors for ${slots.length} parameters`);
+    const [p, g, ...rest] = own;
+    return { p, g, step: rule.counted ? rest.shift()! : null, state: rest, slot };
   });
   if (next !== ts.length) throw new Error(`update: ${ts.length} tensors given, the rules used ${next}`);
+  const perStep = rule.counted ? countSteps(ctx, rule, parsed, hyper) : parsed.map(() => ({}));
+  parsed.forEach(({ p, g, state, slot }, i) => {
+    const scalars: Record<string, WT> = { ...hyper[slot.group], ...perStep[i] };
+    const names = Object.keys(scalars);
+    const s = Object.fromEntries(names.map((name, j) => [name, x(j)]));
+    // Tensor inputs follow the scalars: the param, the grad, then the state.
+    const k = names.length;
+    const exprs = rule.update({ p: x(k), g: x(k + 1), state: state.map((_, j) => x(k + 2 + j)), s, flags: slot.flags });
+    ctx.mapInto(exprs, [...Object.values(scalars), p, g, ...state], [p, ...state]);
+  });
+}
+
+/**
+ * Adds one to every slot's step count and computes the rule's per-step scalars from the new
+ * counts, in as few 0-d kernels as the binding limit allows (one for a small model). Returns
+ * each slot's per-step scalars as views into a scratch tensor.
+ */
+function countSteps(ctx: Ctx, rule: Rule, slots: SlotTensors[], hyper: Record<string, WT>[]): Record<string, WT>[] {
+  const names = rule.perStep?.names ?? [];
+  const scratch = names.length ? ctx.empty([slots.length * names.length]) : null;
+  const views = slots.map((_, i) => Object.fromEntries(names.map((name, j) => [name, ctx.view(scratch!, [], [], i * names.length + j)])));
+  for (let start = 0; start < slots.length; ) {
+    // Take slots while the kernel's distinct buffers fit: the steps, the scratch and the groups' hyper tensors.
+    const buffers = new Set(scratch ? [scratch.buf] : []);
+    let end = start;
+    for (; end < slots.length; end++) {
+      const more = [slots[end].step!.buf, ...(names.length ? Object.values(hyper[slots[end].slot.group]).map((v) => v.buf) : [])];
+      if (end > start && new Set([...buffers, ...more]).size > MAX_BINDINGS) break;
+      for (const b of more) buffers.add(b);
+    }
+    const chunk = slots.slice(start, end);
+    const inputs: WT[] = chunk.map((sl) => sl.step!);
+    const exprs: Expr[] = [];
+    const outputs: WT[] = [];
+    chunk.forEach((sl, i) => {
+      const t = add(x(i), c(1));
+      exprs.push(t);
+      outputs.push(sl.step!);
+      if (!names.length) return;
+      const s = Object.fromEntries(Object.entries(hyper[sl.slot.group]).map(([name, view]) => [name, x(inputs.push(view) - 1)]));
+      rule.perStep!.compute(s, t).forEach((e, j) => {
+        exprs.push(e);
+        outputs.push(views[start + i][names[j]]);
+      });
+    });
+    ctx.mapInto(exprs, inputs, outputs);
+    start = end;
+  }
+  return views;
 }
 
 /** Multiplies tensors[1..] in place by the 0-d tensor tensors[0] (gradient clipping). */
@@ -164,27 +253,3 @@ export const UPDATES: Record<string, (ctx: Ctx, tensors: WT[], attrs: any) => vo
   ...Object.fromEntries(Object.entries(RULES).map(([name, rule]) => [name, (ctx: Ctx, ts: WT[], attrs: OptimizerAttrs) => optimizerUpdate(ctx, rule, ts, attrs)])),
   scale,
 };
-
-/**
- * The attrs of an 'update' command recorded at one step, moved `later` steps on:
- * Keras fit replays a recorded step, and Adam's bias corrections depend on the count.
- */
-export function updateAttrsAtLaterStep(rule: string, attrs: OptimizerAttrs, later: number): OptimizerAttrs {
-  if (later === 0) return attrs;
-  if (rule === 'adagrad') {
-    return {
-      slots: attrs.slots.map(({ flags, scalars }) => {
-        const { lr, lrDecay, step } = scalars;
-        return { flags, scalars: { ...scalars, step: step + later, clr: lr / (1 + (step + later - 1) * lrDecay) } };
-      }),
-    };
-  }
-  if (rule !== 'adam') return attrs;
-  return {
-    slots: attrs.slots.map(({ flags, scalars }) => {
-      const { lr, step, beta1, beta2 } = scalars;
-      const t = step + later;
-      return { flags, scalars: { ...scalars, step: t, stepSize: lr / (1 - beta1 ** t), biasCorrection2Sqrt: Math.sqrt(1 - beta2 ** t) } };
-    }),
-  };
-}
