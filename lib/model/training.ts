@@ -111,6 +111,21 @@ function withAliases(logs: Logs): Logs {
 /** Holds handles reachable until this call, so their worker tensors outlive a worker-side loop. */
 const keepAlive = (..._handles: unknown[]) => {};
 
+/**
+ * Resolves in a later task, so the page renders and handles input in between. A message on a
+ * channel rather than a timer: browsers throttle timers in background tabs to one a second.
+ */
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve();
+    };
+    port2.postMessage(null);
+  });
+}
+
 /** A model's inputs or targets as handed to fit/evaluate/predict: one Data per input (or output). */
 export type DataList = Data | Data[];
 
@@ -311,6 +326,20 @@ export abstract class LayersModel extends Container {
   }
 
   async fit(xd: DataList, yd: DataList, opts: FitOptions = {}): Promise<History> {
+    if (this.fitting) throw new Error('fit: this model is already fitting; await its running fit first (other models may fit at the same time)');
+    // Converting the data and recording the step run in a task of their own: appended to the
+    // caller's (which has often just copied the training data in sn.tensor), they made one long
+    // page stall, and a busy machine stretches every such task.
+    this.fitting = true;
+    try {
+      await nextTask();
+    } finally {
+      this.fitting = false;
+    }
+    return this.fitInThisTask(xd, yd, opts);
+  }
+
+  private async fitInThisTask(xd: DataList, yd: DataList, opts: FitOptions): Promise<History> {
     this.checkCompileCalled();
     opts = check.options(opts, 'fit: options');
     if (this.fitting) throw new Error('fit: this model is already fitting; await its running fit first (other models may fit at the same time)');
