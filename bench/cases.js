@@ -45,6 +45,7 @@ export function benchCases(host) {
   const { sn, tf, digits } = host;
 
   const mlpFit = () => seedMlpFit(host, { batchSize: 128, epochs: 3 });
+  const mlpFit32 = () => seedMlpFit(host, { batchSize: 32, epochs: 2 });
 
   async function matmulChain() {
     const size = 256;
@@ -173,5 +174,5 @@ export function benchCases(host) {
     host.results.push({ name: 'page freeze, sn.tensor of 8,000 digits through fit', unit: 'ms', ours, tfjs: theirs });
   }
 
-  return [['mlp', mlpFit], ['matmul', matmulChain], ['lstm', lstmFit], ['torch', torchLoop], ['stall', seedStall]];
+  return [['mlp', mlpFit], ['mlp32', mlpFit32], ['matmul', matmulChain], ['lstm', lstmFit], ['torch', torchLoop], ['stall', seedStall]];
 }

@@ -18,7 +18,8 @@ export class Ctx {
   /** Kernels handed to the backend so far (sn.memory().kernels). */
   kernels = 0;
 
-  constructor(readonly backend: Backend) {}
+  /** Swapped for a recorder while a step plan records (worker/plan.ts). */
+  constructor(public backend: Backend) {}
 
   /** Runs fn; tensors made inside are released at the end unless retained elsewhere. */
   scoped<T>(fn: () => T): T {
@@ -95,7 +96,9 @@ export class Ctx {
   run(kernel: Kernel, inputs: WT[], outputs: WT[]) {
     if (outputs.some((o) => o.size === 0)) return;
     this.kernels++;
-    this.backend.run(kernel, inputs.map((t) => t.storage), outputs.map((t) => t.storage));
+    const ins = inputs.map((t) => t.storage);
+    const outs = outputs.map((t) => t.storage);
+    this.backend.dispatch(this.backend.prepare(kernel, ins, outs), kernel, ins, outs);
   }
 
   /** Applies a registered op without recording it (backward rules compose ops this way). */

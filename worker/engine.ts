@@ -178,6 +178,16 @@ export class Engine {
     }
   }
 
+  /** Fit's step plans: on unless a test compares them with op-by-op steps; counts for those tests. */
+  private plans = { on: true, recorded: 0, replayed: 0, refused: 0 };
+
+  /** @internal Test switch: step plans on or off; returns what plans did so far. */
+  _stepPlans(on: boolean) {
+    const { recorded, replayed, refused } = this.plans;
+    this.plans.on = on;
+    return { recorded, replayed, refused };
+  }
+
   /** Running fits by the page's fit id; they take turns batch by batch. */
   private fits = new Map<number, FitLoop>();
   private turns = new Turns();
@@ -192,6 +202,7 @@ export class Engine {
       free: (id) => this.free(id),
       flush: () => this.backend.flush(),
       done: () => this.backend.done(),
+      plans: this.plans,
       // One readback for all of them: the scalars are gathered into one small tensor first.
       readScalars: async (ts) => {
         const all = this.ctx.scoped(() => this.ctx.op('cat', ts.map((t) => this.ctx.reshape(t, [1])), { dim: 0 }).retain());

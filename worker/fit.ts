@@ -1,13 +1,17 @@
 // Keras fit and evaluate, entirely inside the worker: the page records one
 // training step as a program (forward, loss, metrics, backward, optimizer
-// update) and this loop replays it per batch. Losses and metrics add up on
-// the device; they are read back once per epoch, and batch progress only
-// when the page asked for it and at most every BATCH_EVENT_MS.
+// update) and this loop replays it per batch: the first batch of each
+// program runs op by op into a step plan (worker/plan.ts), the rest replay
+// the plan with the batch's rows patched in (the optimizer's step counts
+// live on the device, so its update replays unchanged). Losses and metrics
+// add up on the device; they are read back once per epoch, and batch
+// progress only when the page asked for it and at most every BATCH_EVENT_MS.
 
 import type { Command, FitEvents, FitSpec, EvalSpec, ProgramSpec } from '../lib/protocol.js';
 import { c, f, x } from './backend/kernel.js';
 import type { Ctx } from './ctx.js';
 import type { WT } from './tensor.js';
+import { StepPlan, type Tag } from './plan.js';
 import { permutation } from '../lib/data/sampler.js';
 
 const BATCH_EVENT_MS = 100;
@@ -48,6 +52,8 @@ export interface FitHost {
   flush(): void;
   done(): Promise<void>;
   readScalars(ts: WT[]): Promise<number[]>;
+  /** Whether steps run as plans (off: op by op, for tests that compare the two); counts what the plans did. */
+  plans: { on: boolean; recorded: number; replayed: number; refused: number };
 }
 
 /** Yields to the worker's message loop, so an abort or other calls can arrive. */
@@ -61,6 +67,19 @@ function createdIds(program: Command[]): number[] {
     else if (cmd[0] === 'backward') ids.push(...cmd[3].map(([, g]) => g));
   }
   return ids;
+}
+
+/** One batch's step, as runBatch, record and replay take it. */
+interface BatchStep {
+  program: ProgramSpec;
+  /** The data's inputs then targets, in the program's input order (permuted for this epoch). */
+  sources: WT[];
+  start: number;
+  end: number;
+  /** Device-side sums of the outputs, then the first-bad-batch marker. */
+  sums: WT[];
+  batches: WT;
+  toFree: number[];
 }
 
 export class FitLoop {
@@ -86,7 +105,7 @@ export class FitLoop {
    * Runs `programs` over the data in batches, adding each output (times the batch size)
    * into device-side sums. Returns the sums; `onBatch` sees running means when asked for.
    */
-  private async sweep(spec: EvalSpec, programs: Record<number, ProgramSpec>, perm: Int32Array | null, train: boolean, onBatch?: (batch: number, sums: WT[], seen: number) => Promise<void> | void) {
+  private async sweep(spec: EvalSpec, programs: Record<number, ProgramSpec>, perm: Int32Array | null, onBatch?: (batch: number, sums: WT[], seen: number) => Promise<void> | void) {
     const { ctx } = this.host;
     const xs = spec.x.map((id) => this.host.get(id));
     const ys = spec.y.map((id) => this.host.get(id));
@@ -98,6 +117,9 @@ export class FitLoop {
     sums.push(firstBad);
     // What each program leaves to free after a run, worked out once rather than per batch.
     const toFree = new Map(Object.values(programs).map((p) => [p, [...p.inputs, ...createdIds(p.commands)]]));
+    // Batches run so far, on the device, so that every batch's step is the same kernels.
+    const batches = ctx.full([], 0).retain();
+    const plans = this.host.plans.on ? new Map<ProgramSpec, StepPlan | null>() : null;
     const inFlight: Promise<void>[] = [];
     let lastYield = performance.now();
     try {
@@ -107,6 +129,7 @@ export class FitLoop {
         for (const t of [...px, ...py]) t.retain();
         return [px, py];
       });
+      const sources = [...xp, ...yp];
       try {
         let batch = 0;
         for (let start = 0; start < n; start += spec.batchSize, batch++) {
@@ -115,7 +138,11 @@ export class FitLoop {
           await this.host.turns.take();
           try {
             if (this.stopRequested) break;
-            this.runBatch(program, xp, yp, start, end, batch, train, sums, outputs, toFree.get(program)!);
+            const batchStep: BatchStep = { program, sources, start, end, sums, batches, toFree: toFree.get(program)! };
+            const plan = plans?.get(program);
+            if (plan) this.replay(plan, batchStep);
+            else if (plans && plan === undefined) this.record(plans, batchStep);
+            else this.runBatch(batchStep);
             this.host.flush();
           } finally {
             this.host.turns.pass();
@@ -130,7 +157,9 @@ export class FitLoop {
         }
         await Promise.all(inFlight);
       } finally {
-        for (const t of [...xp, ...yp]) t.release();
+        for (const t of sources) t.release();
+        for (const plan of plans?.values() ?? []) plan?.dispose();
+        batches.release();
       }
       return sums;
     } catch (e) {
@@ -140,32 +169,61 @@ export class FitLoop {
   }
 
   /**
-   * One step of `program` on rows [start, end): its outputs added into `sums` and the first
+   * One step of the program on rows [start, end): its outputs added into `sums` and the first
    * non-finite batch noted in the marker after them. Synchronous: nothing else runs in between.
+   * With `tag` (recording a plan) the rows are copied into tensors of the step's own, so that
+   * only that copy's offset changes from batch to batch, and what the step does is tagged:
+   * a command by its index, the copy for input i by -1 - i.
    */
-  private runBatch(program: ProgramSpec, xp: WT[], yp: WT[], start: number, end: number, batch: number, train: boolean, sums: WT[], outputs: number, toFree: number[]) {
+  private runBatch({ program, sources, start, end, sums, batches, toFree }: BatchStep, tag?: (t: Tag) => void) {
     const { ctx } = this.host;
     ctx.scoped(() => {
       program.inputs.forEach((id, i) => {
-        const src = i < xp.length ? xp[i] : yp[i - xp.length];
-        this.host.set(id, this.rows(src, start, end));
+        const rows = this.rows(sources[i], start, end);
+        tag?.(-1 - i);
+        this.host.set(id, tag ? ctx.map(x(0), [rows], rows.shape, rows.dtype) : rows);
       });
       // The optimizer's step counts and hyper-parameters live on the device: its update replays unchanged.
-      for (const cmd of program.commands) this.host.command(cmd);
-      // One kernel updates every sum and the first-bad-batch marker: inputs are [sums..., marker, outputs...].
+      program.commands.forEach((cmd, i) => {
+        tag?.(i);
+        this.host.command(cmd);
+      });
+      tag?.(undefined);
+      // One kernel updates every sum, the first-bad-batch marker and the batch count: inputs are [sums..., marker, count, outputs...].
       const outs = program.outputs.map((id) => this.host.get(id));
-      const k = outputs + 1;
+      const marker = sums.length - 1;
+      const count = sums.length;
+      const k = sums.length + 1;
       const exprs = outs.map((_, i) => f('add', x(i), f('mul', x(k + i), c(end - start))));
-      if (outs.length) exprs.push(f('where', f('ge', x(outputs), c(0)), x(outputs), f('where', f('isfinite', x(k)), c(-1), c(batch))));
-      else exprs.push(x(outputs));
-      ctx.mapInto(exprs, [...sums, ...outs], sums);
+      if (outs.length) exprs.push(f('where', f('ge', x(marker), c(0)), x(marker), f('where', f('isfinite', x(k)), c(-1), x(count))));
+      else exprs.push(x(marker));
+      exprs.push(f('add', x(count), c(1)));
+      ctx.mapInto(exprs, [...sums, batches, ...outs], [...sums, batches]);
       for (const id of toFree) this.host.free(id);
     });
   }
 
+  /** Runs the step op by op and keeps its plan (null when it cannot be replayed: it then always runs op by op). */
+  private record(plans: Map<ProgramSpec, StepPlan | null>, step: BatchStep) {
+    const plan = StepPlan.record(this.host.ctx, (tag) => this.runBatch(step, tag));
+    plans.set(step.program, plan);
+    if (plan) this.host.plans.recorded++;
+    else this.host.plans.refused++;
+  }
+
+  /** The step again through its plan: the rows' copies read from this batch's offset. */
+  private replay(plan: StepPlan, { sources, start }: BatchStep) {
+    plan.replay(this.host.ctx, (tag, k) => {
+      if (tag >= 0 || k.kind !== 'map') return undefined;
+      const src = sources[-1 - tag];
+      return { ...k, inputs: [{ ...k.inputs[0], offset: src.offset + start * src.strides[0] }] };
+    });
+    this.host.plans.replayed++;
+  }
+
   /** Mean of each program output over the data. */
   async evaluate(spec: EvalSpec): Promise<number[]> {
-    const sums = await this.sweep(spec, spec.programs, null, false);
+    const sums = await this.sweep(spec, spec.programs, null);
     try {
       const n = this.host.get(spec.x[0]).shape[0];
       return (await this.host.readScalars(sums)).slice(0, -1).map((s) => s / n);
@@ -192,7 +250,7 @@ export class FitLoop {
             await events.onBatchEnd?.(batch, Object.fromEntries(spec.outputNames.map((k, i) => [k, values[i] / seen])));
           }
         : undefined;
-      const sums = await this.sweep(spec, spec.programs, perm, true, onBatch);
+      const sums = await this.sweep(spec, spec.programs, perm, onBatch);
       let logs: Record<string, number>;
       try {
         const values = await this.host.readScalars(sums);

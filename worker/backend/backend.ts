@@ -14,6 +14,35 @@ export interface Storage {
   readonly dtype: DType;
 }
 
+/** A backend's compiled form of a kernel structure (see Backend.prepare); opaque above the backend. */
+export interface Prepared {
+  readonly key: string;
+}
+
+/** A prepared kernel on its storages, as a step plan records it. */
+export interface Launch {
+  prepared: Prepared;
+  kernel: Kernel;
+  inputs: Storage[];
+  outputs: Storage[];
+}
+
+export interface CompiledSteps {
+  /** Enqueues every launch in order; `changed` replaces some launches' kernels (same structure: new counters or offsets). */
+  replay(changed: Map<number, Kernel>): void;
+  dispose(): void;
+}
+
+/** Backends whose dispatch is a plain call (cpu, wasm) replay a plan by dispatching each launch again. */
+export function sequentialSteps(backend: Backend, launches: Launch[]): CompiledSteps {
+  return {
+    replay(changed) {
+      launches.forEach((l, i) => backend.dispatch(l.prepared, changed.get(i) ?? l.kernel, l.inputs, l.outputs));
+    },
+    dispose() {},
+  };
+}
+
 export interface Backend {
   readonly name: 'webgpu' | 'wasm' | 'cpu';
   /** The largest storage alloc() can make, in bytes: larger tensors are refused before allocating. */
@@ -24,8 +53,18 @@ export interface Backend {
   write(s: Storage, data: TypedArray): void;
   /** Resolves with a copy of the storage once all queued work that writes it is done. */
   read(s: Storage): Promise<TypedArray>;
-  /** Enqueues a kernel reading `inputs` and writing `outputs`. */
-  run(kernel: Kernel, inputs: Storage[], outputs: Storage[]): void;
+  /**
+   * What `kernel` needs compiled (a pipeline, a generated loop), made once per kernel
+   * structure and cached: kernels that differ only in sizes, offsets or seeds share it.
+   */
+  prepare(kernel: Kernel, inputs: Storage[], outputs: Storage[]): Prepared;
+  /**
+   * Enqueues `kernel` reading `inputs` and writing `outputs`. `prepared` comes from prepare() of this
+   * kernel on these storages, or of one that differs only in random seed and counter (step plans replay so).
+   */
+  dispatch(prepared: Prepared, kernel: Kernel, inputs: Storage[], outputs: Storage[]): void;
+  /** Compiles a recorded sequence of launches for replay (worker/plan.ts); the storages stay as recorded. */
+  compile(launches: Launch[]): CompiledSteps;
   /** Submits queued work. */
   flush(): void;
   /** Resolves when everything submitted so far has finished on the device. */

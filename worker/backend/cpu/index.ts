@@ -4,7 +4,7 @@
 
 import type { DType } from '../../../lib/shape.js';
 import { sizeOf } from '../../../lib/shape.js';
-import type { Backend, Storage, TypedArray } from '../backend.js';
+import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import {
   ELEMENTWISE, activationExpr, indexError, uniformAt,
   type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
@@ -30,12 +30,19 @@ function compile(e: Expr): Eval {
   return (v) => fn(...args.map((a) => a(v)));
 }
 
+/** Map kernels compile their expressions to closures; the other kinds need nothing prepared. */
+interface CpuPrepared extends Prepared {
+  fns?: Eval[];
+}
+
+const NOTHING_TO_PREPARE: CpuPrepared = { key: '' };
+
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   /** Typed arrays of 2^31 elements and more are refused or unwieldy in browsers. */
   readonly maxBufferBytes = 2 ** 31 - 4;
   private allocated = 0;
-  private compiled = new Map<string, Eval[]>();
+  private compiled = new Map<string, CpuPrepared>();
 
   alloc(size: number, dtype: DType): Storage {
     let s: CpuStorage;
@@ -56,6 +63,9 @@ export class CpuBackend implements Backend {
   async read(s: Storage): Promise<TypedArray> {
     return (s as CpuStorage).data.slice();
   }
+  compile(launches: Launch[]) {
+    return sequentialSteps(this, launches);
+  }
   flush(): void {}
   async done(): Promise<void> {}
   /** Out-of-range indices already threw where they were read. */
@@ -65,11 +75,19 @@ export class CpuBackend implements Backend {
     return { pooledBytes: 0, allocatedBytes: this.allocated };
   }
 
-  run(k: Kernel, inputs: Storage[], outputs: Storage[]): void {
+  prepare(k: Kernel): Prepared {
+    if (k.kind !== 'map') return NOTHING_TO_PREPARE;
+    const key = JSON.stringify(k.exprs);
+    let p = this.compiled.get(key);
+    if (!p) this.compiled.set(key, (p = { key, fns: k.exprs.map(compile) }));
+    return p;
+  }
+
+  dispatch(prepared: Prepared, k: Kernel, inputs: Storage[], outputs: Storage[]): void {
     const ins = inputs.map((s) => (s as CpuStorage).data);
     const outs = outputs.map((s) => (s as CpuStorage).data);
     switch (k.kind) {
-      case 'map': return this.map(k, ins, outs);
+      case 'map': return map(k, (prepared as CpuPrepared).fns!, ins, outs);
       case 'reduce': return reduce(k, ins[0], outs[0]);
       case 'matmul': return matmul(k, ins[0], ins[1], k.bias ? ins[2] : null, outs[0]);
       case 'softmax': return softmax(k, ins[0], outs[0] as Float32Array);
@@ -78,38 +96,35 @@ export class CpuBackend implements Backend {
       case 'rand': return rand(k, outs[0]);
     }
   }
+}
 
-  private map(k: MapKernel, ins: TypedArray[], outs: TypedArray[]) {
-    const key = JSON.stringify(k.exprs);
-    let fns = this.compiled.get(key);
-    if (!fns) this.compiled.set(key, (fns = k.exprs.map(compile)));
-    const rank = k.shape.length;
-    const total = sizeOf(k.shape);
-    if (total === 0) return;
-    const idx = new Array<number>(rank).fill(0);
-    const inOff = k.inputs.map((v) => v.offset);
-    const outOff = k.outputs.map((v) => v.offset);
-    const vals = new Array<number>(ins.length);
-    const results = new Array<number>(outs.length);
-    const toInt = k.dtype === 'int32';
-    for (let n = 0; n < total; n++) {
-      for (let i = 0; i < ins.length; i++) vals[i] = ins[i][inOff[i]];
-      // Evaluate every output before storing, so in-place outputs read old values.
-      for (let j = 0; j < outs.length; j++) {
-        const r = fns[j](vals);
-        results[j] = toInt ? Math.trunc(r) : r;
-      }
-      for (let j = 0; j < outs.length; j++) outs[j][outOff[j]] = results[j];
-      // Advance the multi-index, keeping every view's offset in step.
-      for (let d = rank - 1; d >= 0; d--) {
-        idx[d]++;
-        for (let i = 0; i < ins.length; i++) inOff[i] += k.inputs[i].strides[d];
-        for (let j = 0; j < outs.length; j++) outOff[j] += k.outputs[j].strides[d];
-        if (idx[d] < k.shape[d]) break;
-        for (let i = 0; i < ins.length; i++) inOff[i] -= k.inputs[i].strides[d] * k.shape[d];
-        for (let j = 0; j < outs.length; j++) outOff[j] -= k.outputs[j].strides[d] * k.shape[d];
-        idx[d] = 0;
-      }
+function map(k: MapKernel, fns: Eval[], ins: TypedArray[], outs: TypedArray[]) {
+  const rank = k.shape.length;
+  const total = sizeOf(k.shape);
+  if (total === 0) return;
+  const idx = new Array<number>(rank).fill(0);
+  const inOff = k.inputs.map((v) => v.offset);
+  const outOff = k.outputs.map((v) => v.offset);
+  const vals = new Array<number>(ins.length);
+  const results = new Array<number>(outs.length);
+  const toInt = k.dtype === 'int32';
+  for (let n = 0; n < total; n++) {
+    for (let i = 0; i < ins.length; i++) vals[i] = ins[i][inOff[i]];
+    // Evaluate every output before storing, so in-place outputs read old values.
+    for (let j = 0; j < outs.length; j++) {
+      const r = fns[j](vals);
+      results[j] = toInt ? Math.trunc(r) : r;
+    }
+    for (let j = 0; j < outs.length; j++) outs[j][outOff[j]] = results[j];
+    // Advance the multi-index, keeping every view's offset in step.
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d]++;
+      for (let i = 0; i < ins.length; i++) inOff[i] += k.inputs[i].strides[d];
+      for (let j = 0; j < outs.length; j++) outOff[j] += k.outputs[j].strides[d];
+      if (idx[d] < k.shape[d]) break;
+      for (let i = 0; i < ins.length; i++) inOff[i] -= k.inputs[i].strides[d] * k.shape[d];
+      for (let j = 0; j < outs.length; j++) outOff[j] -= k.outputs[j].strides[d] * k.shape[d];
+      idx[d] = 0;
     }
   }
 }

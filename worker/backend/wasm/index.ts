@@ -8,7 +8,7 @@
 
 import type { DType } from '../../../lib/shape.js';
 import { sizeOf, stridesOf } from '../../../lib/shape.js';
-import type { Backend, Storage, TypedArray } from '../backend.js';
+import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import { rand } from '../cpu/index.js';
 import { indexError, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
 import kernelsWasm from './assembly/kernels.wasm';
@@ -17,6 +17,13 @@ import { MAX_PAGES } from './emit.js';
 import { Heap } from './heap.js';
 import { compileMap, type MapProgram, type StrideKind } from './map.js';
 import { Threads } from './threads.js';
+
+/** A map kernel's loop and the collapsed layout it walks; the other kinds run hand-written kernels. */
+interface WasmPrepared extends Prepared {
+  map?: { program: MapProgram; shape: number[]; strides: number[][]; kinds: StrideKind[] };
+}
+
+const NOTHING_TO_PREPARE: WasmPrepared = { key: '' };
 
 class WasmStorage implements Storage {
   constructor(readonly size: number, readonly dtype: DType, readonly ptr: number) {}
@@ -105,6 +112,9 @@ export class WasmBackend implements Backend {
   async read(s: Storage): Promise<TypedArray> {
     return this.view(s).slice();
   }
+  compile(launches: Launch[]) {
+    return sequentialSteps(this, launches);
+  }
   flush(): void {}
   async done(): Promise<void> {}
   /** Out-of-range indices already threw where they were read. */
@@ -130,10 +140,31 @@ export class WasmBackend implements Backend {
     }
   }
 
-  run(k: Kernel, inputs: Storage[], outputs: Storage[]): void {
+  /**
+   * Map kernels: the views' layout collapsed and the loop for its innermost stride kinds,
+   * compiled once per structure. The layout belongs to this kernel's views, so the result
+   * serves dispatches of this kernel (a step plan replays the same kernels).
+   */
+  prepare(k: Kernel): WasmPrepared {
+    if (k.kind !== 'map' || sizeOf(k.shape) === 0) return NOTHING_TO_PREPARE;
+    const { shape, strides } = collapse(k.shape, [...k.inputs, ...k.outputs]);
+    const inner = shape.length - 1;
+    const kind = (s: number): StrideKind => (s === 0 ? '0' : s === 1 ? '1' : 's');
+    const inKinds = k.inputs.map((_, j) => kind(strides[j][inner]));
+    const outKinds = k.outputs.map((_, j) => kind(strides[k.inputs.length + j][inner]));
+    const key = JSON.stringify([k.exprs, k.dtype, k.inDtypes, inKinds, outKinds]);
+    let program = this.maps.get(key);
+    if (!program) this.maps.set(key, (program = compileMap(k, inKinds, outKinds, this.wasmMemory, this.shared, this.exports)));
+    return { key, map: { program, shape, strides, kinds: [...inKinds, ...outKinds] } };
+  }
+
+  dispatch(prepared: Prepared, k: Kernel, inputs: Storage[], outputs: Storage[]): void {
     const ptr = (s: Storage) => (s as WasmStorage).ptr;
     switch (k.kind) {
-      case 'map': return this.map(k, inputs.map(ptr), outputs.map(ptr));
+      case 'map': {
+        const { map } = prepared as WasmPrepared;
+        return map && this.map(k, map, inputs.map(ptr), outputs.map(ptr));
+      }
       case 'reduce': return this.reduce(k, ptr(inputs[0]), ptr(outputs[0]));
       case 'matmul': return this.matmul(k, ptr(inputs[0]), ptr(inputs[1]), k.bias ? ptr(inputs[2]) : 0, ptr(outputs[0]));
       case 'softmax': return this.kernels.softmax(ptr(inputs[0]), ptr(outputs[0]), k.outer, k.n, k.inner, +k.log);
@@ -175,21 +206,10 @@ export class WasmBackend implements Backend {
     this.heap.free(scratch, scratchBytes);
   }
 
-  private map(k: MapKernel, ins: number[], outs: number[]) {
-    if (sizeOf(k.shape) === 0) return;
-    const { shape, strides } = collapse(k.shape, [...k.inputs, ...k.outputs]);
-    const rank = shape.length;
-    const inner = rank - 1;
-    const kind = (s: number): StrideKind => (s === 0 ? '0' : s === 1 ? '1' : 's');
-    const inKinds = k.inputs.map((_, j) => kind(strides[j][inner]));
-    const outKinds = k.outputs.map((_, j) => kind(strides[ins.length + j][inner]));
-    const key = JSON.stringify([k.exprs, k.dtype, k.inDtypes, inKinds, outKinds]);
-    let program = this.maps.get(key);
-    if (!program) this.maps.set(key, (program = compileMap(k, inKinds, outKinds, this.wasmMemory, this.shared, this.exports)));
-
+  private map(k: MapKernel, { program, shape, strides, kinds }: NonNullable<WasmPrepared['map']>, ins: number[], outs: number[]) {
+    const inner = shape.length - 1;
     const views = [...k.inputs, ...k.outputs];
     const base = [...ins, ...outs].map((p, j) => p + views[j].offset * 4);
-    const kinds = [...inKinds, ...outKinds];
     const args: number[] = [];
     const offsets = base.slice();
     const idx = new Array<number>(inner).fill(0);

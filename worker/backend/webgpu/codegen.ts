@@ -14,16 +14,21 @@ import matmulDirectSrc from '../../../shaders/matmul_direct.wgsl';
 import gatherSrc from '../../../shaders/gather.wgsl';
 import randSrc from '../../../shaders/rand.wgsl';
 
-export interface Generated {
+/** What a kernel's structure compiles to: the same for every kernel with the same key (see kernelKey). */
+export interface KernelCode {
   code: string;
-  params: Uint32Array;
   /** For each binding after the uniform block: the index into the kernel's [inputs..., outputs...] buffers. */
   bindings: number[];
-  workgroups: [number, number, number];
   /** Outputs must be zeroed before the dispatch (scatter-add accumulates). */
   clearOutputs?: boolean;
   /** The shader's entry point when it has several variants; 'main' otherwise. */
   entryPoint?: string;
+}
+
+/** What changes from dispatch to dispatch of one structure: the u32 parameter words and the grid. */
+export interface Launch {
+  params: Uint32Array;
+  workgroups: [number, number, number];
 }
 
 const MAX_GROUPS = 65535;
@@ -73,30 +78,79 @@ export interface CodegenOptions {
   site?: number;
 }
 
-export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions): Generated {
+/**
+ * The kernel's structure as a string, computed without generating WGSL: kernels with equal keys
+ * share one KernelCode, so codegen and pipeline creation run once per structure. It names
+ * everything generate() reads from the kernel besides the parameter words.
+ */
+export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[]): string {
   switch (k.kind) {
-    case 'map': return mapKernel(k, inputs, outputs, bufs);
-    case 'reduce': return reduceKernel(k, outputs[0], opts);
-    case 'softmax': {
-      const params = new Uint32Array([k.outer, k.n, k.inner]);
-      const code = withPrelude(fill(softmaxSrc, { RESULT: k.log ? 'z - logSum' : 'exp(z) / sum' }), params.length);
-      return { code, params, bindings: [0, 1], ...rowsVariant(k.outer * k.inner, opts) };
+    case 'map': {
+      const dtypes = [...inputs, ...outputs].map((s) => s.dtype[0]).join('');
+      return `map ${k.dtype} ${k.shape.length} ${inputs.length} ${dtypes} ${distinctBindings(bufs).bindingOf.join(',')} ${JSON.stringify(k.exprs)}`;
     }
-    case 'matmul': return matmulKernel(k, opts);
+    case 'reduce': return `reduce ${k.op} ${k.dtype} ${outputs[0].dtype}`;
+    case 'softmax': return `softmax ${k.log}`;
+    case 'matmul': return `matmul ${!!k.bias} ${k.activation ?? ''}`;
     case 'gather':
-    case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0], opts.site ?? 0);
+    case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
+    case 'rand': return 'rand';
+  }
+}
+
+export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions): KernelCode {
+  const words = launch(k, opts).params.length;
+  switch (k.kind) {
+    case 'map': return mapKernel(k, inputs, outputs, bufs, words);
+    case 'reduce': return reduceKernel(k, outputs[0], opts, words);
+    case 'softmax': {
+      const code = withPrelude(fill(softmaxSrc, { RESULT: k.log ? 'z - logSum' : 'exp(z) / sum' }), words);
+      return { code, bindings: [0, 1], ...rowsEntry(opts) };
+    }
+    case 'matmul': return matmulKernel(k, opts, words);
+    case 'gather':
+    case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0], words);
+    case 'rand': return { code: withPrelude(randSrc, words), bindings: [0] };
+  }
+}
+
+/** The parameter words and workgroup grid of one dispatch. */
+export function launch(k: Kernel, opts: CodegenOptions): Launch {
+  switch (k.kind) {
+    case 'map': {
+      const params = mapWords(k);
+      return { params, workgroups: grid(Math.ceil(params[0] / 256)) };
+    }
+    case 'reduce':
+      return { params: new Uint32Array([k.outer, k.n, k.inner, f32Bits(k.scale)]), workgroups: rowsGrid(k.outer * k.inner, opts) };
+    case 'softmax':
+      return { params: new Uint32Array([k.outer, k.n, k.inner]), workgroups: rowsGrid(k.outer * k.inner, opts) };
+    case 'matmul': {
+      const { a, b } = k;
+      const params = new Uint32Array([k.batch, k.m, k.n, k.k, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride]);
+      const tile = opts.software ? 32 : 64;
+      return { params, workgroups: [Math.ceil(k.n / tile), Math.ceil(k.m / tile), k.batch] };
+    }
+    case 'gather':
+    case 'scatterAdd': {
+      const rank = k.inputShape.length;
+      if (rank > 8) throw new Error(`gather: rank ${rank} exceeds the supported 8`);
+      const pad = (s: number[]) => [...s, ...new Array(8 - s.length).fill(1)];
+      const total = sizeOfShape(k.indexShape);
+      return { params: new Uint32Array([total, rank, k.dim, ...pad(k.inputShape), ...pad(k.indexShape), opts.site ?? 0]), workgroups: grid(Math.ceil(total / 256)) };
+    }
     case 'rand': {
       const dist = { uniform: 0, normal: 1, bernoulli: 2 }[k.dist];
-      const params = new Uint32Array([k.size, k.seed >>> 0, k.counter >>> 0, f32Bits(k.p), dist]);
-      return { code: withPrelude(randSrc, params.length), params, bindings: [0], workgroups: grid(Math.ceil(k.size / 256)) };
+      return { params: new Uint32Array([k.size, k.seed >>> 0, k.counter >>> 0, f32Bits(k.p), dist]), workgroups: grid(Math.ceil(k.size / 256)) };
     }
   }
 }
 
-function mapKernel(k: MapKernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[]): Generated {
-  const rank = k.shape.length;
-  const T = wgslType(k.dtype);
-  // One binding per distinct buffer: WebGPU forbids binding a buffer both read-only and writable in one dispatch.
+/** The word a gather kernel's flag site sits at (see gatherKernel's parameters). */
+export const GATHER_SITE_WORD = 19;
+
+/** One binding per distinct buffer: WebGPU forbids binding a buffer both read-only and writable in one dispatch. */
+function distinctBindings(bufs: GPUBuffer[]) {
   const unique: number[] = [];
   const bindingOf = bufs.map((b, i) => {
     const j = unique.findIndex((u) => bufs[u] === b);
@@ -104,19 +158,29 @@ function mapKernel(k: MapKernel, inputs: Storage[], outputs: Storage[], bufs: GP
     unique.push(i);
     return unique.length - 1;
   });
+  return { unique, bindingOf };
+}
+
+/** [size, ...shape], then each view's offset and strides (inputs, then outputs). */
+function mapWords(k: MapKernel): Uint32Array {
+  const words = [sizeOfShape(k.shape), ...k.shape];
+  for (const v of [...k.inputs, ...k.outputs]) words.push(v.offset, ...v.strides);
+  return new Uint32Array(words);
+}
+
+function mapKernel(k: MapKernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[], words: number): KernelCode {
+  const rank = k.shape.length;
+  const T = wgslType(k.dtype);
+  const { unique, bindingOf } = distinctBindings(bufs);
   const written = new Set(outputs.map((_, j) => bindingOf[inputs.length + j]));
   const storages = [...inputs, ...outputs];
   const bindings = unique
     .map((i, b) => `@group(0) @binding(${b + 1}) var<storage, ${written.has(b) ? 'read_write' : 'read'}> b${b}: array<${wgslType(storages[i].dtype)}>;`)
     .join('\n');
 
+  // Word layout as mapWords: each view's offset, then its strides.
   const views = [...k.inputs, ...k.outputs];
-  const words = [sizeOfShape(k.shape), ...k.shape];
-  const viewBase = views.map((v) => {
-    const base = words.length;
-    words.push(v.offset, ...v.strides);
-    return base;
-  });
+  const viewBase = views.map((_, i) => 1 + rank + i * (1 + rank));
   let offsets = views.map((_, i) => `  var o${i} = u(${viewBase[i]}u);`).join('\n');
   for (let d = rank - 1; d >= 0; d--) {
     offsets += `\n  { let n = u(${1 + d}u); let c = rem % n; rem = rem / n;`;
@@ -131,13 +195,11 @@ function mapKernel(k: MapKernel, inputs: Storage[], outputs: Storage[], bufs: GP
       return `  b${bindingOf[vi]}[o${vi}] = ${wgslType(outputs[j].dtype)}(r${j});`;
     })
     .join('\n');
-  const code = withPrelude(mathFns + fill(elementwise, { BINDINGS: bindings, OFFSETS: offsets, BODY: [reads, results, writes].join('\n') }), words.length);
-  return { code, params: new Uint32Array(words), bindings: unique, workgroups: grid(Math.ceil(words[0] / 256)) };
+  const code = withPrelude(mathFns + fill(elementwise, { BINDINGS: bindings, OFFSETS: offsets, BODY: [reads, results, writes].join('\n') }), words);
+  return { code, bindings: unique };
 }
 
-function matmulKernel(k: MatmulKernel, opts: CodegenOptions): Generated {
-  const { a, b } = k;
-  const params = new Uint32Array([k.batch, k.m, k.n, k.k, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride]);
+function matmulKernel(k: MatmulKernel, opts: CodegenOptions, words: number): KernelCode {
   // Bindings in order A, B, bias, C.
   const bindings = [
     k.bias ? '@group(0) @binding(3) var<storage, read> Bias: array<f32>;' : '',
@@ -150,10 +212,8 @@ function matmulKernel(k: MatmulKernel, opts: CodegenOptions): Generated {
     `  return ${k.activation ? exprCode(activationExpr(k.activation), 'float32') : 'v0'};`,
     '}',
   ].join('\n');
-  const code = withPrelude(fill(opts.software ? matmulDirectSrc : matmulSrc, { BINDINGS: bindings, EPILOGUE: epilogue }), params.length);
-  const bufs = k.bias ? [0, 1, 2, 3] : [0, 1, 2];
-  const tile = opts.software ? 32 : 64;
-  return { code, params, bindings: bufs, workgroups: [Math.ceil(k.n / tile), Math.ceil(k.m / tile), k.batch] };
+  const code = withPrelude(fill(opts.software ? matmulDirectSrc : matmulSrc, { BINDINGS: bindings, EPILOGUE: epilogue }), words);
+  return { code, bindings: k.bias ? [0, 1, 2, 3] : [0, 1, 2] };
 }
 
 function sizeOfShape(shape: number[]) {
@@ -161,13 +221,15 @@ function sizeOfShape(shape: number[]) {
 }
 
 /** Row kernels: a workgroup per row on GPUs, a thread per row on software adapters. */
-function rowsVariant(rows: number, opts: CodegenOptions) {
-  return opts.software
-    ? { entryPoint: 'main_direct', workgroups: grid(Math.ceil(rows / 64)) }
-    : { entryPoint: 'main_tree', workgroups: grid(rows) };
+function rowsEntry(opts: CodegenOptions) {
+  return { entryPoint: opts.software ? 'main_direct' : 'main_tree' };
 }
 
-function reduceKernel(k: ReduceKernel, out: Storage, opts: CodegenOptions): Generated {
+function rowsGrid(rows: number, opts: CodegenOptions) {
+  return grid(opts.software ? Math.ceil(rows / 64) : rows);
+}
+
+function reduceKernel(k: ReduceKernel, out: Storage, opts: CodegenOptions, words: number): KernelCode {
   const T = wgslType(k.dtype);
   const arg = k.op === 'argmax' || k.op === 'argmin';
   const lowest = k.dtype === 'int32' ? 'i32(-2147483647 - 1)' : '(-sn_inf())';
@@ -186,25 +248,19 @@ function reduceKernel(k: ReduceKernel, out: Storage, opts: CodegenOptions): Gene
           COMBINE: 'if (better(b, idxs[t + s], a, idxs[t])) { vals[t] = b; idxs[t] = idxs[t + s]; }',
           WRITE: arg ? 'dst[o] = i32(best);' : 'dst[o] = acc;',
         };
-  const params = new Uint32Array([k.outer, k.n, k.inner, f32Bits(k.scale)]);
-  const code = withPrelude(fill(reduceSrc, { T, OUT: wgslType(out.dtype), ISNAN: k.dtype === 'int32' ? 'sn_never_nan' : 'sn_isnan', ...subs }), params.length);
-  return { code, params, bindings: [0, 1], ...rowsVariant(k.outer * k.inner, opts) };
+  const code = withPrelude(fill(reduceSrc, { T, OUT: wgslType(out.dtype), ISNAN: k.dtype === 'int32' ? 'sn_never_nan' : 'sn_isnan', ...subs }), words);
+  return { code, bindings: [0, 1], ...rowsEntry(opts) };
 }
 
-/** `site` numbers the dispatch in the backend's flag table (see gather.wgsl). */
-function gatherKernel(k: GatherKernel, src: Storage, out: Storage, site: number): Generated {
-  const rank = k.inputShape.length;
-  if (rank > 8) throw new Error(`gather: rank ${rank} exceeds the supported 8`);
-  const pad = (s: number[]) => [...s, ...new Array(8 - s.length).fill(1)];
-  const total = sizeOfShape(k.indexShape);
-  const params = new Uint32Array([total, rank, k.dim, ...pad(k.inputShape), ...pad(k.indexShape), site]);
+/** The flag site (see gather.wgsl) is the last parameter word, GATHER_SITE_WORD. */
+function gatherKernel(k: GatherKernel, src: Storage, out: Storage, words: number): KernelCode {
   const scatter = k.kind === 'scatterAdd';
   const head = '@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n  let p = flat_id(gid, nwg, 256u);\n  if (p >= u(0u)) { return; }\n';
   const body = scatter
     ? // f32 atomics do not exist in WGSL: add through a compare-exchange loop on the bits.
       '  let t = target_of(p);\n  let v = src[p];\n  var old = atomicLoad(&dst[t]);\n  loop {\n    let r = atomicCompareExchangeWeak(&dst[t], old, bitcast<u32>(bitcast<f32>(old) + v));\n    if (r.exchanged) { break; }\n    old = r.old_value;\n  }\n}'
     : '  dst[p] = src[target_of(p)];\n}';
-  const code = withPrelude(fill(gatherSrc, { T: wgslType(src.dtype), OUT: scatter ? 'atomic<u32>' : wgslType(out.dtype), KERNEL: head + body }), params.length);
+  const code = withPrelude(fill(gatherSrc, { T: wgslType(src.dtype), OUT: scatter ? 'atomic<u32>' : wgslType(out.dtype), KERNEL: head + body }), words);
   // Binding 4 is the flag buffer, which the backend passes after the kernel's own buffers.
-  return { code, params, bindings: [0, 1, 2, 3], workgroups: grid(Math.ceil(total / 256)), clearOutputs: scatter };
+  return { code, bindings: [0, 1, 2, 3], clearOutputs: scatter };
 }

@@ -1,11 +1,12 @@
-// WebGPU backend: size-bucketed buffer pool, pipeline cache keyed by the
-// generated WGSL, one command encoder per executed batch (all dispatches
-// of a batch share it and its uniform arena), readback only when asked.
+// WebGPU backend: size-bucketed buffer pool, pipelines and bind-group
+// layouts prepared once per kernel structure (codegen.ts kernelKey), one
+// command encoder per executed batch (all dispatches of a batch share it and
+// its uniform arena), readback only when asked.
 
 import type { DType } from '../../../lib/shape.js';
-import type { Backend, Storage, TypedArray } from '../backend.js';
+import type { Backend, CompiledSteps, Launch, Prepared, Storage, TypedArray } from '../backend.js';
 import { indexError, type GatherKernel, type Kernel } from '../kernel.js';
-import { generate, type Generated } from './codegen.js';
+import { GATHER_SITE_WORD, generate, kernelKey, launch, type KernelCode } from './codegen.js';
 
 export interface GpuDevice {
   device: GPUDevice;
@@ -34,6 +35,11 @@ export async function requestDevice(gpu: GPU): Promise<GpuDevice> {
   return { device: await adapter.requestDevice({ requiredLimits }), software, adapter: adapterName || 'unnamed adapter' };
 }
 
+interface GpuPrepared extends Prepared, KernelCode {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
 class GpuStorage implements Storage {
   constructor(readonly size: number, readonly dtype: DType, readonly buffer: GPUBuffer) {}
 }
@@ -55,7 +61,7 @@ export class WebGpuBackend implements Backend {
   private pool = new Map<number, { buffer: GPUBuffer; aged: boolean }[]>();
   private pooledBytes = 0;
   private allocatedBytes = 0;
-  private pipelines = new Map<string, GPUComputePipeline>();
+  private prepared = new Map<string, GpuPrepared>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private arena: GPUBuffer;
@@ -182,47 +188,114 @@ export class WebGpuBackend implements Backend {
     return dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
   }
 
-  run(k: Kernel, inputs: Storage[], outputs: Storage[]): void {
-    this.checkLost();
+  /** The kernel's buffers in binding order: inputs, outputs, then the flag buffer for gathers. */
+  private buffersOf(k: Kernel, inputs: Storage[], outputs: Storage[]) {
     const bufs = [...inputs, ...outputs].map((s) => (s as GpuStorage).buffer);
-    let site: number | undefined;
-    if (k.kind === 'gather' || k.kind === 'scatterAdd') {
-      bufs.push(this.flags);
-      site = this.sites.push(k);
+    if (k.kind === 'gather' || k.kind === 'scatterAdd') bufs.push(this.flags);
+    return bufs;
+  }
+
+  prepare(k: Kernel, inputs: Storage[], outputs: Storage[]): Prepared {
+    const bufs = this.buffersOf(k, inputs, outputs);
+    const key = kernelKey(k, inputs, outputs, bufs);
+    let p = this.prepared.get(key);
+    if (!p) {
+      const gen = generate(k, inputs, outputs, bufs, { software: this.software });
+      const module = this.device.createShaderModule({ code: gen.code });
+      const pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: gen.entryPoint ?? 'main' } });
+      p = { key, ...gen, pipeline, layout: pipeline.getBindGroupLayout(0) };
+      this.prepared.set(key, p);
     }
-    const gen = generate(k, inputs as GpuStorage[], outputs as GpuStorage[], bufs, { software: this.software, site });
-    if (gen.clearOutputs) {
+    return p;
+  }
+
+  dispatch(prepared: Prepared, k: Kernel, inputs: Storage[], outputs: Storage[]): void {
+    this.checkLost();
+    const p = prepared as GpuPrepared;
+    const bufs = this.buffersOf(k, inputs, outputs);
+    const site = k.kind === 'gather' || k.kind === 'scatterAdd' ? this.sites.push(k) : undefined;
+    const { params, workgroups } = launch(k, { software: this.software, site });
+    if (p.clearOutputs) {
       this.endPass();
       for (const o of outputs) this.getEncoder().clearBuffer((o as GpuStorage).buffer);
     }
-    this.dispatch(gen, bufs);
-  }
-
-  private dispatch(gen: Generated, bufs: GPUBuffer[]) {
-    const paramBytes = Math.ceil((gen.params.length * 4) / UNIFORM_SLOT) * UNIFORM_SLOT || UNIFORM_SLOT;
+    const paramBytes = Math.ceil((params.length * 4) / UNIFORM_SLOT) * UNIFORM_SLOT || UNIFORM_SLOT;
     if (this.arenaUsed + paramBytes > ARENA_BYTES) this.flush();
-    new Uint32Array(this.arenaData, this.arenaUsed, gen.params.length).set(gen.params);
-    const pipeline = this.pipeline(gen.code, gen.entryPoint ?? 'main');
+    new Uint32Array(this.arenaData, this.arenaUsed, params.length).set(params);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size: paramBytes } }];
-    gen.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: bufs[b] } }));
+    p.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: bufs[b] } }));
     this.arenaUsed += paramBytes;
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     const pass = this.getPass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    const [x, y, z] = gen.workgroups;
+    pass.setPipeline(p.pipeline);
+    pass.setBindGroup(0, this.device.createBindGroup({ layout: p.layout, entries }));
+    const [x, y, z] = workgroups;
     if (x * y * z > 0) pass.dispatchWorkgroups(x, y, z);
   }
 
-  private pipeline(code: string, entryPoint: string): GPUComputePipeline {
-    const key = `${entryPoint}\n${code}`;
-    let p = this.pipelines.get(key);
-    if (!p) {
-      const module = this.device.createShaderModule({ code });
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint } });
-      this.pipelines.set(key, p);
+  /**
+   * A plan's launches with their bind groups made once, over one uniform buffer holding
+   * every launch's parameters. A replay re-uploads those only where a kernel changed, then
+   * encodes the dispatches into the current pass: one encoder, one submit per step.
+   */
+  compile(launches: Launch[]): CompiledSteps {
+    const software = this.software;
+    const steps = launches.map((l) => {
+      const p = l.prepared as GpuPrepared;
+      return { p, ...launch(l.kernel, { software }), bufs: this.buffersOf(l.kernel, l.inputs, l.outputs), outputs: l.outputs as GpuStorage[], kernel: l.kernel, slot: 0 };
+    });
+    let bytes = 0;
+    for (const st of steps) {
+      st.slot = bytes;
+      bytes += Math.ceil((st.params.length * 4) / UNIFORM_SLOT) * UNIFORM_SLOT || UNIFORM_SLOT;
     }
-    return p;
+    const words = new Uint32Array(Math.max(bytes, UNIFORM_SLOT) / 4);
+    for (const st of steps) words.set(st.params, st.slot / 4);
+    const uniforms = this.device.createBuffer({ size: words.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.device.queue.writeBuffer(uniforms, 0, words);
+    const groups = steps.map((st) => {
+      const size = Math.ceil((st.params.length * 4) / UNIFORM_SLOT) * UNIFORM_SLOT || UNIFORM_SLOT;
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniforms, offset: st.slot, size } }];
+      st.p.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: st.bufs[b] } }));
+      return this.device.createBindGroup({ layout: st.p.layout, entries });
+    });
+    // The encoder the last replay went into: its uniforms must be submitted before they are overwritten.
+    let lastEncoder: GPUCommandEncoder | null = null;
+    return {
+      replay: (changed) => {
+        this.checkLost();
+        if (lastEncoder && lastEncoder === this.encoder) this.flush();
+        let dirty = false;
+        for (const [i, k] of changed) {
+          const next = launch(k, { software });
+          words.set(next.params, steps[i].slot / 4);
+          steps[i].workgroups = next.workgroups;
+          dirty = true;
+        }
+        // Gathers get fresh flag sites, as dispatch() gives them.
+        for (const { kernel: k, slot } of steps) {
+          if (k.kind !== 'gather' && k.kind !== 'scatterAdd') continue;
+          words[slot / 4 + GATHER_SITE_WORD] = this.sites.push(k);
+          dirty = true;
+        }
+        if (dirty) this.device.queue.writeBuffer(uniforms, 0, words);
+        steps.forEach((st, i) => {
+          if (st.p.clearOutputs) {
+            this.endPass();
+            for (const o of st.outputs) this.getEncoder().clearBuffer(o.buffer);
+          }
+          const pass = this.getPass();
+          pass.setPipeline(st.p.pipeline);
+          pass.setBindGroup(0, groups[i]);
+          const [x, y, z] = st.workgroups;
+          if (x * y * z > 0) pass.dispatchWorkgroups(x, y, z);
+        });
+        lastEncoder = this.encoder;
+      },
+      dispose: () => {
+        if (lastEncoder && lastEncoder === this.encoder) this.flush();
+        uniforms.destroy();
+      },
+    };
   }
 
   private getEncoder() {

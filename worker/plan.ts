@@ -1,0 +1,175 @@
+// Step plans: one run of a training step, executed op by op, is recorded at
+// the backend connector (every allocation, upload and kernel launch) and
+// compiled by the backend into a plan that replays the same launches on the
+// same storages without interpreting a command, generating a kernel or (on
+// WebGPU) creating a bind group. What may differ between runs is patched at
+// replay: random counters, and kernels the caller tagged (a batch's rows). Results are
+// bit-identical to op-by-op execution, because the launches are the same.
+
+import type { DType } from '../lib/shape.js';
+import type { Backend, CompiledSteps, Launch, Prepared, Storage, TypedArray } from './backend/backend.js';
+import type { Kernel } from './backend/kernel.js';
+import type { Ctx } from './ctx.js';
+
+/** Who caused a launch: the caller's number for it (a command's index), or none. */
+export type Tag = number | undefined;
+
+/** Data the step uploads (a 'data' command's values): the same at every replay. */
+interface Upload {
+  target: Storage;
+  data: TypedArray;
+}
+
+/** A new kernel (same structure and storages) for a launch made under `tag`, or undefined to replay it as recorded. */
+export type KernelPatch = (tag: number, recorded: Kernel) => Kernel | undefined;
+
+/**
+ * Passes every call to the real backend and writes down what a step did. Storages the step
+ * allocates and frees are kept, not freed: the plan owns them and replays into them.
+ */
+class Recorder implements Backend {
+  readonly launches: (Launch & { tag: Tag })[] = [];
+  readonly uploads: Upload[] = [];
+  /** The tag given to what happens next. */
+  tag: Tag;
+  /** Why the step cannot be replayed, once something showed it. */
+  failure: string | null = null;
+  private recording = true;
+  private temps = new Set<Storage>();
+  private kept = new Set<Storage>();
+  private used = new Set<Storage>();
+
+  constructor(readonly inner: Backend) {}
+
+  get name() { return this.inner.name; }
+  get maxBufferBytes() { return this.inner.maxBufferBytes; }
+
+  alloc(size: number, dtype: DType): Storage {
+    const s = this.inner.alloc(size, dtype);
+    if (this.recording) this.temps.add(s);
+    return s;
+  }
+
+  free(s: Storage): void {
+    if (this.recording && this.temps.has(s)) {
+      this.kept.add(s);
+      return;
+    }
+    // A replay would read a storage that is gone by then.
+    if (this.recording && this.used.has(s)) this.failure ??= 'the step frees a tensor made before it';
+    this.inner.free(s);
+  }
+
+  write(s: Storage, data: TypedArray): void {
+    // Replays upload before their first launch, so only fresh storages may be written.
+    if (!this.temps.has(s) || this.used.has(s)) this.failure ??= 'the step writes a tensor that kernels use';
+    this.uploads.push({ target: s, data });
+    this.inner.write(s, data);
+  }
+
+  prepare(kernel: Kernel, inputs: Storage[], outputs: Storage[]): Prepared {
+    return this.inner.prepare(kernel, inputs, outputs);
+  }
+
+  dispatch(prepared: Prepared, kernel: Kernel, inputs: Storage[], outputs: Storage[]): void {
+    for (const s of [...inputs, ...outputs]) this.used.add(s);
+    this.launches.push({ prepared, kernel, inputs, outputs, tag: this.tag });
+    this.inner.dispatch(prepared, kernel, inputs, outputs);
+  }
+
+  compile(launches: Launch[]): CompiledSteps { return this.inner.compile(launches); }
+  read(s: Storage) { return this.inner.read(s); }
+  flush() { this.inner.flush(); }
+  done() { return this.inner.done(); }
+  checkFlags() { return this.inner.checkFlags(); }
+  trim() { this.inner.trim(); }
+  memory() { return this.inner.memory(); }
+
+  /** Ends recording; returns the storages the plan owns, or null (they went back to the backend) when the step cannot be replayed. */
+  stop(): Storage[] | null {
+    this.recording = false;
+    if (this.kept.size !== this.temps.size) this.failure ??= 'tensors the step makes outlive it';
+    if (this.failure === null) return [...this.kept];
+    for (const s of this.kept) this.inner.free(s);
+    return null;
+  }
+}
+
+export class StepPlan {
+  private compiled: CompiledSteps;
+  private randLaunches: number[];
+  private tagged: number[];
+
+  private constructor(
+    private backend: Backend,
+    private launches: (Launch & { tag: Tag })[],
+    private uploads: Upload[],
+    private owned: Storage[],
+    /** The random counter the recorded step started from, and how many it used. */
+    private counter: number,
+    private counters: number,
+  ) {
+    this.compiled = backend.compile(launches);
+    this.randLaunches = launches.flatMap((l, i) => (l.kernel.kind === 'rand' ? [i] : []));
+    this.tagged = launches.flatMap((l, i) => (l.tag !== undefined ? [i] : []));
+  }
+
+  /**
+   * Runs `step` op by op while recording it. Returns the plan, or null when the step cannot be
+   * replayed (it keeps tensors it made, or changes ones kernels read); the step ran either way.
+   * `step` tags what it does through the recorder it is given.
+   */
+  static record(ctx: Ctx, step: (tag: (t: Tag) => void) => void): StepPlan | null {
+    const real = ctx.backend;
+    const recorder = new Recorder(real);
+    const { seed, randCounter } = ctx;
+    ctx.backend = recorder;
+    let owned: Storage[] | null;
+    try {
+      step((t) => (recorder.tag = t));
+    } catch (e) {
+      recorder.failure ??= 'the step failed';
+      throw e;
+    } finally {
+      ctx.backend = real;
+      owned = recorder.stop();
+    }
+    // Random kernels replay with later counters of the engine's seed; a step that reseeds does not replay.
+    if (owned && recorder.launches.some((l) => l.kernel.kind === 'rand' && l.kernel.seed !== seed)) {
+      for (const s of owned) real.free(s);
+      owned = null;
+    }
+    if (!owned) return null;
+    return new StepPlan(real, recorder.launches, recorder.uploads, owned, randCounter, ctx.randCounter - randCounter);
+  }
+
+  /** Kernels one replay dispatches. */
+  get kernels() {
+    return this.launches.length;
+  }
+
+  /** Runs the step again: uploads first, then every launch, in one go on the backend. */
+  replay(ctx: Ctx, patch?: KernelPatch) {
+    for (const u of this.uploads) this.backend.write(u.target, u.data);
+    const changed = new Map<number, Kernel>();
+    for (const i of this.tagged) {
+      const { tag, kernel } = this.launches[i];
+      const k = patch?.(tag!, kernel);
+      if (k) changed.set(i, k);
+    }
+    for (const i of this.randLaunches) {
+      const k = this.launches[i].kernel;
+      if (k.kind === 'rand') changed.set(i, { ...k, seed: ctx.seed, counter: k.counter - this.counter + ctx.randCounter });
+    }
+    ctx.randCounter += this.counters;
+    ctx.kernels += this.launches.length;
+    this.compiled.replay(changed);
+  }
+
+  /** Gives the plan's storages back; queued work that uses them still completes. */
+  dispose() {
+    this.compiled.dispose();
+    for (const s of this.owned) this.backend.free(s);
+    this.owned = [];
+  }
+}
