@@ -555,3 +555,29 @@ describe('Keras functional models: summary, save and load, errors', () => {
     expect(await out.array()).to.deep.equal([[6, 6]]);
   });
 });
+
+describe('Keras activations match TF.js, in both spellings', () => {
+  before(() => sn.init({ backend: 'cpu' }));
+
+  // Every name the table takes (TF.js's camelCase and Keras's snake_case), against TF.js's activation of the same name.
+  const NAMES = ['linear', 'relu', 'sigmoid', 'tanh', 'gelu', 'softmax', 'logSoftmax', 'elu', 'softplus', 'hardSigmoid', 'selu', 'softsign', 'swish', 'mish', 'gelu_new'];
+  const KERAS = { log_softmax: 'logSoftmax', hard_sigmoid: 'hardSigmoid' };
+
+  for (const [ours, theirs] of [...NAMES.map((n) => [n, n]), ...Object.entries(KERAS)]) {
+    it(`'${ours}' in a dense layer and an activation layer`, async () => {
+      sn.manualSeed(3);
+      const [B, F, U] = [7, 5, 6];
+      const model = sn.sequential([sn.layers.dense({ units: U, activation: ours, inputShape: [F] }), sn.layers.activation({ activation: ours })]);
+      const tfModel = tf.sequential({ layers: [tf.layers.dense({ units: U, activation: theirs, inputShape: [F] }), tf.layers.activation({ activation: theirs })] });
+      tfModel.setWeights(await weightsForTf(model));
+      // Inputs of both signs and beyond the hard sigmoid's knees.
+      const x = randomData(mulberry32(8), B * F).map((v) => 4 * v);
+      const [a, b] = await predictBoth(model, tfModel, x, [B, F]);
+      expectClose(a, b, { atol: 2e-6, rtol: 1e-5, label: ours });
+    });
+  }
+
+  it('an unknown name throws, listing the valid ones', () => {
+    expect(() => sn.layers.dense({ units: 2, activation: 'relu7' })).to.throw(/unknown activation 'relu7'; valid: linear, relu, .*hard_sigmoid/);
+  });
+});

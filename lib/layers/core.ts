@@ -1,34 +1,44 @@
 // Keras core layers: dense, activation, dropout, flatten, reshape.
 
 import type { Tensor } from '../tensor.js';
-import { dropout } from '../nn/functional.js';
+import { dropout, gelu } from '../nn/functional.js';
 import { Parameter } from '../nn/module.js';
 import { record } from '../tensor.js';
 import { initialize, type InitializerSpec } from './initializers.js';
 import { ShapeError, sizeOf } from '../shape.js';
 import { Layer, type CallOptions, type LayerArgs, type LayerShape } from './layer.js';
 import { integer } from '../validate.js';
+import { activationNamed, epilogueOf, type ActivationKey, type ActivationName, type OutputDerivedActivation } from '../ops/activations.js';
 
-export type ActivationName = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'softmax' | 'gelu' | 'elu' | 'softplus' | 'logSoftmax';
+export type { ActivationName };
 
-const ACTIVATIONS: Record<ActivationName, (x: Tensor) => Tensor> = {
+/** Keras's hard sigmoid: clip(0.2 x + 0.5, 0, 1). */
+const hardSigmoid = (x: Tensor) => x.mul(0.2).add(0.5).clamp(0, 1);
+// SELU's constants (Klambauer et al.), as Keras has them.
+const SELU_ALPHA = 1.6732632423543772;
+const SELU_SCALE = 1.0507009873554805;
+
+/** What each activation of the table computes on a layer's output (softmax over the last axis). */
+export const ACTIVATION_FNS: Record<ActivationKey, (x: Tensor) => Tensor> = {
   linear: (x) => x,
   relu: (x) => x.relu(),
   sigmoid: (x) => x.sigmoid(),
   tanh: (x) => x.tanh(),
+  gelu: (x) => x.gelu(),
   softmax: (x) => x.softmax(-1),
   logSoftmax: (x) => x.logSoftmax(-1),
-  gelu: (x) => x.gelu(),
   elu: (x) => x.elu(),
   softplus: (x) => x.softplus(),
+  hardSigmoid,
+  selu: (x) => x.where(x.gt(0), x.exp().sub(1).mul(SELU_ALPHA)).mul(SELU_SCALE),
+  softsign: (x) => x.div(x.abs().add(1)),
+  swish: (x) => x.mul(x.sigmoid()),
+  mish: (x) => x.mul(x.softplus().tanh()),
+  gelu_new: (x) => gelu(x, { approximate: 'tanh' }),
 };
 
-export function activationFn(name: string | undefined): (x: Tensor) => Tensor {
-  const key = (name ?? 'linear').replace(/_([a-z])/g, (_, ch) => ch.toUpperCase()) as ActivationName;
-  const fn = ACTIVATIONS[key];
-  if (!fn) throw new Error(`unknown activation '${name}'; valid: ${Object.keys(ACTIVATIONS).join(', ')}`);
-  return fn;
-}
+/** The function of an activation name in either spelling (undefined: 'linear'). */
+export const activationFn = (name: string | undefined): ((x: Tensor) => Tensor) => ACTIVATION_FNS[activationNamed(name)];
 
 export interface DenseArgs extends LayerArgs {
   units: number;
@@ -37,10 +47,6 @@ export interface DenseArgs extends LayerArgs {
   kernelInitializer?: InitializerSpec;
   biasInitializer?: InitializerSpec;
 }
-
-/** Dense activations fused into the matmul kernel (their derivatives follow from the output). */
-type FusedActivation = 'relu' | 'sigmoid' | 'tanh';
-const FUSED = new Set<string>(['relu', 'sigmoid', 'tanh'] satisfies FusedActivation[]);
 
 /** y = activation(x @ kernel + bias) on the last axis; kernel is [in, units] as in Keras. */
 export class Dense extends Layer {
@@ -68,7 +74,7 @@ export class Dense extends Layer {
   }
 
   /** x @ kernel + bias, then `activation` in the same kernel (the linear op takes the [in, units] kernel as is). */
-  private affine(x: Tensor, activation: FusedActivation | null) {
+  private affine(x: Tensor, activation: OutputDerivedActivation | null) {
     const k = this.kernel!;
     if (x.shape[x.shape.length - 1] !== k.shape[0]) throw new ShapeError(`layer '${this.name}' expected ${k.shape[0]} input features but got shape [${x.shape.join(', ')}]`);
     return record('linear', this.bias ? [x, k, this.bias] : [x, k], { activation });
@@ -80,8 +86,9 @@ export class Dense extends Layer {
   }
 
   call(x: Tensor) {
-    const name = this.activationName;
-    return FUSED.has(name) ? this.affine(x, name as FusedActivation) : this.activation(this.logits(x));
+    // Fused into the matmul kernel where the derivative follows from the output (gelu's would recompute the matmul).
+    const name = activationNamed(this.activationName);
+    return epilogueOf(name) === 'output' ? this.affine(x, name as OutputDerivedActivation) : this.activation(this.logits(x));
   }
 
   get activationName(): string {

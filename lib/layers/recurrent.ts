@@ -11,15 +11,15 @@
 import { dropout as dropoutFn } from '../nn/functional.js';
 import { Parameter } from '../nn/module.js';
 import { cat, fromTyped, ones, record, stack, where, type Tensor } from '../tensor.js';
-import { activationFn } from './core.js';
+import { activationFn, type ActivationName } from './core.js';
 import { initialize, type InitializerSpec } from './initializers.js';
 import { Layer, type CallOptions, type KerasWeight, type LayerArgs, type LayerShape } from './layer.js';
 
 export interface RecurrentArgs extends LayerArgs {
   units: number;
-  activation?: string;
+  activation?: ActivationName;
   /** The gates' activation: 'sigmoid' (Keras's default) or 'hardSigmoid' (TF.js's default) or any activation name. */
-  recurrentActivation?: string;
+  recurrentActivation?: ActivationName;
   useBias?: boolean;
   kernelInitializer?: InitializerSpec;
   recurrentInitializer?: InitializerSpec;
@@ -40,9 +40,6 @@ export interface RecurrentArgs extends LayerArgs {
 type Kind = 'lstm' | 'gru' | 'rnn';
 const GATES: Record<Kind, number> = { lstm: 4, gru: 3, rnn: 1 };
 
-/** Keras's hard sigmoid: clip(0.2 x + 0.5, 0, 1). */
-const hardSigmoid = (x: Tensor) => x.mul(0.2).add(0.5).clamp(0, 1);
-const gateActivation = (name: string) => (name === 'hardSigmoid' || name === 'hard_sigmoid' ? hardSigmoid : activationFn(name));
 
 export abstract class KerasRecurrent extends Layer {
   kernel: Parameter | null = null;
@@ -59,7 +56,7 @@ export abstract class KerasRecurrent extends Layer {
       if (!(v >= 0 && v < 1)) throw new Error(`${className}: ${k} must be in [0, 1), got ${v}`);
     }
     this.act = activationFn(args.activation ?? 'tanh');
-    this.gateAct = gateActivation(args.recurrentActivation ?? 'sigmoid');
+    this.gateAct = activationFn(args.recurrentActivation ?? 'sigmoid');
   }
 
   get units() { return this.args.units; }

@@ -7,6 +7,7 @@
 import { fmt, ShapeError } from '../shape.js';
 import { tensor, Tensor, where, zeros } from '../tensor.js';
 import { dropout, gelu, linear } from './functional.js';
+import type { ActivationName } from '../ops/activations.js';
 import { uniform } from './init.js';
 import { Linear } from './layers.js';
 import { Dropout } from './dropout.js';
@@ -187,7 +188,8 @@ export class MultiheadAttention extends Module {
   }
 }
 
-export type Activation = 'relu' | 'gelu' | ((x: Tensor) => Tensor);
+/** PyTorch's TransformerEncoderLayer takes these two names, or a function. */
+export type Activation = Extract<ActivationName, 'relu' | 'gelu'> | ((x: Tensor) => Tensor);
 
 export interface TransformerEncoderLayerOptions {
   dimFeedforward?: number;

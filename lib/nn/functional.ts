@@ -5,6 +5,7 @@ import { runtime } from '../context.js';
 import { fmt, ShapeError } from '../shape.js';
 import { arange, full, noGrad, record, Tensor, where } from '../tensor.js';
 import { describe } from '../validate.js';
+import type { Activation } from '../ops/activations.js';
 import { pair, poolParams, type Pair } from './args.js';
 
 export type { Pair };
@@ -16,7 +17,8 @@ export type Reduction = 'mean' | 'sum' | 'none';
 /** Constant padding; `pads` holds [before, after] pairs, last dim first, as in torch.nn.functional.pad. */
 export const pad = (input: Tensor, pads: number[], value = 0): Tensor => record('pad', [input], { pad: [...pads], value });
 
-export type LinearActivation = 'relu' | 'sigmoid' | 'tanh' | 'gelu';
+/** Activations linear() fuses into its matmul kernel. */
+export type LinearActivation = Activation;
 
 /**
  * input [..., in] @ weight.T + bias with weight [out, in], as torch.nn.functional.linear;

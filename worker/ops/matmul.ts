@@ -2,7 +2,7 @@
 // broadcast. Operands are passed as strided views, so transposes are free.
 
 import * as spec from '../../lib/ops/matmul.js';
-import type { Activation } from '../../lib/ops/activations.js';
+import { epilogueOf, type Activation } from '../../lib/ops/activations.js';
 import { broadcastShapes, matmulShape, sizeOf } from '../../lib/shape.js';
 import { x } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
@@ -98,12 +98,10 @@ export const linear = implement(spec.linear, {
     const X = rows(ctx, x);
     const G = rows(ctx, g);
     const O = rows(ctx, out);
-    // relu, sigmoid and tanh derivatives follow from the output (relu's sign
-    // is the output's); gelu's need the pre-activation, recomputed here.
-    const gPre =
-      activation === null ? G
-      : activation === 'gelu' ? UNARY_OPS.gelu.backward!(ctx, G, [matmulViews(ctx, X, w, { bias: b })], O, {})[0]!
-      : UNARY_OPS[activation].backward!(ctx, G, [O], O, {})[0]!;
+    // Most derivatives follow from the output (relu's sign is the output's);
+    // the others need the pre-activation, recomputed here.
+    const pre = () => (epilogueOf(activation!) === 'output' ? O : matmulViews(ctx, X, w, { bias: b }));
+    const gPre = activation === null ? G : UNARY_OPS[activation].backward!(ctx, G, [pre()], O, {})[0]!;
     const dX = ctx.reshape(matmulViews(ctx, gPre, mT(ctx, w)), x.shape);
     const dW = matmulViews(ctx, mT(ctx, X), gPre);
     return b ? [dX, dW, ctx.op('sum', [gPre], { dims: [0] })] : [dX, dW];

@@ -6,6 +6,7 @@
 // when the page is cross-origin isolated, GEMM rows are split over helper
 // workers sharing the memory (threads.ts).
 
+import type { Activation } from '../../../lib/ops/activations.js';
 import type { DType } from '../../../lib/shape.js';
 import { sizeOf, stridesOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
@@ -41,7 +42,8 @@ const HEAP_BASE = 65536;
  */
 const THREADED_GEMM_MACS = 1 << 22;
 
-const ACTIVATIONS = { relu: 1, sigmoid: 2, tanh: 3, gelu: 4 } as const;
+/** The codes assembly/kernels.ts's GEMM store switches on (0: none); typed so a new epilogue activation must get one. */
+const ACTIVATION_CODES: Record<Activation, number> = { relu: 1, sigmoid: 2, tanh: 3, gelu: 4 };
 const REDUCE_OPS = { sum: 0, max: 1, min: 2, argmax: 3, argmin: 4 } as const;
 
 interface KernelExports {
@@ -182,7 +184,7 @@ export class WasmBackend implements Backend {
 
   private matmul(k: MatmulKernel, a: number, b: number, bias: number, c: number) {
     if (k.batch * k.m * k.n === 0) return;
-    const act = k.activation ? ACTIVATIONS[k.activation] : 0;
+    const act = k.activation ? ACTIVATION_CODES[k.activation] : 0;
     const scratchBytes = this.kernels.gemmScratchBytes(k.n);
     const threaded = this.helpers && k.m >= 8 && k.batch * k.m * k.n * k.k >= THREADED_GEMM_MACS;
     if (threaded) {
