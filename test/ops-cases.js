@@ -23,6 +23,7 @@ export function opCases(sn) {
     ['sigmoid', [[[6, 7]]], (a) => a.sigmoid()],
     ['tanh', [[[6, 7]]], (a) => a.tanh()],
     ['gelu', [[[6, 7]]], (a) => a.gelu()],
+    ['gelu tanh', [[[6, 7]]], (a) => sn.nn.functional.gelu(a, { approximate: 'tanh' })],
     ['softplus', [[[6, 7]]], (a) => a.softplus()],
     ['elu', [[[6, 7], 'away']], (a) => a.elu()],
     ['leakyRelu', [[[6, 7], 'away']], (a) => a.leakyRelu(0.1)],

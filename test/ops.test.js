@@ -87,3 +87,42 @@ for (const backend of ['cpu', 'wasm']) describe(`backward rules against finite d
     });
   }
 });
+
+// Elementwise backward rules are derived from the forward expression
+// (worker/ops/derive.ts); where PyTorch's own rule gives an exact value the
+// derivation must too: no 0 * inf from an untaken branch, ties split evenly.
+for (const backend of ['cpu', 'wasm', 'webgpu']) describe(`derived elementwise gradients at the edges (${backend})`, function () {
+  before(() => sn.init({ backend }));
+
+  const gradOf = async (values, fn) => {
+    const x = sn.tensor(values, undefined, { requiresGrad: true });
+    fn(x).sum().backward();
+    return Array.from(await x.grad.data());
+  };
+
+  it('elu and leakyRelu: the branch not taken contributes an exact 0 (exp(100) is inf)', async () => {
+    expectClose(await gradOf([100, 1, -1, -100], (x) => x.elu()), [1, 1, Math.exp(-1), 0], { atol: 1e-6, rtol: 1e-6, label: 'elu' });
+    expect(await gradOf([1e30, -1e30, 2, -2], (x) => x.leakyRelu(0.1))).to.deep.equal([1, Math.fround(0.1), 1, Math.fround(0.1)]);
+  });
+
+  it('pow: d/db of 0^b is 0 (PyTorch), d/da as usual', async () => {
+    const a = sn.tensor([0, 2], undefined, { requiresGrad: true });
+    const b = sn.tensor([2, 3], undefined, { requiresGrad: true });
+    a.pow(b).sum().backward();
+    expectClose(await a.grad.data(), [0, 12], { atol: 1e-5, rtol: 1e-6, label: 'd/da' });
+    expectClose(await b.grad.data(), [0, 8 * Math.log(2)], { atol: 1e-5, rtol: 1e-6, label: 'd/db' });
+  });
+
+  it('maximum and minimum of a tensor with itself: the halves of a tie add back up to 1', async () => {
+    expect(await gradOf([3, -2, 0], (x) => x.maximum(x))).to.deep.equal([1, 1, 1]);
+    expect(await gradOf([3, -2, 0], (x) => x.minimum(x).mul(2))).to.deep.equal([2, 2, 2]);
+  });
+
+  it('a broadcast scalar operand sums its gradient; a reversed scalar negates', async () => {
+    const a = sn.tensor([[1, 2, 3], [4, 5, 6]], undefined, { requiresGrad: true });
+    const b = sn.tensor([2], undefined, { requiresGrad: true });
+    a.sub(b).rsub(10).sum().backward();
+    expect(Array.from(await a.grad.data())).to.deep.equal([-1, -1, -1, -1, -1, -1]);
+    expect(Array.from(await b.grad.data())).to.deep.equal([6]);
+  });
+});

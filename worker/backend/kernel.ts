@@ -20,39 +20,57 @@ export const x = (i: number): Expr => ({ in: i });
 export const c = (v: number): Expr => ({ c: v });
 export const f = (op: string, ...args: Expr[]): Expr => ({ op, args });
 
+const mul = (a: Expr, b: Expr) => f('mul', a, b);
+/** The gradient split evenly between tied operands of maximum/minimum, as PyTorch does. */
+const tieSplit = (cmp: string, a: Expr, b: Expr) => f('add', f(cmp, a, b), mul(c(0.5), f('eq', a, b)));
+const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
+
+/**
+ * The gradient reaching each argument of one elementwise call y = fn(args)
+ * when g reaches y: g times the partial derivative, or null where none
+ * flows. Backward rules of elementwise ops are derived from these
+ * (worker/ops/derive.ts).
+ */
+export type Partials = (g: Expr, args: Expr[], y: Expr) => (Expr | null)[];
+
 /**
  * Every elementwise function once, for both backends. `wgsl` builds an
  * expression from argument expressions (f32 semantics unless noted), `js`
  * is the CPU twin; both compute in float32 (the CPU result is fround-ed).
+ * `d` gives its partials; functions without one are not differentiable.
  */
-export const ELEMENTWISE: Record<string, { wgsl: (...a: string[]) => string; js: (...a: number[]) => number; int?: boolean; wgslFloat?: (...a: string[]) => string }> = {
-  id: { wgsl: (a) => a, js: (a) => a, int: true },
-  neg: { wgsl: (a) => `(-${a})`, js: (a) => -a, int: true },
-  abs: { wgsl: (a) => `abs(${a})`, js: Math.abs, int: true },
+export const ELEMENTWISE: Record<string, { wgsl: (...a: string[]) => string; js: (...a: number[]) => number; int?: boolean; wgslFloat?: (...a: string[]) => string; d?: Partials }> = {
+  id: { wgsl: (a) => a, js: (a) => a, int: true, d: (g) => [g] },
+  neg: { wgsl: (a) => `(-${a})`, js: (a) => -a, int: true, d: (g) => [f('neg', g)] },
+  abs: { wgsl: (a) => `abs(${a})`, js: Math.abs, int: true, d: (g, [a]) => [mul(g, f('sign', a))] },
   sign: { wgsl: (a) => `sign(${a})`, js: Math.sign, int: true },
-  exp: { wgsl: (a) => `exp(${a})`, js: Math.exp },
-  log: { wgsl: (a) => `log(${a})`, js: Math.log },
-  sqrt: { wgsl: (a) => `sqrt(${a})`, js: Math.sqrt },
-  rsqrt: { wgsl: (a) => `inverseSqrt(${a})`, js: (a) => 1 / Math.sqrt(a) },
-  recip: { wgsl: (a) => `(1.0 / ${a})`, js: (a) => 1 / a },
-  sin: { wgsl: (a) => `sn_sin(${a})`, js: Math.sin },
-  cos: { wgsl: (a) => `sn_cos(${a})`, js: Math.cos },
+  exp: { wgsl: (a) => `exp(${a})`, js: Math.exp, d: (g, _, y) => [mul(g, y)] },
+  log: { wgsl: (a) => `log(${a})`, js: Math.log, d: (g, [a]) => [f('div', g, a)] },
+  sqrt: { wgsl: (a) => `sqrt(${a})`, js: Math.sqrt, d: (g, _, y) => [f('div', g, mul(c(2), y))] },
+  rsqrt: { wgsl: (a) => `inverseSqrt(${a})`, js: (a) => 1 / Math.sqrt(a), d: (g, [a], y) => [mul(g, mul(c(-0.5), f('div', y, a)))] },
+  recip: { wgsl: (a) => `(1.0 / ${a})`, js: (a) => 1 / a, d: (g, _, y) => [f('neg', mul(g, mul(y, y)))] },
+  sin: { wgsl: (a) => `sn_sin(${a})`, js: Math.sin, d: (g, [a]) => [mul(g, f('cos', a))] },
+  cos: { wgsl: (a) => `sn_cos(${a})`, js: Math.cos, d: (g, [a]) => [f('neg', mul(g, f('sin', a)))] },
   // relu, maximum and minimum propagate NaN like PyTorch (wgslFloat: the f32 form when it differs from the i32 one).
-  relu: { wgsl: (a) => `sn_relu(${a})`, js: (a) => (a <= 0 ? 0 : a) },
-  sigmoid: { wgsl: (a) => `sn_sigmoid(${a})`, js: (a) => (a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))) },
-  tanh: { wgsl: (a) => `sn_tanh(${a})`, js: Math.tanh },
-  erf: { wgsl: (a) => `sn_erf(${a})`, js: erf },
-  softplus: { wgsl: (a) => `sn_softplus(${a})`, js: (a) => Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a))) },
+  relu: { wgsl: (a) => `sn_relu(${a})`, js: (a) => (a <= 0 ? 0 : a), d: (g, [a]) => [mul(g, f('gt', a, c(0)))] },
+  sigmoid: { wgsl: (a) => `sn_sigmoid(${a})`, js: (a) => (a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))), d: (g, _, y) => [mul(g, mul(y, f('sub', c(1), y)))] },
+  tanh: { wgsl: (a) => `sn_tanh(${a})`, js: Math.tanh, d: (g, _, y) => [mul(g, f('sub', c(1), mul(y, y)))] },
+  erf: { wgsl: (a) => `sn_erf(${a})`, js: erf, d: (g, [a]) => [mul(g, mul(c(TWO_OVER_SQRT_PI), f('exp', f('neg', mul(a, a)))))] },
+  softplus: { wgsl: (a) => `sn_softplus(${a})`, js: (a) => Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a))), d: (g, [a]) => [mul(g, f('sigmoid', a))] },
   /** 1 for finite values, 0 for NaN and infinities (by the bits: see sn_isnan). */
   isfinite: { wgsl: (a) => `select(0.0, 1.0, (bitcast<u32>(f32(${a})) & 0x7fffffffu) < 0x7f800000u)`, js: (a) => +Number.isFinite(a) },
   floor: { wgsl: (a) => `floor(${a})`, js: Math.floor },
-  add: { wgsl: (a, b) => `(${a} + ${b})`, js: (a, b) => a + b, int: true },
-  sub: { wgsl: (a, b) => `(${a} - ${b})`, js: (a, b) => a - b, int: true },
-  mul: { wgsl: (a, b) => `(${a} * ${b})`, js: (a, b) => a * b, int: true },
-  div: { wgsl: (a, b) => `(${a} / ${b})`, js: (a, b) => a / b },
-  pow: { wgsl: (a, b) => `sn_pow(${a}, ${b})`, js: Math.pow },
-  maximum: { wgsl: (a, b) => `max(${a}, ${b})`, wgslFloat: (a, b) => `sn_max(${a}, ${b})`, js: Math.max, int: true },
-  minimum: { wgsl: (a, b) => `min(${a}, ${b})`, wgslFloat: (a, b) => `sn_min(${a}, ${b})`, js: Math.min, int: true },
+  add: { wgsl: (a, b) => `(${a} + ${b})`, js: (a, b) => a + b, int: true, d: (g) => [g, g] },
+  sub: { wgsl: (a, b) => `(${a} - ${b})`, js: (a, b) => a - b, int: true, d: (g) => [g, f('neg', g)] },
+  mul: { wgsl: (a, b) => `(${a} * ${b})`, js: (a, b) => a * b, int: true, d: (g, [a, b]) => [mul(g, b), mul(g, a)] },
+  div: { wgsl: (a, b) => `(${a} / ${b})`, js: (a, b) => a / b, d: (g, [, b], y) => [f('div', g, b), f('neg', f('div', mul(g, y), b))] },
+  pow: {
+    wgsl: (a, b) => `sn_pow(${a}, ${b})`, js: Math.pow,
+    // d/db a^b = a^b ln a; zero where a == 0 (PyTorch's convention for 0^b).
+    d: (g, [a, b], y) => [mul(g, mul(b, f('pow', a, f('sub', b, c(1))))), mul(g, f('where', f('eq', a, c(0)), c(0), mul(y, f('log', a))))],
+  },
+  maximum: { wgsl: (a, b) => `max(${a}, ${b})`, wgslFloat: (a, b) => `sn_max(${a}, ${b})`, js: Math.max, int: true, d: (g, [a, b]) => [mul(g, tieSplit('gt', a, b)), mul(g, tieSplit('lt', a, b))] },
+  minimum: { wgsl: (a, b) => `min(${a}, ${b})`, wgslFloat: (a, b) => `sn_min(${a}, ${b})`, js: Math.min, int: true, d: (g, [a, b]) => [mul(g, tieSplit('lt', a, b)), mul(g, tieSplit('gt', a, b))] },
   // Comparisons yield 1 or 0 in the output dtype.
   eq: { wgsl: (a, b) => `select(0.0, 1.0, ${a} == ${b})`, js: (a, b) => +(a === b) },
   ne: { wgsl: (a, b) => `select(0.0, 1.0, ${a} != ${b})`, js: (a, b) => +(a !== b) },
@@ -60,8 +78,8 @@ export const ELEMENTWISE: Record<string, { wgsl: (...a: string[]) => string; js:
   ge: { wgsl: (a, b) => `select(0.0, 1.0, ${a} >= ${b})`, js: (a, b) => +(a >= b) },
   lt: { wgsl: (a, b) => `select(0.0, 1.0, ${a} < ${b})`, js: (a, b) => +(a < b) },
   le: { wgsl: (a, b) => `select(0.0, 1.0, ${a} <= ${b})`, js: (a, b) => +(a <= b) },
-  /** where(cond, a, b): cond != 0 picks a. */
-  where: { wgsl: (c, a, b) => `select(${b}, ${a}, ${c} != 0)`, js: (c, a, b) => (c !== 0 ? a : b) },
+  /** where(cond, a, b): cond != 0 picks a. The branch not taken gets an exact 0 (no 0 * inf). */
+  where: { wgsl: (c, a, b) => `select(${b}, ${a}, ${c} != 0)`, js: (c, a, b) => (c !== 0 ? a : b), d: (g, [cond]) => [null, f('where', cond, g, c(0)), f('where', cond, c(0), g)] },
 };
 
 // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the WGSL twin lives in shaders/math.wgsl.
@@ -112,9 +130,8 @@ export interface MatmulKernel {
   activation?: Activation | null;
 }
 
-/** An activation as an expression of input 0; gelu is the exact (erf) form, as the gelu op. */
-export function activationExpr(act: Activation): Expr {
-  const a = x(0);
+/** An activation as an expression of `a` (input 0 by default); gelu is the exact (erf) form. */
+export function activationExpr(act: Activation, a: Expr = x(0)): Expr {
   return act === 'gelu' ? f('mul', f('mul', c(0.5), a), f('add', c(1), f('erf', f('mul', a, c(Math.SQRT1_2))))) : f(act, a);
 }
 

@@ -8,6 +8,7 @@ import type { Shape } from '../../lib/shape.js';
 import { c, f, x, type Expr } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
+import { elementwise } from './elementwise.js';
 import { implement } from './op.js';
 import { indexSelect } from './movement.js';
 
@@ -78,15 +79,7 @@ const GELU_A = 0.044715;
 const geluTanhT = (a: Expr) => f('tanh', mul(c(GELU_K), f('add', a, mul(c(GELU_A), mul(a, mul(a, a))))));
 
 /** GELU with PyTorch's approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
-export const geluTanh = implement(spec.geluTanh, {
-  forward: (ctx, [a]) => ctx.map(mul(mul(c(0.5), x(0)), f('add', c(1), geluTanhT(x(0)))), [a], a.shape),
-  backward: (ctx, g, [a]) => {
-    const t = geluTanhT(x(1));
-    const dInner = mul(c(GELU_K), f('add', c(1), mul(c(3 * GELU_A), mul(x(1), x(1)))));
-    const d = f('add', mul(c(0.5), f('add', c(1), t)), mul(mul(c(0.5), x(1)), mul(f('sub', c(1), mul(t, t)), dInner)));
-    return [ctx.map(mul(x(0), d), [g, a], a.shape)];
-  },
-});
+export const geluTanh = elementwise(spec.geluTanh, () => mul(mul(c(0.5), x(0)), f('add', c(1), geluTanhT(x(0)))), () => 'float32');
 
 const clampedLog = (a: Expr) => f('maximum', f('log', a), c(-100));
 
