@@ -38,6 +38,44 @@ export async function seedMlpFit({ sn, tf, digits, results }, { batchSize, epoch
 }
 
 /**
+ * One training step of PyTorch's MNIST example convnet (conv 32 and conv 64 3x3, max-pool 2, dense 128, dense 10;
+ * Adam, batch 64), Keras API both sides: a warm-up fit of one batch, then a timed fit of `steps` batches.
+ */
+export async function convnetStep({ sn, tf, digits, results }, { steps = 2 } = {}) {
+  const batchSize = 64;
+  const n = batchSize * steps;
+  const { x, y } = await digits(n);
+  const layers = (L) => [
+    L.conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [28, 28, 1] }),
+    L.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
+    L.maxPooling2d({ poolSize: 2 }),
+    L.flatten(),
+    L.dense({ units: 128, activation: 'relu' }),
+    L.dense({ units: 10, activation: 'softmax' }),
+  ];
+  const model = sn.sequential(layers(sn.layers));
+  model.compile({ optimizer: 'adam', loss: 'categorical_crossentropy' });
+  const xs = sn.tensor(x, [n, 28, 28, 1]);
+  const ys = sn.tensor(y, [n, 10]);
+  await model.fit(xs.slice(0, batchSize), ys.slice(0, batchSize), { epochs: 1, batchSize });
+  let t0 = performance.now();
+  await model.fit(xs, ys, { epochs: 1, batchSize });
+  const ours = (performance.now() - t0) / steps;
+
+  const tm = tf.sequential({ layers: layers(tf.layers) });
+  tm.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy' });
+  const tx = tf.tensor4d(x, [n, 28, 28, 1]);
+  const ty = tf.tensor2d(y, [n, 10]);
+  await tm.fit(tx.slice(0, batchSize), ty.slice(0, batchSize), { epochs: 1, batchSize });
+  t0 = performance.now();
+  await tm.fit(tx, ty, { epochs: 1, batchSize });
+  const theirs = (performance.now() - t0) / steps;
+  tf.dispose([tx, ty]);
+  tm.dispose();
+  results.push({ name: 'convnet train step (MNIST example), batch 64', unit: 'ms/step', ours, tfjs: theirs });
+}
+
+/**
  * host: { sn, tf, digits(n) -> { x, y } (common.js), results: [] }.
  * Returns [name, run] pairs; each run appends { name, unit, ours, tfjs } to host.results.
  */
@@ -174,5 +212,5 @@ export function benchCases(host) {
     host.results.push({ name: 'page freeze, sn.tensor of 8,000 digits through fit', unit: 'ms', ours, tfjs: theirs });
   }
 
-  return [['mlp', mlpFit], ['mlp32', mlpFit32], ['matmul', matmulChain], ['lstm', lstmFit], ['torch', torchLoop], ['stall', seedStall]];
+  return [['mlp', mlpFit], ['mlp32', mlpFit32], ['matmul', matmulChain], ['lstm', lstmFit], ['torch', torchLoop], ['stall', seedStall], ['convnet', () => convnetStep(host)]];
 }

@@ -3,7 +3,7 @@
 // both may use threads. Wall-clock times after a warm-up.
 import * as sn from '../dist/index.js';
 import { digits } from './common.js';
-import { seedMlpFit } from './cases.js';
+import { convnetStep, seedMlpFit } from './cases.js';
 
 const tf = window.tf;
 const results = [];
@@ -83,7 +83,7 @@ const info = sn.backendInfo();
 const header = `shadenet backend: ${info.backend} (${info.threads} thread${info.threads > 1 ? 's' : ''}), TensorFlow.js backend: ${tf.getBackend()} (${tf.wasm.getThreadsCount()} thread${tf.wasm.getThreadsCount() > 1 ? 's' : ''}), crossOriginIsolated: ${crossOriginIsolated}`;
 console.log(header);
 const mlpFit = (batchSize) => seedMlpFit({ sn, tf, digits, results }, { batchSize, epochs: batchSize === 32 ? 1 : 2 });
-const cases = [['mlp128', () => mlpFit(128)], ['mlp32', () => mlpFit(32)], ['lstm', lstmStep], ['matmul', async () => { for (const s of [256, 512, 1024]) await matmul(s); }]];
+const cases = [['mlp128', () => mlpFit(128)], ['mlp32', () => mlpFit(32)], ['lstm', lstmStep], ['convnet', () => convnetStep({ sn, tf, digits, results })], ['matmul', async () => { for (const s of [256, 512, 1024]) await matmul(s); }]];
 for (const [name, fn] of cases) {
   if (only && only !== name) continue;
   console.log(`running ${name} ...`);

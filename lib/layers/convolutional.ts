@@ -1,10 +1,11 @@
 // Keras convolution and pooling layers, channels last: conv1d, conv2d,
 // maxPooling2d, averagePooling2d, the global poolings and upSampling2d.
 // Kernels are stored in Keras's layout ([k, in, out], [kh, kw, in, out]) and
-// fed to the same im2col convolution nn.Conv2d uses; 'same' padding is
-// Keras's (the odd extra row or column goes after), for any kernel and stride.
+// fed as they are, with the NHWC input, to the conv2d op nn.Conv2d uses (its
+// kernels read either layout through strides); 'same' padding is Keras's
+// (the odd extra row or column goes after), for any kernel and stride.
 
-import { conv2d, pad } from '../nn/functional.js';
+import { pad } from '../nn/functional.js';
 import { pair, type Pair } from '../nn/args.js';
 import { Parameter } from '../nn/module.js';
 import { ones, record, type Tensor } from '../tensor.js';
@@ -13,6 +14,9 @@ import { initialize, type InitializerSpec } from './initializers.js';
 import { Layer, type CallOptions, type LayerArgs, type LayerShape } from './layer.js';
 
 export type Padding = 'valid' | 'same';
+
+/** Activations the conv2d kernel applies in its store (their derivatives follow from the output). */
+const FUSED = new Set<string>(['relu', 'sigmoid', 'tanh']);
 
 /** Keras's output size and [before, after] padding of one spatial dim (null: known only at run time). */
 function geometry1d(size: number | null, k: number, stride: number, dilation: number, padding: Padding | 'causal') {
@@ -83,18 +87,18 @@ abstract class Conv extends Layer {
     return [...this.geometry(s).map((d) => d.out), this.args.filters];
   }
 
-  /** x [N, H, W, C] (channels last) -> [N, OH, OW, filters]. */
+  /** x [N, H, W, C] (channels last) -> [N, OH, OW, filters]; relu, sigmoid and tanh run in the kernel's store. */
   protected conv2dNHWC(x: Tensor, kernel4: Tensor) {
-    const { strides, dilation } = this.dims();
+    const { k, strides, dilation } = this.dims();
     const [, h, w] = x.shape;
-    const { k } = this.dims();
     const padding = (this.args.padding ?? 'valid') as Padding | 'causal';
     const [ph, pw] = [geometry1d(h, k[0], strides[0], dilation[0], padding).pads, geometry1d(w, k[1], strides[1], dilation[1], padding).pads];
-    let nchw = x.permute(0, 3, 1, 2);
-    if (ph[0] || ph[1] || pw[0] || pw[1]) nchw = pad(nchw, [pw[0], pw[1], ph[0], ph[1]]);
-    // Keras's [kh, kw, in, out] is PyTorch's [out, in, kh, kw] permuted.
-    const y = conv2d(nchw, kernel4.permute(3, 2, 0, 1), this.bias, { stride: strides, dilation });
-    return this.act(y.permute(0, 2, 3, 1));
+    const name = this.args.activation ?? 'linear';
+    const fused = FUSED.has(name);
+    const y = record('conv2d', this.bias ? [x, kernel4, this.bias] : [x, kernel4], {
+      stride: strides, padding: [...ph, ...pw], dilation, channelsLast: true, activation: fused ? name : null,
+    });
+    return fused ? y : this.act(y);
   }
 
   getConfig() { return { ...this.args }; }

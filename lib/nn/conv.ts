@@ -12,7 +12,7 @@ export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair | 'valid' | 'same';
   dilation?: Pair;
-  /** Only 1 (grouped convolution is not supported). */
+  /** inChannels and outChannels must both be multiples of it (inChannels for depthwise). */
   groups?: number;
   bias?: boolean;
   /** Only 'zeros'. */
@@ -26,6 +26,7 @@ export class Conv2d extends Module {
   readonly stride: [number, number];
   readonly padding: [number, number] | 'valid' | 'same';
   readonly dilation: [number, number];
+  readonly groups: number;
 
   constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair,
     ...rest: PyRest<[stride: Pair, padding: Pair | 'valid' | 'same', dilation: Pair, groups: number, bias: boolean, paddingMode: 'zeros'], Conv2dOptions>) {
@@ -33,21 +34,22 @@ export class Conv2d extends Module {
     requireArgs('Conv2d', { inChannels: [inChannels, 'count'], outChannels: [outChannels, 'count'], kernelSize: [kernelSize, 'pair'] });
     const { stride = 1, padding = 0, dilation = 1, groups = 1, bias = true, paddingMode = 'zeros' } = pyArgs<Conv2dOptions>('Conv2d', rest,
       { stride: 'pair', padding: 'padding', dilation: 'pair', groups: 'count', bias: 'boolean', paddingMode: 'string' });
-    if (groups !== 1) throw new RangeError(`Conv2d: groups=${groups} is not supported (only 1)`);
+    if (inChannels % groups || outChannels % groups) throw new RangeError(`Conv2d: inChannels ${inChannels} and outChannels ${outChannels} must both be multiples of groups=${groups}`);
     if (paddingMode !== 'zeros') throw new RangeError(`Conv2d: paddingMode '${paddingMode}' is not supported (only 'zeros'; use sn.nn.functional.pad for constant padding)`);
     this.kernelSize = pair(kernelSize, 'Conv2d: kernelSize');
     this.stride = pair(stride, 'Conv2d: stride');
     this.padding = typeof padding === 'string' ? padding : pair(padding, 'Conv2d: padding', 0);
     this.dilation = pair(dilation, 'Conv2d: dilation');
     if (padding === 'same' && (this.stride[0] !== 1 || this.stride[1] !== 1)) throw new RangeError("Conv2d: padding='same' needs stride 1");
+    this.groups = groups;
     const [kh, kw] = this.kernelSize;
-    const fanIn = inChannels * kh * kw;
-    this.weight = new Parameter(kaimingUniformDefault([outChannels, inChannels, kh, kw], fanIn));
+    const fanIn = (inChannels / groups) * kh * kw;
+    this.weight = new Parameter(kaimingUniformDefault([outChannels, inChannels / groups, kh, kw], fanIn));
     this.bias = bias ? new Parameter(kaimingUniformDefault([outChannels], fanIn)) : null;
   }
 
   forward(x: Tensor): Tensor {
-    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation });
+    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }
 
   override extraRepr() {
@@ -56,6 +58,7 @@ export class Conv2d extends Module {
       `${this.inChannels}, ${this.outChannels}, kernel_size=${pyTuple(this.kernelSize)}, stride=${pyTuple(this.stride)}`,
       typeof p === 'string' ? `, padding=${p}` : p[0] || p[1] ? `, padding=${pyTuple(p)}` : '',
       this.dilation[0] !== 1 || this.dilation[1] !== 1 ? `, dilation=${pyTuple(this.dilation)}` : '',
+      this.groups !== 1 ? `, groups=${this.groups}` : '',
       this.bias ? '' : ', bias=False',
     ].join('');
   }

@@ -4,7 +4,7 @@
 import { runtime } from '../context.js';
 import { fmt, ShapeError } from '../shape.js';
 import { arange, full, noGrad, record, Tensor, where } from '../tensor.js';
-import { describe } from '../validate.js';
+import { describe, integer } from '../validate.js';
 import type { Activation } from '../ops/activations.js';
 import { pair, poolParams, type Pair } from './args.js';
 
@@ -36,34 +36,31 @@ export interface Conv2dOptions {
   /** Zero padding per side, or 'valid' (none) or 'same' (output size = input size; stride 1 only). */
   padding?: Pair | 'valid' | 'same';
   dilation?: Pair;
+  /** Channels split into this many groups, each convolved with its own out/groups filters (C for depthwise). */
+  groups?: number;
 }
 
-/** 2-D convolution (cross-correlation) of input [N, C, H, W] or [C, H, W] with weight [out, C, kH, kW]. */
-export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null, { stride = 1, padding = 0, dilation = 1 }: Conv2dOptions = {}): Tensor {
-  if (input.ndim === 3) return conv2d(input.unsqueeze(0), weight, bias, { stride, padding, dilation }).squeeze(0);
-  if (input.ndim !== 4 || weight.ndim !== 4 || input.shape[1] !== weight.shape[1]) {
-    throw new ShapeError(`conv2d: input ${fmt(input.shape)} must be [N, C, H, W] with C matching weight ${fmt(weight.shape)} ([out, C, kH, kW])`);
+/** 2-D convolution (cross-correlation) of input [N, C, H, W] or [C, H, W] with weight [out, C/groups, kH, kW]. */
+export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null, { stride = 1, padding = 0, dilation = 1, groups = 1 }: Conv2dOptions = {}): Tensor {
+  integer(groups, 'conv2d: groups', 1);
+  if (input.ndim === 3) return conv2d(input.unsqueeze(0), weight, bias, { stride, padding, dilation, groups }).squeeze(0);
+  if (input.ndim !== 4 || weight.ndim !== 4 || input.shape[1] !== weight.shape[1] * groups) {
+    throw new ShapeError(`conv2d: input ${fmt(input.shape)} must be [N, C, H, W] with C matching weight ${fmt(weight.shape)} ([out, C/groups, kH, kW]) and groups=${groups}`);
   }
-  const [out, c, kh, kw] = weight.shape;
+  const [, , kh, kw] = weight.shape;
   const s = pair(stride, 'conv2d: stride');
   const d = pair(dilation, 'conv2d: dilation');
   let pads: number[];
   if (padding === 'same') {
     if (s[0] !== 1 || s[1] !== 1) throw new RangeError("conv2d: padding='same' needs stride 1");
-    // PyTorch puts the odd extra pixel after (right / bottom).
+    // PyTorch puts the odd extra pixel after (bottom / right).
     const [th, tw] = [d[0] * (kh - 1), d[1] * (kw - 1)];
-    pads = [tw >> 1, tw - (tw >> 1), th >> 1, th - (th >> 1)];
+    pads = [th >> 1, th - (th >> 1), tw >> 1, tw - (tw >> 1)];
   } else {
     const [ph, pw] = padding === 'valid' ? [0, 0] : pair(padding, 'conv2d: padding', 0);
-    pads = [pw, pw, ph, ph];
+    pads = [ph, ph, pw, pw];
   }
-  const padded = pads.some((p) => p > 0) ? pad(input, pads) : input;
-  const win = record('windows2d', [padded], { kernel: [kh, kw], stride: s, dilation: d }); // [N, C, OH, OW, kH, kW]
-  const [n, , oh, ow] = win.shape;
-  // im2col as [N, C*kH*kW, OH*OW], so the product lands in NCHW order without a transpose.
-  const cols = win.permute(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, oh * ow);
-  const y = weight.reshape(out, c * kh * kw).matmul(cols).reshape(n, out, oh, ow);
-  return bias ? y.add(bias.reshape(out, 1, 1)) : y;
+  return record('conv2d', bias ? [input, weight, bias] : [input, weight], { stride: s, padding: pads, dilation: d, groups });
 }
 
 export interface MaxPool2dOptions {

@@ -8,6 +8,7 @@ import { cat, clone, expand, gather, indexSelect, permute, reshape, select, slic
 import { arange, full, random } from './create.js';
 import { binaryCrossEntropy, embedding, geluTanh, pad, windows2d } from './nn.js';
 import { recurrent } from './recurrent.js';
+import { conv2d } from './conv.js';
 
 export const SPECS = {
   ...UNARY, ...BINARY, where, clamp, leakyRelu, cast,
@@ -15,7 +16,7 @@ export const SPECS = {
   matmul, linear,
   reshape, permute, expand, slice, select, cat, gather, indexSelect, clone,
   full, arange, random,
-  pad, windows2d, embedding, geluTanh, binaryCrossEntropy,
+  pad, windows2d, conv2d, embedding, geluTanh, binaryCrossEntropy,
   recurrent,
 };
 

@@ -176,7 +176,38 @@ export interface RandKernel {
   p: number;
 }
 
-export type Kernel = MapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel;
+/**
+ * 2-D convolution over strided 4-D views, always indexed in PyTorch's order:
+ * x [N, C, H, W], w [O, C/groups, KH, KW], y [N, O, OH, OW]. Channels-last
+ * data (NHWC, Keras's [KH, KW, C/groups, O] kernel) is the same indexing
+ * with other strides, so neither layout is copied. y[n, o, p, q] reads
+ * x[n, c, p*stride + i*dilation - pad, ...] for each tap (i, j); taps in
+ * the padding read 0. Per mode, inputs and output:
+ * - 'forward':    [x, w, bias?] -> y = act(conv + bias[o])
+ * - 'gradInput':  [dy, w] -> dx (the transposed convolution)
+ * - 'gradWeight': [x, dy] -> dw
+ * Every output element is written (no accumulation into existing data).
+ */
+export interface ConvKernel {
+  kind: 'conv';
+  mode: 'forward' | 'gradInput' | 'gradWeight';
+  /** [N, C, H, W, O, OH, OW, KH, KW]. */
+  dims: [number, number, number, number, number, number, number, number, number];
+  stride: [number, number];
+  dilation: [number, number];
+  /** Padding before the first row and column (after the last is implied by OH, OW). */
+  pad: [number, number];
+  groups: number;
+  x: View;
+  w: View;
+  y: View;
+  /** forward: a contiguous [O] input after x and w. */
+  bias?: boolean;
+  /** forward: applied after the bias. */
+  activation?: Activation | null;
+}
+
+export type Kernel = MapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel;
 
 /** PCG hash shared by both backends (u32 arithmetic). */
 export function pcgHash(v: number): number {

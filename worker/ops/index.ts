@@ -9,6 +9,7 @@ import { cat, clone, expand, gather, indexSelect, permute, reshape, select, slic
 import { arange, full, random } from './create.js';
 import { binaryCrossEntropy, embedding, geluTanh, pad, windows2d } from './nn.js';
 import { recurrent } from './recurrent.js';
+import { conv2d } from './conv.js';
 
 const implemented = {
   ...UNARY_OPS, ...BINARY_OPS, where, clamp, leakyRelu, cast,
@@ -16,7 +17,7 @@ const implemented = {
   matmul, linear,
   reshape, permute, expand, slice, select, cat, gather, indexSelect, clone,
   full, arange, random,
-  pad, windows2d, embedding, geluTanh, binaryCrossEntropy,
+  pad, windows2d, conv2d, embedding, geluTanh, binaryCrossEntropy,
   recurrent,
   // Every spec has an implementation, and (excess property check) every implementation a spec.
 } satisfies Record<OpName, OpDef>;

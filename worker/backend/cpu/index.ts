@@ -7,7 +7,7 @@ import { sizeOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import {
   ELEMENTWISE, activationExpr, indexError, uniformAt,
-  type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
+  type ConvKernel, type Expr, type View, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
 } from '../kernel.js';
 
 class CpuStorage implements Storage {
@@ -94,6 +94,7 @@ export class CpuBackend implements Backend {
       case 'gather': return gather(k, ins[0], ins[1] as Int32Array, outs[0]);
       case 'scatterAdd': return scatterAdd(k, ins[0], ins[1] as Int32Array, outs[0]);
       case 'rand': return rand(k, outs[0]);
+      case 'conv': return conv(k, ins, outs[0]);
     }
   }
 }
@@ -125,6 +126,66 @@ function map(k: MapKernel, fns: Eval[], ins: TypedArray[], outs: TypedArray[]) {
       for (let i = 0; i < ins.length; i++) inOff[i] -= k.inputs[i].strides[d] * k.shape[d];
       for (let j = 0; j < outs.length; j++) outOff[j] -= k.outputs[j].strides[d] * k.shape[d];
       idx[d] = 0;
+    }
+  }
+}
+
+/** Each output element of a conv kernel summed straight from its definition (see ConvKernel), in float64. */
+export function conv(k: ConvKernel, ins: TypedArray[], out: TypedArray) {
+  const [N, C, H, W, O, OH, OW, KH, KW] = k.dims;
+  const [sh, sw] = k.stride;
+  const [dh, dw] = k.dilation;
+  const [ph, pw] = k.pad;
+  const cg = C / k.groups;
+  const og = O / k.groups;
+  const at = (v: View, a: number, b: number, c: number, d: number) => v.offset + a * v.strides[0] + b * v.strides[1] + c * v.strides[2] + d * v.strides[3];
+  /** The input pixel tap (i, j) of output pixel (p, q) reads along one axis, or -1 in the padding. */
+  const src = (p: number, i: number, s: number, d: number, pad: number, size: number) => {
+    const v = p * s + i * d - pad;
+    return v >= 0 && v < size ? v : -1;
+  };
+  if (k.mode === 'forward') {
+    const [x, w, bias] = ins;
+    const act = k.activation ? compile(activationExpr(k.activation)) : null;
+    for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let p = 0; p < OH; p++) for (let q = 0; q < OW; q++) {
+      const c0 = Math.floor(o / og) * cg;
+      let acc = 0;
+      for (let ci = 0; ci < cg; ci++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) {
+        const iy = src(p, i, sh, dh, ph, H);
+        const ix = src(q, j, sw, dw, pw, W);
+        if (iy >= 0 && ix >= 0) acc += x[at(k.x, n, c0 + ci, iy, ix)] * w[at(k.w, o, ci, i, j)];
+      }
+      if (k.bias) acc += bias[o];
+      out[at(k.y, n, o, p, q)] = act ? act([acc]) : acc;
+    }
+  } else if (k.mode === 'gradInput') {
+    const [dy, w] = ins;
+    /** The output pixel whose tap i reads input pixel v, or -1. */
+    const dst = (v: number, i: number, s: number, d: number, pad: number, size: number) => {
+      const t = v + pad - i * d;
+      return t >= 0 && t % s === 0 && t / s < size ? t / s : -1;
+    };
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let h = 0; h < H; h++) for (let v = 0; v < W; v++) {
+      const g = Math.floor(c / cg);
+      let acc = 0;
+      for (let oi = 0; oi < og; oi++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) {
+        const p = dst(h, i, sh, dh, ph, OH);
+        const q = dst(v, j, sw, dw, pw, OW);
+        if (p >= 0 && q >= 0) acc += dy[at(k.y, n, g * og + oi, p, q)] * w[at(k.w, g * og + oi, c - g * cg, i, j)];
+      }
+      out[at(k.x, n, c, h, v)] = acc;
+    }
+  } else {
+    const [x, dy] = ins;
+    for (let o = 0; o < O; o++) for (let ci = 0; ci < cg; ci++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) {
+      const c = Math.floor(o / og) * cg + ci;
+      let acc = 0;
+      for (let n = 0; n < N; n++) for (let p = 0; p < OH; p++) for (let q = 0; q < OW; q++) {
+        const iy = src(p, i, sh, dh, ph, H);
+        const ix = src(q, j, sw, dw, pw, W);
+        if (iy >= 0 && ix >= 0) acc += x[at(k.x, n, c, iy, ix)] * dy[at(k.y, n, o, p, q)];
+      }
+      out[at(k.w, o, ci, i, j)] = acc;
     }
   }
 }

@@ -14,6 +14,7 @@ import { rand } from '../cpu/index.js';
 import { indexError, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
 import kernelsWasm from './assembly/kernels.wasm';
 import kernelsSharedWasm from './assembly/kernels-shared.wasm';
+import { convWasm, type ConvHost } from './conv.js';
 import { MAX_PAGES } from './emit.js';
 import { Heap } from './heap.js';
 import { compileMap, type MapProgram, type StrideKind } from './map.js';
@@ -173,8 +174,20 @@ export class WasmBackend implements Backend {
       case 'gather': return gatherRows(k, this.view(inputs[0]), this.view(inputs[1]) as Int32Array, this.view(outputs[0]));
       case 'scatterAdd': return gatherRows(k, this.view(inputs[0]), this.view(inputs[1]) as Int32Array, this.view(outputs[0]));
       case 'rand': return rand(k, this.view(outputs[0]));
+      case 'conv': return convWasm(this.convHost, k, inputs.map(ptr), ptr(outputs[0]));
     }
   }
+
+  /** Scratch memory and GEMM for conv kernels, which lower to im2col + GEMM (conv.ts). */
+  private convHost: ConvHost = {
+    alloc: (floats) => this.heap.alloc(floats * 4),
+    free: (ptr, floats) => this.heap.free(ptr, floats * 4),
+    f32: () => {
+      this.refreshViews();
+      return this.f32;
+    },
+    gemm: (k, a, b, bias, c) => this.matmul(k, a, b, bias, c),
+  };
 
   private reduce(k: ReduceKernel, x: number, out: number) {
     if (k.outer * k.inner === 0) return;

@@ -3,7 +3,7 @@
 
 import type { DType } from '../../../lib/shape.js';
 import type { Storage } from '../backend.js';
-import { ELEMENTWISE, activationExpr, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel } from '../kernel.js';
+import { ELEMENTWISE, activationExpr, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel } from '../kernel.js';
 import common from '../../../shaders/common.wgsl';
 import elementwise from '../../../shaders/elementwise.wgsl';
 import mathFns from '../../../shaders/math.wgsl';
@@ -13,6 +13,7 @@ import matmulSrc from '../../../shaders/matmul.wgsl';
 import matmulDirectSrc from '../../../shaders/matmul_direct.wgsl';
 import gatherSrc from '../../../shaders/gather.wgsl';
 import randSrc from '../../../shaders/rand.wgsl';
+import convSrc from '../../../shaders/conv.wgsl';
 
 /** What a kernel's structure compiles to: the same for every kernel with the same key (see kernelKey). */
 export interface KernelCode {
@@ -95,6 +96,7 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     case 'gather':
     case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
     case 'rand': return 'rand';
+    case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''}`;
   }
 }
 
@@ -111,6 +113,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
     case 'gather':
     case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0], words);
     case 'rand': return { code: withPrelude(randSrc, words), bindings: [0] };
+    case 'conv': return convCode(k, words);
   }
 }
 
@@ -143,6 +146,7 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
       const dist = { uniform: 0, normal: 1, bernoulli: 2 }[k.dist];
       return { params: new Uint32Array([k.size, k.seed >>> 0, k.counter >>> 0, f32Bits(k.p), dist]), workgroups: grid(Math.ceil(k.size / 256)) };
     }
+    case 'conv': return convLaunch(k);
   }
 }
 
@@ -205,15 +209,53 @@ function matmulKernel(k: MatmulKernel, opts: CodegenOptions, words: number): Ker
     k.bias ? '@group(0) @binding(3) var<storage, read> Bias: array<f32>;' : '',
     `@group(0) @binding(${k.bias ? 4 : 3}) var<storage, read_write> C: array<f32>;`,
   ].join('\n');
-  const epilogue = [
-    k.activation ? mathFns : '',
-    'fn epilogue(acc: f32, col: u32) -> f32 {',
-    `  let v0 = ${k.bias ? 'acc + Bias[col]' : 'acc'};`,
-    `  return ${k.activation ? exprCode(activationExpr(k.activation), 'float32') : 'v0'};`,
-    '}',
-  ].join('\n');
+  const epilogue = epilogueFn(!!k.bias, k.activation);
   const code = withPrelude(fill(opts.software ? matmulDirectSrc : matmulSrc, { BINDINGS: bindings, EPILOGUE: epilogue }), words);
   return { code, bindings: k.bias ? [0, 1, 2, 3] : [0, 1, 2] };
+}
+
+/** The bias + activation store of matmul and conv kernels; `index` names the bias element. */
+function epilogueFn(bias: boolean, activation: MatmulKernel['activation']) {
+  return [
+    activation ? mathFns : '',
+    'fn epilogue(acc: f32, index: u32) -> f32 {',
+    `  let v0 = ${bias ? 'acc + Bias[index]' : 'acc'};`,
+    `  return ${activation ? exprCode(activationExpr(activation), 'float32') : 'v0'};`,
+    '}',
+  ].join('\n');
+}
+
+/** One thread per 4x4 block of the mode's output (see shaders/conv.wgsl). */
+function convThreads(k: ConvKernel) {
+  const [n, c, h, w, o, oh, ow, kh, kw] = k.dims;
+  const cg = c / k.groups;
+  const og = o / k.groups;
+  const tiles = (v: number) => Math.ceil(v / 4);
+  return k.mode === 'forward' ? n * k.groups * tiles(og) * oh * tiles(ow)
+    : k.mode === 'gradInput' ? n * k.groups * tiles(cg) * h * tiles(w)
+    : kh * kw * k.groups * tiles(og) * tiles(cg);
+}
+
+function convLaunch(k: ConvKernel): Launch {
+  const [, c, , , o] = k.dims;
+  const view = (v: ConvKernel['x']) => [v.offset, ...v.strides];
+  const threads = convThreads(k);
+  const params = new Uint32Array([
+    ...k.dims, ...k.stride, ...k.dilation, ...k.pad, c / k.groups, o / k.groups,
+    ...view(k.x), ...view(k.w), ...view(k.y), k.groups, threads,
+  ]);
+  return { params, workgroups: grid(Math.ceil(threads / 64)) };
+}
+
+function convCode(k: ConvKernel, words: number): KernelCode {
+  const bias = k.mode === 'forward' && !!k.bias;
+  const bindings = [
+    bias ? '@group(0) @binding(3) var<storage, read> Bias: array<f32>;' : '',
+    `@group(0) @binding(${bias ? 4 : 3}) var<storage, read_write> Out: array<f32>;`,
+  ].join('\n');
+  const epilogue = epilogueFn(bias, k.mode === 'forward' ? k.activation : null);
+  const code = withPrelude(fill(convSrc, { BINDINGS: bindings, EPILOGUE: epilogue }), words);
+  return { code, bindings: bias ? [0, 1, 2, 3] : [0, 1, 2], entryPoint: k.mode };
 }
 
 function sizeOfShape(shape: number[]) {
