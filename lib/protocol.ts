@@ -52,6 +52,8 @@ export interface EngineInfo {
 
 export interface MemoryInfo {
   liveTensors: number;
+  /** Of the live tensors, those whose memory was freed under pressure (recomputed when next used; see worker/liveness.ts). */
+  evictedTensors: number;
   pooledBytes: number;
   allocatedBytes: number;
   /** Kernels dispatched on the device since init: the difference across a training step is its kernel count. */

@@ -10,6 +10,7 @@ import { createWasmBackend } from './backend/wasm/index.js';
 import { f, x } from './backend/kernel.js';
 import { backward } from './autograd.js';
 import { Ctx } from './ctx.js';
+import { TensorTable } from './liveness.js';
 import { FitLoop, Turns, type FitHost } from './fit.js';
 import { OPS } from './ops/index.js';
 import { UPDATES } from './ops/optim.js';
@@ -27,7 +28,7 @@ export interface EngineServices {
 export class Engine {
   private backend!: Backend;
   ctx!: Ctx;
-  private tensors = new Map<number, WT>();
+  private tensors!: TensorTable;
   /** The first failure of a batch; reported by the next read or sync, then cleared. */
   private error: Error | null = null;
 
@@ -44,15 +45,24 @@ export class Engine {
     const { backend, ...info } = await openBackend(kind, opts, this.openGpu);
     this.backend = backend;
     this.ctx = new Ctx(this.backend);
+    this.tensors = new TensorTable(
+      (op, inputs, attrs) => this.ctx.scoped(() => this.apply(op, inputs, attrs).retain()),
+      () => {
+        const { allocatedBytes, pooledBytes } = this.backend.memory();
+        return allocatedBytes - pooledBytes;
+      },
+    );
     return { backend: backend.name, maxBufferBytes: backend.maxBufferBytes, ...info };
   }
 
   /** Runs one batch from the page; resolves when the device has finished it. */
   exec(batch: Command[]): Promise<void> {
     try {
-      this.ctx.scoped(() => {
-        for (const cmd of batch) this.command(cmd);
-      });
+      // One scope per command, so that between commands the table alone holds what may be evicted.
+      for (const cmd of batch) {
+        this.ctx.scoped(() => this.command(cmd));
+        this.tensors.relieve();
+      }
     } catch (e) {
       this.error ??= e instanceof Error ? e : new Error(String(e));
     }
@@ -66,19 +76,20 @@ export class Engine {
     switch (cmd[0]) {
       case 'op': {
         const [, name, outId, inIds, attrs, requiresGrad] = cmd;
-        const def = OPS[name];
-        const inputs = inIds.map((id) => this.get(id));
-        this.ctx.opName = name;
-        const out = def.forward(this.ctx, inputs, attrs);
+        const inputs = inIds.map((id) => this.tensors.use(id));
+        const draws = this.ctx.randCounter;
+        const out = this.apply(name, inputs, attrs);
+        // What drew no random numbers can be computed again, should its memory be needed meanwhile.
+        const made = this.ctx.randCounter === draws ? { op: name, attrs, inIds } : undefined;
         if (requiresGrad) {
           // The output may be a view shared with an input; give it its own node-bearing handle.
           const node = { op: name, inputs: inputs.map((t) => t.retain()), attrs, freed: false };
           const t = this.ctx.view(out, out.shape, out.strides, out.offset);
           t.node = node;
           t.requiresGrad = true;
-          return this.set(outId, t);
+          return this.tensors.set(outId, t, made);
         }
-        return this.set(outId, out);
+        return this.tensors.set(outId, out, made);
       }
       case 'data': {
         const [, id, data, shape, dtype, requiresGrad] = cmd;
@@ -93,9 +104,13 @@ export class Engine {
       case 'free':
         for (const id of cmd[1]) this.free(id);
         return;
-      case 'requiresGrad':
-        this.get(cmd[1]).requiresGrad = cmd[2];
+      case 'requiresGrad': {
+        const t = this.get(cmd[1]);
+        t.requiresGrad = cmd[2];
+        // Optimizers will write it in place.
+        if (cmd[2]) this.tensors.willWrite(t);
         return;
+      }
       case 'seed':
         this.ctx.seed = cmd[1] >>> 0;
         this.ctx.randCounter = 0;
@@ -103,14 +118,18 @@ export class Engine {
       case 'assign': {
         // In-place copy: the target keeps its id and storage (optimizers, loadStateDict).
         const [, targetId, srcId] = cmd;
-        this.ctx.mapInto([x(0)], [this.get(srcId)], [this.get(targetId)]);
+        const target = this.get(targetId);
+        this.tensors.willWrite(target);
+        this.ctx.mapInto([x(0)], [this.tensors.use(srcId)], [target]);
         return;
       }
       case 'update': {
         const [, rule, ids, attrs] = cmd;
         const update = UPDATES[rule];
         if (!update) throw new Error(`unknown update rule '${rule}'`);
-        return update(this.ctx, ids.map((id) => this.get(id)), attrs);
+        const targets = ids.map((id) => this.get(id));
+        for (const t of targets) this.tensors.willWrite(t);
+        return update(this.ctx, targets, attrs);
       }
       case 'backward': {
         const [, rootId, seedId, leaves] = cmd;
@@ -128,30 +147,38 @@ export class Engine {
   }
 
   private accumulateGrad(leaf: WT, g: WT, gradId: number | undefined) {
-    const existing = leaf.gradId ? this.tensors.get(leaf.gradId) : undefined;
+    const existing = leaf.gradId && this.tensors.has(leaf.gradId) ? this.get(leaf.gradId) : undefined;
     if (existing) {
+      this.tensors.willWrite(existing);
       this.ctx.mapInto([f('add', x(0), x(1))], [existing, g], [existing]);
       return;
     }
     if (!gradId) throw new Error('backward: no gradient handle for a leaf');
     leaf.gradId = gradId;
-    this.set(gradId, this.ctx.map(x(0), [g], leaf.shape));
+    const grad = this.ctx.map(x(0), [g], leaf.shape);
+    // The next backward accumulates into it in place.
+    this.tensors.willWrite(grad);
+    this.set(gradId, grad);
+  }
+
+  /** Runs op `name` on resident tensors, without recording it for autograd. */
+  private apply(name: string, inputs: WT[], attrs: any): WT {
+    this.ctx.opName = name;
+    const out = OPS[name].forward(this.ctx, inputs, attrs);
+    // An op may hand back an input as it is (a reshape to the same shape): the output gets its own handle on it.
+    return inputs.includes(out) ? this.ctx.view(out, out.shape, out.strides, out.offset) : out;
   }
 
   private free(id: number) {
-    this.tensors.get(id)?.release();
-    this.tensors.delete(id);
+    this.tensors.free(id);
   }
 
   get(id: number): WT {
-    const t = this.tensors.get(id);
-    if (!t) throw new Error(`tensor #${id} does not exist in the worker (disposed, or its batch failed)`);
-    return t;
+    return this.tensors.get(id);
   }
 
   set(id: number, t: WT) {
-    this.tensors.get(id)?.release();
-    this.tensors.set(id, t.retain());
+    this.tensors.set(id, t);
   }
 
   private takeError() {
@@ -257,7 +284,7 @@ export class Engine {
   }
 
   memory() {
-    return { liveTensors: this.tensors.size, ...this.backend.memory(), kernels: this.ctx.kernels };
+    return { liveTensors: this.tensors.size, evictedTensors: this.tensors.evicted, ...this.backend.memory(), kernels: this.ctx.kernels };
   }
 
   // ---- checkpoints and safetensors: tensor data goes between buffers and storage here, never through the page

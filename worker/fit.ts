@@ -111,10 +111,12 @@ export class FitLoop {
     const ys = spec.y.map((id) => this.host.get(id));
     const n = xs[0].shape[0];
     const outputs = Object.values(programs)[0]?.outputs.length ?? 0;
-    const sums = Array.from({ length: outputs }, () => ctx.full([], 0).retain());
-    // The first batch whose loss (output 0) is not finite, or -1: tracked on the device, read with the sums.
-    const firstBad = ctx.full([], -1).retain();
-    sums.push(firstBad);
+    // Made in a scope, so that the sums' one owner is this sweep (outside any scope the context would keep them forever).
+    const sums = ctx.scoped(() => [
+      ...Array.from({ length: outputs }, () => ctx.full([], 0).retain()),
+      // The first batch whose loss (output 0) is not finite, or -1: tracked on the device, read with the sums.
+      ctx.full([], -1).retain(),
+    ]);
     // What each program leaves to free after a run, worked out once rather than per batch.
     const toFree = new Map(Object.values(programs).map((p) => [p, [...p.inputs, ...createdIds(p.commands)]]));
     // Batches run so far, on the device, so that every batch's step is the same kernels.

@@ -9,6 +9,8 @@ import type { View } from './backend/kernel.js';
 
 export class Buf {
   refs = 0;
+  /** In-place writes so far (or marked as going to be written): what was computed from older values cannot be recomputed. */
+  version = 0;
   constructor(readonly storage: Storage, private readonly backend: Backend) {}
   retain() { this.refs++; }
   release() {
