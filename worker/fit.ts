@@ -120,7 +120,7 @@ export class FitLoop {
     // What each program leaves to free after a run, worked out once rather than per batch.
     const toFree = new Map(Object.values(programs).map((p) => [p, [...p.inputs, ...createdIds(p.commands)]]));
     // Batches run so far, on the device, so that every batch's step is the same kernels.
-    const batches = ctx.full([], 0).retain();
+    const batches = ctx.scoped(() => ctx.full([], 0).retain());
     const plans = this.host.plans.on ? new Map<ProgramSpec, StepPlan | null>() : null;
     const inFlight: Promise<void>[] = [];
     let lastYield = performance.now();
