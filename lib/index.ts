@@ -31,6 +31,7 @@ export const memory = (): Promise<MemoryInfo> => runtime().memory();
 export const stats = () => ({ ...runtime().stats });
 
 export * as nn from './nn/index.js';
+export * as autograd from './autograd.js';
 export * as optim from './optim/index.js';
 export * as data from './data/index.js';
 export * as layers from './layers/index.js';

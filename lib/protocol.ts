@@ -10,6 +10,8 @@ export type Command =
   | ['free', ids: number[]]
   | ['requiresGrad', id: number, flag: boolean]
   | ['seed', seed: number]
+  /** Anomaly detection on or off (sn.autograd.setDetectAnomaly): every later op's output and gradients are checked for NaN/inf. */
+  | ['anomaly', on: boolean]
   | ['assign', targetId: number, srcId: number]
   /** Update tensors in place with a named rule from worker/ops/optim.ts (optimizer steps, gradient clipping). */
   | ['update', rule: string, ids: number[], attrs: any]

@@ -9,10 +9,21 @@ import { startHost, type EngineHost, type HostOptions } from './host.js';
 
 export type BackendChoice = 'auto' | BackendName;
 
+/** Frames from this library's own module are left out of op origins: the user's lines remain. */
+const ownModule = import.meta.url;
+
+/** Where the page is now, as stack lines outside shadenet. */
+export function callerStack(): string {
+  const lines = (new Error().stack ?? '').split('\n').slice(1);
+  return lines.filter((l) => !l.includes(ownModule)).map((l) => l.trim()).join('\n');
+}
+
 /** Past this many ops a batch is sent without waiting for the microtask. */
 const MAX_BATCH_OPS = 4096;
 /** Past this many unfinished batches, awaited calls wait for the worker. */
 const MAX_INFLIGHT = 4;
+/** Op origins kept for anomaly reports: the most recent ops, which is where a NaN first shows up. */
+const MAX_ORIGINS = 100_000;
 
 export class Runtime {
   readonly engine: Comlink.Remote<Engine>;
@@ -43,6 +54,10 @@ export class Runtime {
   /** Rejecters of calls still waiting on the worker, so a dead worker cannot leave them hanging. */
   private waiting = new Set<(e: Error) => void>();
   private registry = new FinalizationRegistry<number>((id) => this.enqueue(['free', [id]]));
+  /** Anomaly detection is on (sn.autograd.setDetectAnomaly): ops note where the page recorded them. */
+  anomaly = false;
+  /** Where recent ops were recorded, by output id, while anomaly detection is on; the oldest go first. */
+  private origins = new Map<number, string>();
   /** While set, commands are recorded into a program instead of sent (see capture). */
   private captured: Command[] | null = null;
 
@@ -154,8 +169,22 @@ export class Runtime {
   call<T>(fn: (engine: Comlink.Remote<Engine>) => Promise<T>): Promise<T> {
     this.flush();
     return new Promise<T>((resolve, reject) => {
-      this.ready.then(() => this.post(() => this.guard(fn(this.engine)).then(resolve, reject)), reject);
+      this.ready.then(() => this.post(() => this.guard(fn(this.engine)).then(resolve, (e) => reject(this.withOrigin(e)))), reject);
     });
+  }
+
+  /** Remembers where the page recorded op output `id` (anomaly detection names it). */
+  noteOrigin(id: number, stack: string) {
+    this.origins.set(id, stack);
+    if (this.origins.size > MAX_ORIGINS) this.origins.delete(this.origins.keys().next().value!);
+  }
+
+  /** An anomaly the worker found names the op's output; add where the page called that op, as PyTorch prints the forward traceback. */
+  private withOrigin(e: unknown) {
+    const id = e instanceof Error ? /^detectAnomaly: .*\(tensor #(\d+)\)/.exec(e.message)?.[1] : undefined;
+    const origin = id && this.origins.get(Number(id));
+    if (origin) (e as Error).message += `\nThe op was called at:\n${origin}`;
+    return e;
   }
 
   /** A worker reply that rejects instead of hanging when the worker dies first. */

@@ -9,6 +9,7 @@ import type { Command } from './protocol.js';
 import { broadcastShapes, fmt, normDim, ShapeError, sizeOf, stridesOf, type DType } from './shape.js';
 import { runtime } from './context.js';
 import * as check from './validate.js';
+import { callerStack } from './runtime.js';
 
 export type TensorLike = Tensor | number;
 export type NestedArray = number | NestedArray[];
@@ -406,6 +407,7 @@ export function record(name: OpName, inputs: Tensor[], attrs: Record<string, unk
   const rt = runtime();
   const t = new Tensor(rt.newId(), out.shape, out.dtype, requiresGrad, requiresGrad ? name : null, requiresGrad ? inputs : null);
   rt.enqueue(['op', name, t.id, inputs.map((i) => i.id), attrs, requiresGrad] as Command);
+  if (rt.anomaly) rt.noteOrigin(t.id, callerStack());
   return t;
 }
 

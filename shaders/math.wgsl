@@ -13,6 +13,18 @@ fn sn_tanh(a: f32) -> f32 {
 fn sn_relu(a: f32) -> f32 { return select(max(a, 0.0), a, sn_isnan(a)); }
 fn sn_max(a: f32, b: f32) -> f32 { return select(select(max(a, b), b, sn_isnan(b)), a, sn_isnan(a)); }
 fn sn_min(a: f32, b: f32) -> f32 { return select(select(min(a, b), b, sn_isnan(b)), a, sn_isnan(a)); }
+// WGSL's log, sqrt and inverseSqrt are indeterminate below zero (SwiftShader's log(-1) is finite);
+// PyTorch gives NaN there, and -inf / inf at zero.
+fn sn_log(a: f32) -> f32 {
+  if (a < 0.0 || sn_isnan(a)) { return sn_nan(); }
+  if (a == 0.0) { return -sn_inf(); }
+  return log(a);
+}
+fn sn_sqrt(a: f32) -> f32 { return select(sqrt(a), sn_nan(), a < 0.0); }
+fn sn_rsqrt(a: f32) -> f32 {
+  if (a < 0.0) { return sn_nan(); }
+  return select(inverseSqrt(a), sn_inf(), a == 0.0);
+}
 fn sn_softplus(a: f32) -> f32 { return max(a, 0.0) + log(1.0 + exp(-abs(a))); }
 fn sn_erf(x: f32) -> f32 {
   // Abramowitz & Stegun 7.1.26, as in the CPU twin.

@@ -37,7 +37,7 @@ function topoOrder(root: WT): WT[] {
  * Computes d(root)/d(leaf) for every leaf reached and hands each to `deliver`,
  * then frees the graph, as PyTorch does without retain_graph.
  */
-export function backward(ctx: Ctx, root: WT, seed: WT | null, deliver: (leaf: WT, grad: WT) => void) {
+export function backward(ctx: Ctx, root: WT, seed: WT | null, deliver: (leaf: WT, grad: WT) => void, checkGrad?: (op: string, output: WT, input: number, grad: WT) => void) {
   if (!root.requiresGrad) throw new Error('backward: the tensor does not require grad and has no grad_fn');
   if (!seed && root.size !== 1) throw new Error(`backward: grad can be implicitly created only for scalar outputs, got shape ${fmt(root.shape)}`);
   if (seed && !sameShape(seed.shape, root.shape)) throw new Error(`backward: gradient shape ${fmt(seed.shape)} does not match output shape ${fmt(root.shape)}`);
@@ -59,6 +59,7 @@ export function backward(ctx: Ctx, root: WT, seed: WT | null, deliver: (leaf: WT
       inputs.forEach((input, i) => {
         const gin = gi[i];
         if (!gin || !input.requiresGrad) return;
+        checkGrad?.(op, t, i, gin);
         const prev = grads.get(input);
         grads.set(input, prev ? ctx.map(f('add', x(0), x(1)), [prev, gin], input.shape) : gin);
       });

@@ -7,7 +7,7 @@ import type { Backend, TypedArray } from './backend/backend.js';
 import { CpuBackend } from './backend/cpu/index.js';
 import { WebGpuBackend, browserGpu, requestDevice } from './backend/webgpu/index.js';
 import { createWasmBackend } from './backend/wasm/index.js';
-import { f, x } from './backend/kernel.js';
+import { c, f, x } from './backend/kernel.js';
 import { backward } from './autograd.js';
 import { Ctx } from './ctx.js';
 import { TensorTable } from './liveness.js';
@@ -32,6 +32,12 @@ export class Engine {
   /** The first failure of a batch; reported by the next read or sync, then cleared. */
   private error: Error | null = null;
 
+  /**
+   * Anomaly detection (sn.autograd.setDetectAnomaly): while `on`, each op output and backward
+   * gradient is checked on the device; `marker` holds the index in `sites` of the first
+   * non-finite one (-1: none), read by the next read or sync.
+   */
+  private anomaly: { on: boolean; marker: WT; sites: string[] } | null = null;
   private readonly openGpu: () => Promise<GPU>;
   private readonly checkpoints: Checkpoints;
 
@@ -79,6 +85,7 @@ export class Engine {
         const inputs = inIds.map((id) => this.tensors.use(id));
         const draws = this.ctx.randCounter;
         const out = this.apply(name, inputs, attrs);
+        if (this.anomaly?.on) this.noteNonFinite(out, `detectAnomaly: op '${name}' (tensor #${outId}) produced NaN or infinite values`);
         // What drew no random numbers can be computed again, should its memory be needed meanwhile.
         const made = this.ctx.randCounter === draws ? { op: name, attrs, inIds } : undefined;
         if (requiresGrad) {
@@ -111,6 +118,12 @@ export class Engine {
         if (cmd[2]) this.tensors.willWrite(t);
         return;
       }
+      case 'anomaly': {
+        if (cmd[1] && !this.anomaly) this.anomaly = { on: true, marker: this.ctx.scoped(() => this.ctx.full([], -1).retain()), sites: [] };
+        // Turned off, the marker stays until a read or sync has reported what it holds.
+        else if (this.anomaly) this.anomaly.on = cmd[1];
+        return;
+      }
       case 'seed':
         this.ctx.seed = cmd[1] >>> 0;
         this.ctx.randCounter = 0;
@@ -135,15 +148,57 @@ export class Engine {
         const [, rootId, seedId, leaves] = cmd;
         const gradIds = new Map(leaves.map(([leaf, grad]) => [this.get(leaf), grad]));
         const seen = new Set<WT>();
+        const ids = this.anomaly?.on ? new Map([...this.tensors].map(([id, t]) => [t, id])) : null;
+        const checkGrad = ids
+          ? (op: string, out: WT, input: number, g: WT) => {
+              const id = ids.get(out);
+              this.noteNonFinite(g, `detectAnomaly: the backward of op '${op}'${id ? ` (tensor #${id})` : ''} returned NaN or infinite values in its gradient for input ${input}`);
+            }
+          : undefined;
         backward(this.ctx, this.get(rootId), seedId ? this.get(seedId) : null, (leaf, g) => {
           seen.add(leaf);
           this.accumulateGrad(leaf, g, gradIds.get(leaf));
-        });
+        }, checkGrad);
         // Leaves the page expects a grad for but no gradient reached get zeros, as their .grad handle exists.
         for (const [leaf, gradId] of gradIds) if (!seen.has(leaf)) this.accumulateGrad(leaf, this.ctx.full(leaf.shape, 0), gradId);
         return;
       }
     }
+  }
+
+  /**
+   * Notes `site` in the anomaly marker if `t` holds NaN or an infinity and no earlier site did:
+   * on the device, counting non-finite elements (by their bits: shader compilers may fold
+   * NaN arithmetic away), so nothing is read back per op.
+   */
+  private noteNonFinite(t: WT, site: string) {
+    const a = this.anomaly!;
+    if (t.dtype !== 'float32' || t.size === 0) return;
+    const { ctx } = this;
+    ctx.scoped(() => {
+      const bad = ctx.map(f('sub', c(1), f('isfinite', x(0))), [t], t.shape);
+      const count = ctx.op('sum', [ctx.reshape(bad, [t.size])], { dims: [0] });
+      const index = a.sites.push(site) - 1;
+      ctx.mapInto([f('where', f('ge', x(0), c(0)), x(0), f('where', x(1), c(index), c(-1)))], [a.marker, count], [a.marker]);
+    });
+  }
+
+  /** Throws the first anomaly noted since the last check (see noteNonFinite). */
+  private async checkAnomaly() {
+    const a = this.anomaly;
+    if (!a?.sites.length) return;
+    const sites = a.sites;
+    a.sites = [];
+    const [first] = await this.backend.read(a.marker.storage);
+    if (first >= 0) {
+      this.ctx.scoped(() => this.ctx.mapInto([c(-1)], [], [a.marker]));
+      this.backend.flush();
+    }
+    if (!a.on && !a.sites.length) {
+      a.marker.release();
+      this.anomaly = null;
+    }
+    if (first >= 0) throw new Error(sites[first]);
   }
 
   private accumulateGrad(leaf: WT, g: WT, gradId: number | undefined) {
@@ -199,6 +254,7 @@ export class Engine {
     try {
       const data: TypedArray = t.size === 0 ? (t.dtype === 'int32' ? new Int32Array(0) : new Float32Array(0)) : await this.backend.read(flat.storage);
       await this.backend.checkFlags();
+      await this.checkAnomaly();
       return { data: data.length === t.size ? data : data.subarray(0, t.size), shape: t.shape, dtype: t.dtype };
     } finally {
       flat.release();
@@ -236,6 +292,7 @@ export class Engine {
         try {
           const values = Array.from(await this.backend.read(all.storage));
           await this.backend.checkFlags();
+          await this.checkAnomaly();
           return values;
         } finally {
           all.release();
@@ -274,6 +331,7 @@ export class Engine {
     await this.backend.done();
     this.takeError();
     await this.backend.checkFlags();
+    await this.checkAnomaly();
   }
 
   /** @internal Fault injection for tests: an uncaught error in the worker, as a crash would raise. */

@@ -1,0 +1,82 @@
+// sn.autograd anomaly detection (PyTorch's torch.autograd.set_detect_anomaly /
+// detect_anomaly): while on, the first op whose output or gradient is NaN or infinite
+// is named by the next read or sync, with the line that called it; off, nothing is checked.
+import { expect } from '@esm-bundle/chai';
+import * as sn from '../dist/index.js';
+import { mulberry32, rejection } from './util.js';
+
+/** A 37x53 tensor of positive values but one negative, at a random place. */
+function oneNegative(seed) {
+  const rand = mulberry32(seed);
+  const data = Array.from({ length: 37 * 53 }, () => 0.5 + rand());
+  data[Math.floor(rand() * data.length)] = -1;
+  return sn.tensor(data, [37, 53]);
+}
+
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
+  describe(`sn.autograd.detectAnomaly (${backend})`, () => {
+    before(() => sn.init({ backend }));
+    afterEach(() => sn.autograd.setDetectAnomaly(false));
+
+    it('names the first op with a non-finite output, log(-1) in a chain, and the line that called it', async () => {
+      sn.autograd.setDetectAnomaly(true);
+      expect(sn.autograd.isAnomalyEnabled()).to.equal(true);
+      const x = oneNegative(1);
+      const y = x.mul(2).add(1).log().exp().sum(); // log(-1) is NaN; exp and sum carry it on
+      const err = await rejection(y.item());
+      expect(err.message).to.match(/^detectAnomaly: op 'log' \(tensor #\d+\) produced NaN or infinite values\nThe op was called at:\n.*anomaly\.test\.js/);
+      sn.autograd.setDetectAnomaly(false);
+      // Reported once; the engine goes on.
+      expect(await sn.tensor([1, Math.E]).log().sum().item()).to.be.closeTo(1, 1e-6);
+    });
+
+    it('names the backward op whose gradient is not finite: 0/0 in the gradient of sqrt at 0', async () => {
+      const x = sn.tensor([[0, 1, 4], [9, 0, 2]], undefined, { requiresGrad: true });
+      await sn.autograd.detectAnomaly(async () => {
+        // Forward is finite everywhere (sqrt(0) = 0); backward gives 0 * 1 / (2 * sqrt(0)) = NaN.
+        const loss = x.sqrt().mul(0).sum();
+        loss.backward();
+        const err = await rejection(sn.sync());
+        expect(err.message).to.match(/^detectAnomaly: the backward of op 'sqrt' \(tensor #\d+\) returned NaN or infinite values in its gradient for input 0\nThe op was called at:\n.*anomaly\.test\.js/);
+      });
+      expect(sn.autograd.isAnomalyEnabled()).to.equal(false);
+    });
+
+    it('is silent when off (the default): NaN flows through, nothing rejects, no checking kernels run', async () => {
+      expect(sn.autograd.isAnomalyEnabled()).to.equal(false);
+      const run = async () => {
+        const before = (await sn.memory()).kernels;
+        const x = sn.tensor([[0, 1, 4], [9, 0, 2]], undefined, { requiresGrad: true });
+        const y = oneNegative(2).log().sum();
+        x.sqrt().mul(0).sum().backward();
+        const value = await y.item();
+        await sn.sync();
+        return { value, grad: Array.from(await x.grad.data()), kernels: (await sn.memory()).kernels - before };
+      };
+      const off = await run();
+      expect(off.value).to.be.NaN;
+      expect(off.grad.some(Number.isNaN)).to.equal(true);
+      // The same work with detection on costs extra kernels: the checks that off skips.
+      const on = await sn.autograd.detectAnomaly(() => run().then((r) => r, (e) => e));
+      expect(on).to.be.an('error');
+      sn.autograd.setDetectAnomaly(false);
+      const offAgain = await run();
+      expect(offAgain.kernels).to.equal(off.kernels);
+      await sn.autograd.detectAnomaly(async () => {
+        const before = (await sn.memory()).kernels;
+        expect(await sn.tensor([1, 2]).exp().sum().item()).to.be.closeTo(Math.E + Math.E ** 2, 1e-5);
+        expect((await sn.memory()).kernels - before).to.be.above(2);
+      });
+    });
+
+    it('log and sqrt of negative numbers are NaN, as in PyTorch (WGSL leaves them indeterminate)', async () => {
+      expect(Array.from(await sn.tensor([-1, 0, 1]).log().data())).to.deep.equal([NaN, -Infinity, 0]);
+      expect(Array.from(await sn.tensor([-4, 0, 4]).sqrt().data())).to.deep.equal([NaN, 0, 2]);
+    });
+
+    it('takes only booleans and functions', () => {
+      expect(() => sn.autograd.setDetectAnomaly('yes')).to.throw(TypeError, /setDetectAnomaly: mode must be true or false, got the string "yes"/);
+      expect(() => sn.autograd.detectAnomaly(1)).to.throw(TypeError, /detectAnomaly: expected a function \(or true\/false\), got number 1/);
+    });
+  });
+}
