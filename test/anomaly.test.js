@@ -30,11 +30,11 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       expect(await sn.tensor([1, Math.E]).log().sum().item()).to.be.closeTo(1, 1e-6);
     });
 
-    it('names the backward op whose gradient is not finite: 0/0 in the gradient of sqrt at 0', async () => {
+    it('names the backward op whose gradient is not finite: the gradient of sqrt at 0', async () => {
       const x = sn.tensor([[0, 1, 4], [9, 0, 2]], undefined, { requiresGrad: true });
       await sn.autograd.detectAnomaly(async () => {
-        // Forward is finite everywhere (sqrt(0) = 0); backward gives 0 * 1 / (2 * sqrt(0)) = NaN.
-        const loss = x.sqrt().mul(0).sum();
+        // Forward is finite everywhere (sqrt(0) = 0); backward gives 1 / (2 * sqrt(0)) = inf.
+        const loss = x.sqrt().sum();
         loss.backward();
         const err = await rejection(sn.sync());
         expect(err.message).to.match(/^detectAnomaly: the backward of op 'sqrt' \(tensor #\d+\) returned NaN or infinite values in its gradient for input 0\nThe op was called at:\n.*anomaly\.test\.js/);
@@ -48,14 +48,14 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
         const before = (await sn.memory()).kernels;
         const x = sn.tensor([[0, 1, 4], [9, 0, 2]], undefined, { requiresGrad: true });
         const y = oneNegative(2).log().sum();
-        x.sqrt().mul(0).sum().backward();
+        x.sqrt().sum().backward();
         const value = await y.item();
         await sn.sync();
         return { value, grad: Array.from(await x.grad.data()), kernels: (await sn.memory()).kernels - before };
       };
       const off = await run();
       expect(off.value).to.be.NaN;
-      expect(off.grad.some(Number.isNaN)).to.equal(true);
+      expect(off.grad.some((g) => !Number.isFinite(g))).to.equal(true);
       // The same work with detection on costs extra kernels: the checks that off skips.
       const on = await sn.autograd.detectAnomaly(() => run().then((r) => r, (e) => e));
       expect(on).to.be.an('error');
