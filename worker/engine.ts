@@ -148,7 +148,7 @@ export class Engine {
         const [, rootId, seedId, leaves] = cmd;
         const gradIds = new Map(leaves.map(([leaf, grad]) => [this.get(leaf), grad]));
         const seen = new Set<WT>();
-        const ids = this.anomaly?.on ? new Map([...this.tensors].map(([id, t]) => [t, id])) : null;
+        const ids = this.anomaly?.on ? new Map([...this.tensors.resident()].map(([id, t]) => [t, id])) : null;
         const checkGrad = ids
           ? (op: string, out: WT, input: number, g: WT) => {
               const id = ids.get(out);

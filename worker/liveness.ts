@@ -74,6 +74,11 @@ export class TensorTable {
 
   has(id: number) { return this.entries.has(id); }
 
+  /** Ids and tensors of the resident entries (an evicted one has no tensor until it is used again). */
+  *resident(): IterableIterator<[number, WT]> {
+    for (const [id, e] of this.entries) if (e.wt) yield [id, e.wt];
+  }
+
   /** The tensor of `id`, recomputed first if it was evicted. */
   get(id: number): WT {
     const e = this.entries.get(id);
