@@ -35,6 +35,11 @@ export interface InitOptions {
    * More than one needs a cross-origin isolated page (COOP and COEP headers).
    */
   threads?: number;
+  /**
+   * Elementwise fusion (default true): chains of elementwise ops run as one kernel.
+   * false runs every op as its own kernel; results agree up to float rounding (tests compare the two).
+   */
+  fuse?: boolean;
 }
 
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';

@@ -3,8 +3,8 @@
 // a 4x4 block, staging 64x16 panels of A and B in workgroup memory. Edges
 // are bounds-checked, so any M, N, K works.
 // Parameter words: [batch, M, N, K, aOff, aBatch, aRow, aCol, bOff, bBatch, bRow, bCol].
-// The generator supplies the optional bias binding, C, and epilogue(acc, col)
-// (bias add and activation, applied at the store).
+// The generator supplies the epilogue's bindings, C, and epilogue(acc, batch, row, col)
+// (bias, activation, residual: applied at the store).
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 {{BINDINGS}}
@@ -54,7 +54,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (r >= M) { continue; }
     for (var j = 0u; j < 4u; j++) {
       let c = col0 + lid.x + j * 16u;
-      if (c < N) { C[(batch * M + r) * N + c] = epilogue(acc[i][j], c); }
+      if (c < N) { C[(batch * M + r) * N + c] = epilogue(acc[i][j], batch, r, c); }
     }
   }
 }

@@ -42,17 +42,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     acc3 = fma(vec4<f32>(A[a3 + ak]), b, acc3);
   }
   let base = batch * M * N;
-  store_row(base, r0, c0, M, N, acc0);
-  store_row(base, r0 + 1u, c0, M, N, acc1);
-  store_row(base, r0 + 2u, c0, M, N, acc2);
-  store_row(base, r0 + 3u, c0, M, N, acc3);
+  store_row(base, batch, r0, c0, M, N, acc0);
+  store_row(base, batch, r0 + 1u, c0, M, N, acc1);
+  store_row(base, batch, r0 + 2u, c0, M, N, acc2);
+  store_row(base, batch, r0 + 3u, c0, M, N, acc3);
 }
 
-fn store_row(base: u32, r: u32, c0: u32, M: u32, N: u32, v: vec4<f32>) {
+fn store_row(base: u32, batch: u32, r: u32, c0: u32, M: u32, N: u32, v: vec4<f32>) {
   if (r >= M) { return; }
   let o = base + r * N + c0;
-  C[o] = epilogue(v.x, c0);
-  if (c0 + 1u < N) { C[o + 1u] = epilogue(v.y, c0 + 1u); }
-  if (c0 + 2u < N) { C[o + 2u] = epilogue(v.z, c0 + 2u); }
-  if (c0 + 3u < N) { C[o + 3u] = epilogue(v.w, c0 + 3u); }
+  C[o] = epilogue(v.x, batch, r, c0);
+  if (c0 + 1u < N) { C[o + 1u] = epilogue(v.y, batch, r, c0 + 1u); }
+  if (c0 + 2u < N) { C[o + 2u] = epilogue(v.z, batch, r, c0 + 2u); }
+  if (c0 + 3u < N) { C[o + 3u] = epilogue(v.w, batch, r, c0 + 3u); }
 }

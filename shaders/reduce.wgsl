@@ -1,10 +1,12 @@
-// Reduction of the middle axis of a contiguous [outer, n, inner] tensor.
-// Parameter words: [outer, n, inner, scale bits].
+// Reduction of the middle axis of a contiguous [outer, n, inner] tensor, or
+// of an elementwise prologue over strided views of that shape (load).
+// Parameter words: [outer, n, inner, scale bits, then per prologue view:
+// offset, strides[3]].
 // main_tree: one workgroup per output; 64 threads stride over n, then a tree
 // in workgroup memory (GPUs). main_direct: one thread per output and a plain
 // loop (software adapters, where barriers are emulated at great cost).
-@group(0) @binding(1) var<storage, read> src: array<{{T}}>;
-@group(0) @binding(2) var<storage, read_write> dst: array<{{OUT}}>;
+{{SOURCES}}
+@group(0) @binding({{DST}}) var<storage, read_write> dst: array<{{OUT}}>;
 var<workgroup> vals: array<{{T}}, 64>;
 var<workgroup> idxs: array<u32, 64>;
 
@@ -29,7 +31,7 @@ fn main_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
   var acc: {{T}} = {{INIT}};
   var best: u32 = 0xffffffffu;
   for (var j = t; j < n; j += 64u) {
-    let v = src[base + j * inner];
+    let v = load(base, o, j);
     {{ACCUMULATE}}
   }
   vals[t] = acc;
@@ -54,7 +56,7 @@ fn main_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   var acc: {{T}} = {{INIT}};
   var best: u32 = 0xffffffffu;
   for (var j = 0u; j < n; j++) {
-    let v = src[base + j * inner];
+    let v = load(base, o, j);
     {{ACCUMULATE}}
   }
   write(o, acc, best);

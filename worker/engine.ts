@@ -50,7 +50,7 @@ export class Engine {
   async init(kind: 'auto' | BackendName, opts: InitOptions = {}): Promise<EngineInfo> {
     const { backend, ...info } = await openBackend(kind, opts, this.openGpu);
     this.backend = backend;
-    this.ctx = new Ctx(this.backend);
+    this.ctx = new Ctx(this.backend, { fuse: opts.fuse });
     this.tensors = new TensorTable(
       (op, inputs, attrs) => this.ctx.scoped(() => this.apply(op, inputs, attrs).retain()),
       () => {
@@ -248,6 +248,8 @@ export class Engine {
     const flat = this.ctx.scoped(() => {
       const c = t.contiguous && t.offset === 0 && t.storage.size === t.size ? t : this.ctx.map(x(0), [t], t.shape, t.dtype);
       c.retain();
+      // Computes it if lazy, before the flush.
+      void c.storage;
       return c;
     });
     this.backend.flush();

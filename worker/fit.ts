@@ -183,7 +183,11 @@ export class FitLoop {
       program.inputs.forEach((id, i) => {
         const rows = this.rows(sources[i], start, end);
         tag?.(-1 - i);
-        this.host.set(id, tag ? ctx.map(x(0), [rows], rows.shape, rows.dtype) : rows);
+        if (!tag) return this.host.set(id, rows);
+        // A copy dispatched now, under its tag: a lazy one would run wherever it is first read.
+        const copy = ctx.empty(rows.shape, rows.dtype);
+        ctx.mapInto([x(0)], [rows], [copy]);
+        this.host.set(id, copy);
       });
       // The optimizer's step counts and hyper-parameters live on the device: its update replays unchanged.
       program.commands.forEach((cmd, i) => {

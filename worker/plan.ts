@@ -120,6 +120,7 @@ export class StepPlan {
    * `step` tags what it does through the recorder it is given.
    */
   static record(ctx: Ctx, step: (tag: (t: Tag) => void) => void): StepPlan | null {
+    ctx.materialiseAll();
     const real = ctx.backend;
     const recorder = new Recorder(real);
     const { seed, randCounter } = ctx;

@@ -1,20 +1,60 @@
 // Worker-side tensors. Movement ops make views (shape, strides, offset) over
 // a shared refcounted storage; compute kernels read views directly or ask for
-// a contiguous copy.
+// a contiguous copy. A storage may be lazy: an elementwise expression not yet
+// computed (see Ctx.map), computed the first time something needs its memory.
 
 import type { DType } from '../lib/shape.js';
 import { sizeOf, stridesOf } from '../lib/shape.js';
 import type { Backend, Storage } from './backend/backend.js';
-import type { View } from './backend/kernel.js';
+import type { Expr, View } from './backend/kernel.js';
+
+/** A lazy storage's recipe: expr over input views, computed contiguously over `shape`. */
+export interface Pending {
+  expr: Expr;
+  /** Inputs are never lazy themselves (Ctx.map inlines or computes them first). */
+  inputs: Buf[];
+  views: View[];
+  dtypes: DType[];
+  shape: number[];
+  dtype: DType;
+  /** Nodes of expr, and whether it calls a transcendental: the rules for inlining it again (Ctx.compose). */
+  nodes: number;
+  costly: boolean;
+  /** Consumers it has been inlined into so far. */
+  uses: number;
+}
+
+/** Who computes lazy storages (the Ctx): Buf asks it when its memory is needed or the Buf is dropped. */
+export interface LazyHost {
+  materialise(b: Buf): Storage;
+  dropped(b: Buf): void;
+}
 
 export class Buf {
   refs = 0;
   /** In-place writes so far (or marked as going to be written): what was computed from older values cannot be recomputed. */
   version = 0;
-  constructor(readonly storage: Storage, private readonly backend: Backend) {}
+  /** Lazy buffers whose recipes read this one: computed before anything writes it. */
+  readonly readers = new Set<Buf>();
+  constructor(
+    private computed: Storage | null,
+    private readonly backend: Backend,
+    public pending: Pending | null = null,
+    private readonly host: LazyHost | null = null,
+  ) {}
+  get storage(): Storage {
+    return this.computed ?? this.host!.materialise(this);
+  }
+  /** Called by the host once it has computed the recipe into `s`. */
+  settle(s: Storage) {
+    this.computed = s;
+    this.pending = null;
+  }
   retain() { this.refs++; }
   release() {
-    if (--this.refs === 0) this.backend.free(this.storage);
+    if (--this.refs > 0) return;
+    if (this.computed) this.backend.free(this.computed);
+    else this.host!.dropped(this);
   }
 }
 

@@ -103,7 +103,20 @@ export interface MapKernel {
   dtype: DType;
 }
 
-/** Reduces the middle axis of a contiguous [outer, n, inner] input; output [outer, inner]. */
+/**
+ * An elementwise expression a kernel reads its input through (fused maps): the input's
+ * elements, in order, are those of `shape` in row-major order, each expr over the views
+ * (all shaped `shape`) at that index. The kernel's storages are then the views' storages,
+ * in order, in place of its one input.
+ */
+export interface Prologue {
+  shape: number[];
+  expr: Expr;
+  inputs: View[];
+  inDtypes: DType[];
+}
+
+/** Reduces the middle axis of a contiguous [outer, n, inner] input (or a prologue over views of that shape); output [outer, inner]. */
 export interface ReduceKernel {
   kind: 'reduce';
   op: 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
@@ -113,9 +126,16 @@ export interface ReduceKernel {
   /** Multiplies sums (mean = sum with scale 1/n). */
   scale: number;
   dtype: DType;
+  prologue?: Prologue;
 }
 
-/** C[b] = act(A[b] @ B[b] + bias) for strided A [M,K] and B [K,N] per batch; C contiguous [batch, M, N]. */
+/** The map kernel that computes a prologue into a contiguous buffer (the CPU backends run it before the kernel proper). */
+export const prologueMap = ({ shape, expr, inputs, inDtypes }: Prologue, dtype: DType): MapKernel => ({
+  kind: 'map', shape, exprs: [expr], inputs, inDtypes, dtype,
+  outputs: [{ shape, strides: shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1)), offset: 0 }],
+});
+
+/** C[b] = epilogue(A[b] @ B[b]) for strided A [M,K] and B [K,N] per batch; C contiguous [batch, M, N]. */
 export interface MatmulKernel {
   kind: 'matmul';
   batch: number;
@@ -124,10 +144,18 @@ export interface MatmulKernel {
   k: number;
   a: { offset: number; batchStride: number; rowStride: number; colStride: number };
   b: { offset: number; batchStride: number; rowStride: number; colStride: number };
-  /** A contiguous [N] input (after A and B) added to every row. */
-  bias?: boolean;
-  /** Applied after the bias, in the store. */
-  activation?: Activation | null;
+  /**
+   * Applied in the store: expr of the float32 sum (input 0) and of views shaped
+   * [batch, M, N] (inputs 1...; their storages follow A and B): bias, activation, residual.
+   */
+  epilogue?: Epilogue;
+}
+
+/** Applied at a kernel's store: input 0 of expr is the kernel's result, input k + 1 is views[k] (shaped as the result). */
+export interface Epilogue {
+  expr: Expr;
+  inputs: View[];
+  inDtypes: DType[];
 }
 
 /** An activation as an expression of `a` (input 0 by default); gelu is the exact (erf) form. */

@@ -4,7 +4,7 @@
 import * as spec from '../../lib/ops/matmul.js';
 import { epilogueOf, type Activation } from '../../lib/ops/activations.js';
 import { broadcastShapes, matmulShape, sizeOf } from '../../lib/shape.js';
-import { x } from '../backend/kernel.js';
+import { activationExpr, f, x, type Expr } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
 import { UNARY_OPS } from './elementwise.js';
@@ -26,19 +26,27 @@ function batchFolded(ctx: Ctx, t: WT, batchShape: number[]) {
   return { t: v, batchStride: inner, rowStride: v.strides[nb], colStride: v.strides[nb + 1] };
 }
 
-/** Fused into the matmul's store: a [N] bias added to every row, then an activation. */
+/**
+ * Fused into the matmul's store: a [N] bias added to every row, then an activation, or any
+ * elementwise `expr` of the sum (input 0) and `extra` tensors broadcast to the result (inputs 1...).
+ */
 export interface Epilogue {
   bias?: WT | null;
   activation?: Activation | null;
+  expr?: Expr;
+  extra?: WT[];
 }
 
 /** Matrix product of two strided operands with rank >= 2 (then the epilogue); returns [...batch, M, N]. */
-export function matmulViews(ctx: Ctx, a: WT, b: WT, { bias = null, activation = null }: Epilogue = {}): WT {
+export function matmulViews(ctx: Ctx, a: WT, b: WT, { bias = null, activation = null, expr, extra = [] }: Epilogue = {}): WT {
+  if (!expr) {
+    const sum = bias ? f('add', x(0), x(1)) : x(0);
+    return matmulViews(ctx, a, b, { expr: activation ? activationExpr(activation, sum) : sum, extra: bias ? [bias] : [] });
+  }
   // The kernels compute in f32: int32 operands are promoted first (read as raw bits they would be garbage).
   const asFloat = (t: WT) => (t.dtype === 'int32' ? ctx.map(x(0), [t], t.shape, 'float32') : t);
   a = asFloat(a);
   b = asFloat(b);
-  bias &&= asFloat(bias);
   const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
   const m = a.shape[a.shape.length - 2];
   const k = a.shape[a.shape.length - 1];
@@ -46,18 +54,13 @@ export function matmulViews(ctx: Ctx, a: WT, b: WT, { bias = null, activation = 
   const A = batchFolded(ctx, a, batchShape);
   const B = batchFolded(ctx, b, batchShape);
   const out = ctx.empty([...batchShape, m, n]);
-  if (k === 0) {
-    const pre = bias ? ctx.contiguous(ctx.expand(bias, out.shape)) : ctx.full(out.shape, 0);
-    return activation ? ctx.op(activation, [pre]) : pre;
-  }
-  // The kernel reads the bias densely from element 0.
-  const biasIn = bias ? [ctx.contiguous(bias)] : [];
-  ctx.run({
+  // An empty sum is zero: the epilogue alone.
+  if (k === 0) return ctx.map(expr, [ctx.full(out.shape, 0), ...extra], out.shape);
+  ctx.runMatmul({
     kind: 'matmul', batch: sizeOf(batchShape), m, n, k,
     a: { offset: A.t.offset, batchStride: A.batchStride, rowStride: A.rowStride, colStride: A.colStride },
     b: { offset: B.t.offset, batchStride: B.batchStride, rowStride: B.rowStride, colStride: B.colStride },
-    bias: !!bias, activation,
-  }, [A.t, B.t, ...biasIn], [out]);
+  }, A.t, B.t, out, expr, extra);
   return out;
 }
 
@@ -77,9 +80,10 @@ export const matmul = implement(spec.matmul, {
     const A = asMatrix(ctx, a, true);
     const B = asMatrix(ctx, b, false);
     const G = ctx.reshape(g, [...broadcastShapes(A.shape.slice(0, -2), B.shape.slice(0, -2)), A.shape[A.shape.length - 2], B.shape[B.shape.length - 1]]);
-    const dA = ctx.sumTo(matmulViews(ctx, G, mT(ctx, B)), A.shape);
-    const dB = ctx.sumTo(matmulViews(ctx, mT(ctx, A), G), B.shape);
-    return [ctx.reshape(dA, a.shape), ctx.reshape(dB, b.shape)];
+    // Only the gradients some input wants: a GEMM each.
+    const dA = a.requiresGrad ? ctx.reshape(ctx.sumTo(matmulViews(ctx, G, mT(ctx, B)), A.shape), a.shape) : null;
+    const dB = b.requiresGrad ? ctx.reshape(ctx.sumTo(matmulViews(ctx, mT(ctx, A), G), B.shape), b.shape) : null;
+    return [dA, dB];
   },
 });
 
@@ -102,8 +106,9 @@ export const linear = implement(spec.linear, {
     // the others need the pre-activation, recomputed here.
     const pre = () => (epilogueOf(activation!) === 'output' ? O : matmulViews(ctx, X, w, { bias: b }));
     const gPre = activation === null ? G : UNARY_OPS[activation].backward!(ctx, G, [pre()], O, {})[0]!;
-    const dX = ctx.reshape(matmulViews(ctx, gPre, mT(ctx, w)), x.shape);
-    const dW = matmulViews(ctx, mT(ctx, X), gPre);
-    return b ? [dX, dW, ctx.op('sum', [gPre], { dims: [0] })] : [dX, dW];
+    // Only the gradients some input wants (the first layer's input, data, wants none).
+    const dX = x.requiresGrad ? ctx.reshape(matmulViews(ctx, gPre, mT(ctx, w)), x.shape) : null;
+    const dW = w.requiresGrad ? matmulViews(ctx, mT(ctx, X), gPre) : null;
+    return b ? [dX, dW, b.requiresGrad ? ctx.op('sum', [gPre], { dims: [0] }) : null] : [dX, dW];
   },
 });

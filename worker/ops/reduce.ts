@@ -15,17 +15,27 @@ const around = (shape: Shape, dim: number) => ({
   inner: sizeOf(shape.slice(dim + 1)),
 });
 
-/** Reduces each of `dims` in turn (keeping them as size 1), then drops them unless keepdim. */
+/**
+ * Reduces `dims`, one kernel per run of neighbouring dims (sum() over a matrix is one), keeping
+ * them as size 1, then drops them unless keepdim. The first kernel reads `a` through a
+ * prologue, so a lazy elementwise input (sum(x * y)) or a transposed view costs no kernel of its own.
+ */
 function reduceDims(ctx: Ctx, a: WT, op: 'sum' | 'max' | 'min', attrs: ReduceAttrs, mean: boolean): WT {
   const dims = dimsOf(a.shape, attrs.dims, op);
-  let cur = ctx.contiguous(a);
+  for (const d of dims) if (a.shape[d] === 0 && op !== 'sum') throw new ShapeError(`${op}: cannot reduce an empty dim ${d} of ${fmt(a.shape)}`);
+  const runs: number[][] = [];
   for (const d of dims) {
-    const shape = [...cur.shape];
-    const { outer, n, inner } = around(shape, d);
-    if (n === 0 && op !== 'sum') throw new ShapeError(`${op}: cannot reduce an empty dim ${d} of ${fmt(a.shape)}`);
-    shape[d] = 1;
-    const out = ctx.empty(shape, cur.dtype);
-    ctx.run({ kind: 'reduce', op, outer, n, inner, scale: mean ? 1 / n : 1, dtype: cur.dtype }, [cur], [out]);
+    const last = runs[runs.length - 1];
+    if (last && last[last.length - 1] === d - 1) last.push(d);
+    else runs.push([d]);
+  }
+  let cur = a;
+  for (const run of runs) {
+    const first = run[0], end = run[run.length - 1] + 1;
+    const outer = sizeOf(cur.shape.slice(0, first)), n = sizeOf(cur.shape.slice(first, end)), inner = sizeOf(cur.shape.slice(end));
+    const out = ctx.empty(cur.shape.map((s, i) => (i >= first && i < end ? 1 : s)), cur.dtype);
+    const dtype = cur.dtype;
+    ctx.runReading(cur, [out], (prologue) => ({ kind: 'reduce', op, outer, n, inner, scale: mean ? 1 / n : 1, dtype, ...(prologue ? { prologue } : {}) }));
     cur = out;
   }
   return ctx.reshape(cur, reducedShape(a.shape, dims, !!attrs.keepdim, op));

@@ -6,8 +6,8 @@ import type { DType } from '../../../lib/shape.js';
 import { sizeOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import {
-  ELEMENTWISE, activationExpr, indexError, uniformAt,
-  type ConvKernel, type Expr, type View, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
+  ELEMENTWISE, activationExpr, indexError, prologueMap, uniformAt,
+  type ConvKernel, type Expr, type View, type Prologue, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
 } from '../kernel.js';
 
 class CpuStorage implements Storage {
@@ -19,18 +19,24 @@ class CpuStorage implements Storage {
 
 type Eval = (vals: number[]) => number;
 
-function compile(e: Expr): Eval {
+/**
+ * Float expressions round every step to float32, as the GPU computes, so a fused
+ * chain gives what the same ops one kernel each give. int32 ones compute exactly in
+ * float64 (truncated on store).
+ */
+function compile(e: Expr, dtype: DType = 'float32'): Eval {
   if ('in' in e) { const i = e.in; return (v) => v[i]; }
-  if ('c' in e) { const c = e.c; return () => c; }
-  const fn = ELEMENTWISE[e.op]?.js;
-  if (!fn) throw new Error(`unknown elementwise op '${e.op}'`);
-  const args = e.args.map(compile);
-  if (args.length === 1) { const [a] = args; return (v) => fn(a(v)); }
-  if (args.length === 2) { const [a, b] = args; return (v) => fn(a(v), b(v)); }
-  return (v) => fn(...args.map((a) => a(v)));
+  if ('c' in e) { const c = dtype === 'float32' ? Math.fround(e.c) : e.c; return () => c; }
+  const js = ELEMENTWISE[e.op]?.js;
+  if (!js) throw new Error(`unknown elementwise op '${e.op}'`);
+  const args = e.args.map((a) => compile(a, dtype));
+  const r = dtype === 'float32' ? Math.fround : (y: number) => y;
+  if (args.length === 1) { const [a] = args; return (v) => r(js(a(v))); }
+  if (args.length === 2) { const [a, b] = args; return (v) => r(js(a(v), b(v))); }
+  return (v) => r(js(...args.map((a) => a(v))));
 }
 
-/** Map kernels compile their expressions to closures; the other kinds need nothing prepared. */
+/** Map kernels, reduce prologues and matmul epilogues compile their expressions to closures; the rest need nothing prepared. */
 interface CpuPrepared extends Prepared {
   fns?: Eval[];
 }
@@ -76,10 +82,15 @@ export class CpuBackend implements Backend {
   }
 
   prepare(k: Kernel): Prepared {
-    if (k.kind !== 'map') return NOTHING_TO_PREPARE;
-    const key = JSON.stringify(k.exprs);
+    const [exprs, dtype]: [Expr[], DType] | [] =
+      k.kind === 'map' ? [k.exprs, k.dtype]
+      : k.kind === 'reduce' && k.prologue ? [[k.prologue.expr], k.dtype]
+      : k.kind === 'matmul' && k.epilogue ? [[k.epilogue.expr], 'float32']
+      : [];
+    if (!exprs) return NOTHING_TO_PREPARE;
+    const key = JSON.stringify([exprs, dtype]);
     let p = this.compiled.get(key);
-    if (!p) this.compiled.set(key, (p = { key, fns: k.exprs.map(compile) }));
+    if (!p) this.compiled.set(key, (p = { key, fns: exprs.map((e) => compile(e, dtype)) }));
     return p;
   }
 
@@ -88,8 +99,8 @@ export class CpuBackend implements Backend {
     const outs = outputs.map((s) => (s as CpuStorage).data);
     switch (k.kind) {
       case 'map': return map(k, (prepared as CpuPrepared).fns!, ins, outs);
-      case 'reduce': return reduce(k, ins[0], outs[0]);
-      case 'matmul': return matmul(k, ins[0], ins[1], k.bias ? ins[2] : null, outs[0]);
+      case 'reduce': return reduce(k, k.prologue ? prologueValues(k.prologue, k.dtype, (prepared as CpuPrepared).fns!, ins) : ins[0], outs[0]);
+      case 'matmul': return matmul(k, ins[0], ins[1], ins.slice(2), (prepared as CpuPrepared).fns?.[0] ?? null, outs[0]);
       case 'softmax': return softmax(k, ins[0], outs[0] as Float32Array);
       case 'gather': return gather(k, ins[0], ins[1] as Int32Array, outs[0]);
       case 'scatterAdd': return scatterAdd(k, ins[0], ins[1] as Int32Array, outs[0]);
@@ -97,6 +108,13 @@ export class CpuBackend implements Backend {
       case 'conv': return conv(k, ins, outs[0]);
     }
   }
+}
+
+/** A prologue's values, computed as the map kernel would store them. */
+function prologueValues(p: Prologue, dtype: DType, fns: Eval[], ins: TypedArray[]): TypedArray {
+  const out = dtype === 'int32' ? new Int32Array(sizeOf(p.shape)) : new Float32Array(sizeOf(p.shape));
+  map(prologueMap(p, dtype), fns, ins, [out]);
+  return out;
 }
 
 function map(k: MapKernel, fns: Eval[], ins: TypedArray[], outs: TypedArray[]) {
@@ -210,11 +228,11 @@ function reduce(k: ReduceKernel, x: TypedArray, out: TypedArray) {
   }
 }
 
-function matmul(k: MatmulKernel, a: TypedArray, b: TypedArray, bias: TypedArray | null, c: TypedArray) {
+function matmul(k: MatmulKernel, a: TypedArray, b: TypedArray, extra: TypedArray[], fn: Eval | null, c: TypedArray) {
   const { m, n, k: kk } = k;
   const row = new Float64Array(n);
-  const act = k.activation ? compile(activationExpr(k.activation)) : null;
-  const v = [0];
+  const epi = k.epilogue;
+  const v = new Array<number>(extra.length + 1).fill(0);
   for (let bt = 0; bt < k.batch; bt++) {
     const aBase = k.a.offset + bt * k.a.batchStride;
     const bBase = k.b.offset + bt * k.b.batchStride;
@@ -226,11 +244,15 @@ function matmul(k: MatmulKernel, a: TypedArray, b: TypedArray, bias: TypedArray 
         const bRow = bBase + p * k.b.rowStride;
         for (let j = 0; j < n; j++) row[j] += av * b[bRow + j * k.b.colStride];
       }
-      // The epilogue in float32 like the GPU's: round the sum, add the bias, activate.
-      if (bias || act) {
+      // The epilogue in float32 like the GPU's, from the rounded sum.
+      if (fn) {
         for (let j = 0; j < n; j++) {
-          v[0] = Math.fround(Math.fround(row[j]) + (bias ? bias[j] : 0));
-          row[j] = act ? act(v) : v[0];
+          v[0] = Math.fround(row[j]);
+          for (let e = 0; e < extra.length; e++) {
+            const view = epi!.inputs[e];
+            v[e + 1] = extra[e][view.offset + bt * view.strides[0] + i * view.strides[1] + j * view.strides[2]];
+          }
+          row[j] = fn(v);
         }
       }
       c.set(row, (bt * m + i) * n);

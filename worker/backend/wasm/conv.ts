@@ -5,6 +5,7 @@
 // col transposed times dy. Packing and scattering are plain loops over the
 // strided views, so either layout works; the GEMMs carry the work.
 
+import type { Activation } from '../../../lib/ops/activations.js';
 import type { ConvKernel, MatmulKernel, View } from '../kernel.js';
 
 export interface ConvHost {
@@ -13,7 +14,7 @@ export interface ConvHost {
   /** The heap as floats (fetch again after alloc: memory may grow). */
   f32(): Float32Array;
   /** C = act(A @ B + bias) with pointers into the heap; C contiguous [m, n]. */
-  gemm(k: MatmulKernel, a: number, b: number, bias: number, c: number): void;
+  gemm(k: MatmulKernel, a: number, b: number, bias: number, activation: Activation | null, c: number): void;
 }
 
 const at = (v: View, a: number, b: number, c: number, d: number) => v.offset + a * v.strides[0] + b * v.strides[1] + c * v.strides[2] + d * v.strides[3];
@@ -36,7 +37,7 @@ export function convWasm(host: ConvHost, k: ConvKernel, inputs: number[], output
     return;
   }
   const gemm = (m: number, n: number, kk: number, a: number, aOp: MatmulKernel['a'], b: number, bOp: MatmulKernel['b'], c: number, bias = 0) =>
-    host.gemm({ kind: 'matmul', batch: 1, m, n, k: kk, a: aOp, b: bOp, bias: !!bias, activation: k.mode === 'forward' ? k.activation ?? null : null }, a, b, bias, c);
+    host.gemm({ kind: 'matmul', batch: 1, m, n, k: kk, a: aOp, b: bOp }, a, b, bias, k.mode === 'forward' ? k.activation ?? null : null, c);
   const col = host.alloc(M * K);
   const wp = host.alloc(K * og);
   const yp = host.alloc(M * og);

@@ -11,7 +11,7 @@ import type { DType } from '../../../lib/shape.js';
 import { sizeOf, stridesOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import { rand } from '../cpu/index.js';
-import { indexError, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
+import { activationExpr, f, indexError, prologueMap, x, type Epilogue, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
 import kernelsWasm from './assembly/kernels.wasm';
 import kernelsSharedWasm from './assembly/kernels-shared.wasm';
 import { convWasm, type ConvHost } from './conv.js';
@@ -22,7 +22,18 @@ import { Threads } from './threads.js';
 
 /** A map kernel's loop and the collapsed layout it walks; the other kinds run hand-written kernels. */
 interface WasmPrepared extends Prepared {
+  /** A map kernel's loop; for a reduce, its prologue's; for a matmul, its epilogue's when the GEMM cannot apply it. */
   map?: { program: MapProgram; shape: number[]; strides: number[][]; kinds: StrideKind[] };
+  /** A matmul epilogue the GEMM applies itself. */
+  gemm?: { bias: View | null; act: number };
+}
+
+/** A matmul's epilogue as a map kernel over C (input 0) and the epilogue's inputs, written in place. */
+function epilogueMap(k: MatmulKernel): MapKernel {
+  const shape = [k.batch, k.m, k.n];
+  const dense = { shape, strides: [k.m * k.n, k.n, 1], offset: 0 };
+  const epi = k.epilogue!;
+  return { kind: 'map', shape, exprs: [epi.expr], inputs: [dense, ...epi.inputs], inDtypes: ['float32', ...epi.inDtypes], outputs: [dense], dtype: 'float32' };
 }
 
 const NOTHING_TO_PREPARE: WasmPrepared = { key: '' };
@@ -45,6 +56,21 @@ const THREADED_GEMM_MACS = 1 << 22;
 
 /** The codes assembly/kernels.ts's GEMM store switches on (0: none); typed so a new epilogue activation must get one. */
 const ACTIVATION_CODES: Record<Activation, number> = { relu: 1, sigmoid: 2, tanh: 3, gelu: 4 };
+
+/**
+ * An epilogue the GEMM applies itself: activation(acc [+ bias]) with a float32 bias read
+ * densely along N (its view's offset in elements), or null.
+ */
+function fixedEpilogue(e: Epilogue): { bias: View | null; act: number } | null {
+  const biasView = e.inputs.length === 1 && e.inDtypes[0] === 'float32' && e.inputs[0].strides[0] === 0 && e.inputs[0].strides[1] === 0 && e.inputs[0].strides[2] === 1 ? e.inputs[0] : null;
+  if (e.inputs.length && !biasView) return null;
+  const pre: Expr = biasView ? f('add', x(0), x(1)) : x(0);
+  const key = JSON.stringify(e.expr);
+  if (key === JSON.stringify(pre)) return { bias: biasView, act: 0 };
+  const act = (Object.keys(ACTIVATION_CODES) as Activation[]).find((a) => JSON.stringify(activationExpr(a, pre)) === key);
+  return act ? { bias: biasView, act: ACTIVATION_CODES[act] } : null;
+}
+
 const REDUCE_OPS = { sum: 0, max: 1, min: 2, argmax: 3, argmin: 4 } as const;
 
 interface KernelExports {
@@ -144,11 +170,17 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Map kernels: the views' layout collapsed and the loop for its innermost stride kinds,
-   * compiled once per structure. The layout belongs to this kernel's views, so the result
-   * serves dispatches of this kernel (a step plan replays the same kernels).
+   * Map kernels (and a reduce's prologue, and a matmul epilogue the GEMM cannot apply, run as
+   * maps): the views' layout collapsed and the loop for its innermost stride kinds, compiled
+   * once per structure. The layout belongs to this kernel's views, so the result serves
+   * dispatches of this kernel (a step plan replays the same kernels).
    */
   prepare(k: Kernel): WasmPrepared {
+    if (k.kind === 'reduce' && k.prologue) return this.prepare(prologueMap(k.prologue, k.dtype));
+    if (k.kind === 'matmul') {
+      const gemm = k.epilogue ? fixedEpilogue(k.epilogue) : { bias: null, act: 0 };
+      return gemm ? { key: `gemm ${gemm.act}`, gemm } : this.prepare(epilogueMap(k));
+    }
     if (k.kind !== 'map' || sizeOf(k.shape) === 0) return NOTHING_TO_PREPARE;
     const { shape, strides } = collapse(k.shape, [...k.inputs, ...k.outputs]);
     const inner = shape.length - 1;
@@ -168,8 +200,20 @@ export class WasmBackend implements Backend {
         const { map } = prepared as WasmPrepared;
         return map && this.map(k, map, inputs.map(ptr), outputs.map(ptr));
       }
-      case 'reduce': return this.reduce(k, ptr(inputs[0]), ptr(outputs[0]));
-      case 'matmul': return this.matmul(k, ptr(inputs[0]), ptr(inputs[1]), k.bias ? ptr(inputs[2]) : 0, ptr(outputs[0]));
+      case 'reduce': {
+        const { map } = prepared as WasmPrepared;
+        if (!k.prologue) return this.reduce(k, ptr(inputs[0]), ptr(outputs[0]));
+        // The prologue's loop fills a scratch buffer the reduction then reads.
+        const size = Math.max(1, k.outer * k.n * k.inner);
+        const scratch = this.heap.alloc(size * 4);
+        try {
+          if (map) this.map(prologueMap(k.prologue, k.dtype), map, inputs.map(ptr), [scratch]);
+          return this.reduce(k, scratch, ptr(outputs[0]));
+        } finally {
+          this.heap.free(scratch, size * 4);
+        }
+      }
+      case 'matmul': return this.matmul(k, prepared as WasmPrepared, ptr(inputs[0]), ptr(inputs[1]), inputs.slice(2).map(ptr), ptr(outputs[0]));
       case 'softmax': return this.kernels.softmax(ptr(inputs[0]), ptr(outputs[0]), k.outer, k.n, k.inner, +k.log);
       case 'gather': return gatherRows(k, this.view(inputs[0]), this.view(inputs[1]) as Int32Array, this.view(outputs[0]));
       case 'scatterAdd': return gatherRows(k, this.view(inputs[0]), this.view(inputs[1]) as Int32Array, this.view(outputs[0]));
@@ -186,7 +230,7 @@ export class WasmBackend implements Backend {
       this.refreshViews();
       return this.f32;
     },
-    gemm: (k, a, b, bias, c) => this.matmul(k, a, b, bias, c),
+    gemm: (k, a, b, bias, activation, c) => this.gemm(k, a, b, bias, activation ? ACTIVATION_CODES[activation] : 0, c),
   };
 
   private reduce(k: ReduceKernel, x: number, out: number) {
@@ -195,9 +239,17 @@ export class WasmBackend implements Backend {
     else this.kernels.reduceScalar(x, out, k.outer, k.n, k.inner, REDUCE_OPS[k.op], +(k.dtype === 'int32'));
   }
 
-  private matmul(k: MatmulKernel, a: number, b: number, bias: number, c: number) {
+  private matmul(k: MatmulKernel, prepared: WasmPrepared, a: number, b: number, extra: number[], c: number) {
     if (k.batch * k.m * k.n === 0) return;
-    const act = k.activation ? ACTIVATION_CODES[k.activation] : 0;
+    const { gemm, map } = prepared;
+    const bias = gemm?.bias ? extra[0] + gemm.bias.offset * 4 : 0;
+    this.gemm(k, a, b, bias, gemm?.act ?? 0, c);
+    if (gemm) return;
+    // Any other epilogue is a loop over C after the GEMM.
+    if (map) this.map(epilogueMap(k), map, [c, ...extra], [c]);
+  }
+
+  private gemm(k: MatmulKernel, a: number, b: number, bias: number, act: number, c: number) {
     const scratchBytes = this.kernels.gemmScratchBytes(k.n);
     const threaded = this.helpers && k.m >= 8 && k.batch * k.m * k.n * k.k >= THREADED_GEMM_MACS;
     if (threaded) {

@@ -90,9 +90,17 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
       const dtypes = [...inputs, ...outputs].map((s) => s.dtype[0]).join('');
       return `map ${k.dtype} ${k.shape.length} ${inputs.length} ${dtypes} ${distinctBindings(bufs).bindingOf.join(',')} ${JSON.stringify(k.exprs)}`;
     }
-    case 'reduce': return `reduce ${k.op} ${k.dtype} ${outputs[0].dtype}`;
+    case 'reduce': {
+      const p = k.prologue;
+      const fused = p ? ` ${p.shape.length} ${inputs.map((s) => s.dtype[0]).join('')} ${distinctBindings(bufs.slice(0, inputs.length)).bindingOf.join(',')} ${JSON.stringify(p.expr)}` : '';
+      return `reduce ${k.op} ${k.dtype} ${outputs[0].dtype}${fused}`;
+    }
     case 'softmax': return `softmax ${k.log}`;
-    case 'matmul': return `matmul ${!!k.bias} ${k.activation ?? ''}`;
+    case 'matmul': {
+      const e = k.epilogue;
+      const extra = inputs.slice(2);
+      return e ? `matmul ${extra.map((s) => s.dtype[0]).join('')} ${distinctBindings(bufs.slice(2, inputs.length)).bindingOf.join(',')} ${JSON.stringify(e.expr)}` : 'matmul';
+    }
     case 'gather':
     case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
     case 'rand': return 'rand';
@@ -104,12 +112,12 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
   const words = launch(k, opts).params.length;
   switch (k.kind) {
     case 'map': return mapKernel(k, inputs, outputs, bufs, words);
-    case 'reduce': return reduceKernel(k, outputs[0], opts, words);
+    case 'reduce': return reduceKernel(k, inputs, outputs[0], bufs, opts, words);
     case 'softmax': {
       const code = withPrelude(fill(softmaxSrc, { RESULT: k.log ? 'z - logSum' : 'exp(z) / sum' }), words);
       return { code, bindings: [0, 1], ...rowsEntry(opts) };
     }
-    case 'matmul': return matmulKernel(k, opts, words);
+    case 'matmul': return matmulKernel(k, inputs, bufs, opts, words);
     case 'gather':
     case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0], words);
     case 'rand': return { code: withPrelude(randSrc, words), bindings: [0] };
@@ -125,12 +133,11 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
       return { params, workgroups: grid(Math.ceil(params[0] / 256)) };
     }
     case 'reduce':
-      return { params: new Uint32Array([k.outer, k.n, k.inner, f32Bits(k.scale)]), workgroups: rowsGrid(k.outer * k.inner, opts) };
+      return { params: reduceWords(k), workgroups: rowsGrid(k.outer * k.inner, opts) };
     case 'softmax':
       return { params: new Uint32Array([k.outer, k.n, k.inner]), workgroups: rowsGrid(k.outer * k.inner, opts) };
     case 'matmul': {
-      const { a, b } = k;
-      const params = new Uint32Array([k.batch, k.m, k.n, k.k, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride]);
+      const params = matmulWords(k);
       const tile = opts.software ? 32 : 64;
       return { params, workgroups: [Math.ceil(k.n / tile), Math.ceil(k.m / tile), k.batch] };
     }
@@ -163,6 +170,28 @@ function distinctBindings(bufs: GPUBuffer[]) {
     return unique.length - 1;
   });
   return { unique, bindingOf };
+}
+
+const REDUCE_WORDS = 4;
+
+/** [outer, n, inner, scale], then the prologue's shape and each view's offset and strides. */
+function reduceWords(k: ReduceKernel): Uint32Array {
+  const words = [k.outer, k.n, k.inner, f32Bits(k.scale)];
+  if (k.prologue) {
+    words.push(...k.prologue.shape);
+    for (const v of k.prologue.inputs) words.push(v.offset, ...v.strides);
+  }
+  return new Uint32Array(words);
+}
+
+const MATMUL_WORDS = 12;
+
+/** The operands' layout, then each epilogue view's offset and [batch, row, col] strides. */
+function matmulWords(k: MatmulKernel): Uint32Array {
+  const { a, b } = k;
+  const words = [k.batch, k.m, k.n, k.k, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride];
+  for (const v of k.epilogue?.inputs ?? []) words.push(v.offset, ...v.strides);
+  return new Uint32Array(words);
 }
 
 /** [size, ...shape], then each view's offset and strides (inputs, then outputs). */
@@ -203,19 +232,32 @@ function mapKernel(k: MapKernel, inputs: Storage[], outputs: Storage[], bufs: GP
   return { code, bindings: unique };
 }
 
-function matmulKernel(k: MatmulKernel, opts: CodegenOptions, words: number): KernelCode {
-  // Bindings in order A, B, bias, C.
+function matmulKernel(k: MatmulKernel, inputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions, words: number): KernelCode {
+  // Bindings in order A, B, the epilogue's distinct buffers, C; word layout as matmulWords.
+  const extra = k.epilogue?.inputs ?? [];
+  const { unique, bindingOf } = distinctBindings(bufs.slice(2, 2 + extra.length));
+  const reads = extra.map((_, i) => {
+    const w = MATMUL_WORDS + 4 * i;
+    return `  let v${i + 1} = f32(E${bindingOf[i]}[u(${w}u) + batch * u(${w + 1}u) + row * u(${w + 2}u) + col * u(${w + 3}u)]);`;
+  });
   const bindings = [
-    k.bias ? '@group(0) @binding(3) var<storage, read> Bias: array<f32>;' : '',
-    `@group(0) @binding(${k.bias ? 4 : 3}) var<storage, read_write> C: array<f32>;`,
+    ...unique.map((e, j) => `@group(0) @binding(${3 + j}) var<storage, read> E${j}: array<${wgslType(inputs[2 + e].dtype)}>;`),
+    `@group(0) @binding(${3 + unique.length}) var<storage, read_write> C: array<f32>;`,
   ].join('\n');
-  const epilogue = epilogueFn(!!k.bias, k.activation);
+  const epilogue = [
+    k.epilogue ? mathFns : '',
+    'fn epilogue(acc: f32, batch: u32, row: u32, col: u32) -> f32 {',
+    '  let v0 = acc;',
+    ...reads,
+    `  return ${k.epilogue ? exprCode(k.epilogue.expr, 'float32') : 'v0'};`,
+    '}',
+  ].join('\n');
   const code = withPrelude(fill(opts.software ? matmulDirectSrc : matmulSrc, { BINDINGS: bindings, EPILOGUE: epilogue }), words);
-  return { code, bindings: k.bias ? [0, 1, 2, 3] : [0, 1, 2] };
+  return { code, bindings: [0, 1, ...unique.map((e) => 2 + e), inputs.length] };
 }
 
-/** The bias + activation store of matmul and conv kernels; `index` names the bias element. */
-function epilogueFn(bias: boolean, activation: MatmulKernel['activation']) {
+/** The bias + activation store of conv kernels; `index` names the bias element. */
+function epilogueFn(bias: boolean, activation: ConvKernel['activation']) {
   return [
     activation ? mathFns : '',
     'fn epilogue(acc: f32, index: u32) -> f32 {',
@@ -271,7 +313,41 @@ function rowsGrid(rows: number, opts: CodegenOptions) {
   return grid(opts.software ? Math.ceil(rows / 64) : rows);
 }
 
-function reduceKernel(k: ReduceKernel, out: Storage, opts: CodegenOptions, words: number): KernelCode {
+/**
+ * `fn load(base, o, j)`: element j of reduction o (base: its first element in a contiguous
+ * input), from the one input or through the prologue; with the bindings it reads.
+ * Word layout as reduceWords.
+ */
+function loadFn(k: ReduceKernel, inputs: Storage[], bufs: GPUBuffer[]) {
+  const T = wgslType(k.dtype);
+  if (!k.prologue) {
+    return { code: `@group(0) @binding(1) var<storage, read> src: array<${T}>;\nfn load(base: u32, o: u32, j: u32) -> ${T} { return src[base + j * u(2u)]; }`, bindings: [0] };
+  }
+  const { unique, bindingOf } = distinctBindings(bufs.slice(0, inputs.length));
+  const decls = unique.map((i, b) => `@group(0) @binding(${b + 1}) var<storage, read> b${b}: array<${wgslType(inputs[i].dtype)}>;`);
+  // The element's index in the prologue's shape, from its flat position, as the map kernel does.
+  const { shape, inputs: views } = k.prologue;
+  const rank = shape.length;
+  const shapeWord = REDUCE_WORDS;
+  const viewBase = views.map((_, i) => REDUCE_WORDS + rank + i * (1 + rank));
+  const offsets = views.map((_, i) => `  var o${i} = u(${viewBase[i]}u);`);
+  for (let d = rank - 1; d >= 0; d--) {
+    offsets.push(`  { let n = u(${shapeWord + d}u); let c = rem % n; rem = rem / n;${views.map((_, i) => ` o${i} += c * u(${viewBase[i] + 1 + d}u);`).join('')} }`);
+  }
+  const reads = views.map((_, i) => `  let v${i} = ${T}(b${bindingOf[i]}[o${i}]);`);
+  const code = [
+    mathFns, ...decls,
+    `fn load(base: u32, o: u32, j: u32) -> ${T} {`,
+    '  var rem = base + j * u(2u);',
+    ...offsets,
+    ...reads,
+    `  return ${T}(${exprCode(k.prologue.expr, k.dtype)});`,
+    '}',
+  ].join('\n');
+  return { code, bindings: unique };
+}
+
+function reduceKernel(k: ReduceKernel, inputs: Storage[], out: Storage, bufs: GPUBuffer[], opts: CodegenOptions, words: number): KernelCode {
   const T = wgslType(k.dtype);
   const arg = k.op === 'argmax' || k.op === 'argmin';
   const lowest = k.dtype === 'int32' ? 'i32(-2147483647 - 1)' : '(-sn_inf())';
@@ -290,8 +366,10 @@ function reduceKernel(k: ReduceKernel, out: Storage, opts: CodegenOptions, words
           COMBINE: 'if (better(b, idxs[t + s], a, idxs[t])) { vals[t] = b; idxs[t] = idxs[t + s]; }',
           WRITE: arg ? 'dst[o] = i32(best);' : 'dst[o] = acc;',
         };
-  const code = withPrelude(fill(reduceSrc, { T, OUT: wgslType(out.dtype), ISNAN: k.dtype === 'int32' ? 'sn_never_nan' : 'sn_isnan', ...subs }), words);
-  return { code, bindings: [0, 1], ...rowsEntry(opts) };
+  const load = loadFn(k, inputs, bufs);
+  const subs2 = { SOURCES: load.code, DST: String(load.bindings.length + 1) };
+  const code = withPrelude(fill(reduceSrc, { T, OUT: wgslType(out.dtype), ISNAN: k.dtype === 'int32' ? 'sn_never_nan' : 'sn_isnan', ...subs, ...subs2 }), words);
+  return { code, bindings: [...load.bindings, inputs.length], ...rowsEntry(opts) };
 }
 
 /** The flag site (see gather.wgsl) is the last parameter word, GATHER_SITE_WORD. */
