@@ -61,6 +61,28 @@ function crossOriginServer() {
   };
 }
 
+/**
+ * Server commands for fault tests, called from the page with executeServerCommand
+ * (@web/test-runner-commands): 'crash-gpu-process' sends the DevTools protocol's
+ * Browser.crashGpuProcess (headless Chromium refuses chrome://gpucrash). Chromium
+ * restarts the GPU process; WebGPU devices open at the time are lost.
+ */
+function faultCommands() {
+  return {
+    name: 'fault-commands',
+    async executeCommand({ command, session }) {
+      if (command !== 'crash-gpu-process') return undefined;
+      const cdp = await session.browser.browser.newBrowserCDPSession();
+      try {
+        await cdp.send('Browser.crashGpuProcess');
+      } finally {
+        await cdp.detach();
+      }
+      return true;
+    },
+  };
+}
+
 export default {
   middleware: [headers],
   files: process.env.TEST_FILES ? process.env.TEST_FILES.split(',') : ['test/**/*.test.js'],
@@ -76,6 +98,6 @@ export default {
       launchOptions: { executablePath, headless: true, args: chromeArgs },
     }),
   ],
-  plugins: [crossOriginServer()],
+  plugins: [crossOriginServer(), faultCommands()],
   reporters: [defaultReporter(), totalsReporter()],
 };

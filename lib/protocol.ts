@@ -40,6 +40,12 @@ export interface InitOptions {
    * false runs every op as its own kernel; results agree up to float rounding (tests compare the two).
    */
   fuse?: boolean;
+  /**
+   * WebGPU: optimizer steps between host copies of the tensors the page holds (parameters,
+   * optimizer state, data), which the engine restores after a device loss (default 100; 0: no
+   * copies). Keras fit also copies at the start of each epoch and at its end.
+   */
+  hostCopyEvery?: number;
 }
 
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
@@ -65,6 +71,8 @@ export interface MemoryInfo {
   allocatedBytes: number;
   /** Kernels dispatched on the device since init: the difference across a training step is its kernel count. */
   kernels: number;
+  /** WebGPU devices lost (driver reset, GPU process crash) and recovered from since init. */
+  deviceLosses: number;
 }
 
 /** A recorded step: bind `inputs` (x batches, then y batches), run `commands`, then `outputs` hold scalars. */

@@ -10,6 +10,11 @@ export const chromeArgs = [
   '--use-webgpu-adapter=swiftshader',
   '--enable-unsafe-swiftshader',
   '--no-sandbox',
+  // test/device-loss.test.js crashes the GPU process on purpose. Without these Chromium blocks
+  // WebGPU for the origin after the second crash (requestAdapter gives null), and stops
+  // restarting the GPU process after a few.
+  '--disable-domain-blocking-for-3d-apis',
+  '--disable-gpu-process-crash-limit',
   '--js-flags=--expose-gc',
   // This machine has no network: keep Chromium from trying.
   '--disable-background-networking',

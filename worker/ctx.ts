@@ -149,6 +149,9 @@ export class Ctx implements LazyHost {
 
   private dispatch(kernel: Kernel, inputs: Buf[], outputs: Buf[]) {
     const ins = inputs.map((b) => b.storage);
+    if (this.backend.isLost && ins.some((s) => this.backend.isLost!(s))) {
+      throw new Error(`${this.opName}: an input was lost with the WebGPU device (computed after the last host copy, so it could not be restored)`);
+    }
     this.kernels++;
     const outs = outputs.map((b) => b.storage);
     this.backend.dispatch(this.backend.prepare(kernel, ins, outs), kernel, ins, outs);

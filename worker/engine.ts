@@ -5,7 +5,7 @@ import * as Comlink from 'comlink';
 import type { BackendName, Command, EngineInfo, EvalSpec, FitEvents, FitSpec, InitOptions, ReadResult } from '../lib/protocol.js';
 import type { Backend, TypedArray } from './backend/backend.js';
 import { CpuBackend } from './backend/cpu/index.js';
-import { WebGpuBackend, browserGpu, requestDevice } from './backend/webgpu/index.js';
+import { DeviceLostError, WebGpuBackend, browserGpu, requestDevice, type Recovery } from './backend/webgpu/index.js';
 import { createWasmBackend } from './backend/wasm/index.js';
 import { c, f, x } from './backend/kernel.js';
 import { backward } from './autograd.js';
@@ -41,6 +41,22 @@ export class Engine {
   private readonly openGpu: () => Promise<GPU>;
   private readonly checkpoints: Checkpoints;
 
+  /** Optimizer steps between host copies of the page's tensors (WebGPU only; 0: none). */
+  private hostCopyEvery = 100;
+  private optimizerSteps = 0;
+  private stepsAtCopy = 0;
+  /** The latest committed host copy: its number and when it was taken, in words. */
+  private lastCopy = { point: 0, at: '' };
+  /**
+   * Anomaly detection (sn.autograd.setDetectAnomaly): while `on`, each op output and backward
+   * gradient is checked on the device; `marker` holds the index in `sites` of the first
+   * non-finite one (-1: none), read by the next read or sync.
+   */
+  private anomaly: { on: boolean; marker: WT; sites: string[] } | null = null;
+  /** Device losses recovered from, and the host copy the latest one restored. */
+  private losses = 0;
+  private restoredPoint = 0;
+
   /** What the host provides: Node passes Dawn's WebGPU entry point and checkpoint files. */
   constructor({ openGpu = browserGpu, checkpointStorage }: EngineServices = {}) {
     this.openGpu = openGpu;
@@ -58,11 +74,14 @@ export class Engine {
         return allocatedBytes - pooledBytes;
       },
     );
+    this.hostCopyEvery = opts.hostCopyEvery ?? 100;
+    if (backend instanceof WebGpuBackend) backend.onRecovered = (r) => this.recovered(r);
     return { backend: backend.name, maxBufferBytes: backend.maxBufferBytes, ...info };
   }
 
   /** Runs one batch from the page; resolves when the device has finished it. */
-  exec(batch: Command[]): Promise<void> {
+  async exec(batch: Command[]): Promise<void> {
+    await this.settle();
     try {
       // One scope per command, so that between commands the table alone holds what may be evicted.
       for (const cmd of batch) {
@@ -74,7 +93,63 @@ export class Engine {
     }
     this.backend.flush();
     this.backend.trim();
+    if (this.hostCopyEvery && this.optimizerSteps - this.stepsAtCopy >= this.hostCopyEvery) {
+      this.hostCopy(`after optimizer step ${this.optimizerSteps}`).catch(() => {});
+    }
     return this.backend.done();
+  }
+
+  // ---- device loss (WebGPU): host copies of the page's tensors, and recovery from them
+
+  /**
+   * Copies every tensor the page holds (and `extra`) to host memory, reading back only those
+   * changed since their last copy; resolves with the copy's number once committed (0 when
+   * host copies are off or not on WebGPU). After a device loss tensors are restored from the latest.
+   */
+  async hostCopy(at: string, extra: WT[] = []): Promise<number> {
+    const b = this.backend;
+    if (!(b instanceof WebGpuBackend) || !this.hostCopyEvery) return 0;
+    this.stepsAtCopy = this.optimizerSteps;
+    const point = await b.hostCopy([...[...this.tensors.resident()].map(([, t]) => t), ...extra].map((t) => t.storage));
+    if (point > this.lastCopy.point) this.lastCopy = { point, at };
+    return point;
+  }
+
+  /** The engine runs on a new device: the next read or sync reports what was restored and what was lost. */
+  private recovered({ why, point }: Recovery) {
+    this.losses++;
+    this.restoredPoint = point;
+    // The anomaly marker is the engine's own, never copied: it starts over.
+    if (this.anomaly) {
+      this.ctx.scoped(() => this.ctx.mapInto([c(-1)], [], [this.anomaly!.marker]));
+      this.anomaly.sites = [];
+    }
+    const lost = [...this.tensors.resident()].filter(([, t]) => this.backend.isLost?.(t.storage)).map(([id]) => `#${id}`);
+    const from = point ? `the host copy taken ${this.lastCopy.at}` : 'the data uploaded from the page (no host copy had been taken yet)';
+    const lostText = lost.length ? `; ${lost.length} tensors computed after it are lost (${lost.slice(0, 8).join(', ')}${lost.length > 8 ? ', ...' : ''}): reading or using one throws` : '';
+    this.error = new DeviceLostError(`shadenet: the WebGPU device was lost (${why}). The engine recovered on a new device: tensors were restored from ${from}, undoing work done since${lostText}`);
+  }
+
+  /** Waits while a lost device is being replaced. */
+  private async settle() {
+    const b = this.backend;
+    while (b instanceof WebGpuBackend && b.recovery) await b.recovery.catch(() => {});
+  }
+
+  /** A failure of work that ran when the device was lost becomes the report of what recovery restored. */
+  private async explain(e: unknown): Promise<unknown> {
+    if (!(e instanceof DeviceLostError)) return e;
+    await this.settle();
+    const report = this.error;
+    this.error = null;
+    const gone = this.backend instanceof WebGpuBackend && this.backend.lost;
+    return report ?? (gone ? new Error(gone) : e);
+  }
+
+  private checkNotLost(t: WT, id: number) {
+    if (this.backend.isLost?.(t.storage)) {
+      throw new DeviceLostError(`tensor #${id} was lost with the WebGPU device: it was computed after the last host copy${this.lastCopy.point ? ` (taken ${this.lastCopy.at})` : ''}, so there was nothing to restore it from`);
+    }
   }
 
   /** @internal Executes one command (batches and fit programs). */
@@ -142,6 +217,8 @@ export class Engine {
         if (!update) throw new Error(`unknown update rule '${rule}'`);
         const targets = ids.map((id) => this.get(id));
         for (const t of targets) this.tensors.willWrite(t);
+        // Gradient clipping ('scale') is part of a step, not one.
+        if (rule !== 'scale') this.optimizerSteps++;
         return update(this.ctx, targets, attrs);
       }
       case 'backward': {
@@ -243,8 +320,10 @@ export class Engine {
   }
 
   async read(id: number): Promise<ReadResult> {
+    await this.settle();
     this.takeError();
     const t = this.get(id);
+    this.checkNotLost(t, id);
     const flat = this.ctx.scoped(() => {
       const c = t.contiguous && t.offset === 0 && t.storage.size === t.size ? t : this.ctx.map(x(0), [t], t.shape, t.dtype);
       c.retain();
@@ -258,6 +337,8 @@ export class Engine {
       await this.backend.checkFlags();
       await this.checkAnomaly();
       return { data: data.length === t.size ? data : data.subarray(0, t.size), shape: t.shape, dtype: t.dtype };
+    } catch (e) {
+      throw await this.explain(e);
     } finally {
       flat.release();
     }
@@ -300,16 +381,29 @@ export class Engine {
           all.release();
         }
       },
+      hostCopy: (at) => this.hostCopy(at),
+      losses: async () => {
+        await this.settle();
+        return this.losses;
+      },
+      takeLoss: () => {
+        const report = this.error ?? new DeviceLostError('the WebGPU device was lost');
+        this.error = null;
+        return { point: this.restoredPoint, report };
+      },
     };
   }
 
   /** Keras fit: the whole epoch loop runs here; events go back to the page. Fits of several models interleave. */
   async fit(spec: FitSpec, events: FitEvents) {
+    await this.settle();
     this.takeError();
     const loop = new FitLoop(this.host());
     this.fits.set(spec.fitId, loop);
     try {
       return await loop.fit(spec, events);
+    } catch (e) {
+      throw await this.explain(e);
     } finally {
       this.fits.delete(spec.fitId);
       // Close the callbacks' channel now: until then the page keeps fit's closures, and the tensors they hold, alive.
@@ -323,17 +417,28 @@ export class Engine {
   }
 
   async evaluate(spec: EvalSpec): Promise<number[]> {
+    await this.settle();
     this.takeError();
-    return new FitLoop(this.host()).evaluate(spec);
+    try {
+      return await new FitLoop(this.host()).evaluate(spec);
+    } catch (e) {
+      throw await this.explain(e);
+    }
   }
 
   async sync(): Promise<void> {
-    this.backend.flush();
-    this.backend.trim();
-    await this.backend.done();
-    this.takeError();
-    await this.backend.checkFlags();
-    await this.checkAnomaly();
+    await this.settle();
+    try {
+      this.backend.flush();
+      this.backend.trim();
+      await this.backend.done();
+      await this.settle();
+      this.takeError();
+      await this.backend.checkFlags();
+      await this.checkAnomaly();
+    } catch (e) {
+      throw await this.explain(e);
+    }
   }
 
   /** @internal Fault injection for tests: an uncaught error in the worker, as a crash would raise. */
@@ -344,7 +449,7 @@ export class Engine {
   }
 
   memory() {
-    return { liveTensors: this.tensors.size, evictedTensors: this.tensors.evicted, ...this.backend.memory(), kernels: this.ctx.kernels };
+    return { liveTensors: this.tensors.size, evictedTensors: this.tensors.evicted, ...this.backend.memory(), kernels: this.ctx.kernels, deviceLosses: this.losses };
   }
 
   // ---- checkpoints and safetensors: tensor data goes between buffers and storage here, never through the page
@@ -411,7 +516,9 @@ async function openBackend(kind: 'auto' | BackendName, { kernels = 'auto', threa
       const gpu = await requestDevice(await openGpu());
       adapter = gpu.adapter;
       if (kind === 'webgpu' || !gpu.software) {
-        const backend = new WebGpuBackend({ ...gpu, software: kernels === 'auto' ? gpu.software : kernels === 'direct' });
+        const software = kernels === 'auto' ? gpu.software : kernels === 'direct';
+        const reopen = async () => ({ ...(await requestDevice(await openGpu())), software });
+        const backend = new WebGpuBackend({ ...gpu, software }, reopen);
         return { backend, reason: kind === 'webgpu' ? 'requested' : 'hardware WebGPU adapter', adapter };
       }
       gpu.device.destroy();

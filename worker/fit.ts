@@ -54,7 +54,16 @@ export interface FitHost {
   readScalars(ts: WT[]): Promise<number[]>;
   /** Whether steps run as plans (off: op by op, for tests that compare the two); counts what the plans did. */
   plans: { on: boolean; recorded: number; replayed: number; refused: number };
+  /** Copies the page's tensors to host memory (see Engine.hostCopy); resolves with the copy's number, 0 if none. */
+  hostCopy(at: string): Promise<number>;
+  /** Device losses recovered from so far; waits for one in progress first. */
+  losses(): Promise<number>;
+  /** After a loss: the host copy the engine restored, and the engine's report, which the fit takes over. */
+  takeLoss(): { point: number; report: Error };
 }
+
+/** Device losses a fit resumes from before it gives up. */
+const MAX_RESUMES = 3;
 
 /** Yields to the worker's message loop, so an abort or other calls can arrive. */
 const yieldToMessages = () => new Promise<void>((r) => setTimeout(r, 0));
@@ -238,45 +247,78 @@ export class FitLoop {
     }
   }
 
-  /** Runs the epochs. */
+  /**
+   * Runs the epochs. On WebGPU each epoch starts with a host copy of the model and optimizer
+   * state; after a device loss the fit resumes from the epoch of the copy the engine restored
+   * (its batches, shuffling and dropout replay exactly; step counts are restored with the state).
+   */
   async fit(spec: FitSpec, events: FitEvents): Promise<void> {
     this.stopRequested = false;
     const n = this.host.get(spec.x[0]).shape[0];
+    const { ctx } = this.host;
+    // Where each committed host copy of this fit resumes: its epoch and the random counter then.
+    const resumes = new Map<number, { epoch: number; randCounter: number }>();
+    let resumed = 0;
     await events.onTrainBegin?.();
     for (let epoch = spec.initialEpoch; epoch < spec.epochs && !this.stopRequested; epoch++) {
+      const at = { epoch, randCounter: ctx.randCounter };
+      this.host.hostCopy(`at the start of fit epoch ${epoch}`).then((point) => point && resumes.set(point, at), () => {});
+      const losses = await this.host.losses();
       await events.onEpochBegin?.(epoch);
-      const perm = spec.shuffle ? permutation(n, (spec.seed + epoch * 0x9e3779b9) >>> 0) : null;
-      let lastEvent = 0;
-      const onBatch = spec.batchEvents
-        ? async (batch: number, sums: WT[], seen: number) => {
-            const now = performance.now();
-            if (now - lastEvent < BATCH_EVENT_MS) return;
-            lastEvent = now;
-            const values = await this.host.readScalars(sums);
-            await events.onBatchEnd?.(batch, Object.fromEntries(spec.outputNames.map((k, i) => [k, values[i] / seen])));
-          }
-        : undefined;
-      const sums = await this.sweep(spec, spec.programs, perm, onBatch);
       let logs: Record<string, number>;
       try {
-        const values = await this.host.readScalars(sums);
-        const firstBad = values.pop()!;
-        if (spec.terminateOnNaN && firstBad >= 0) {
-          throw new Error(`fit: the loss became NaN or infinite at epoch ${epoch}, batch ${firstBad}; training stopped (terminateOnNaN is on by default: pass { terminateOnNaN: false } to fit to go on regardless)`);
+        logs = await this.epoch(spec, events, epoch, n);
+        if ((await this.host.losses()) !== losses) throw new Error('the WebGPU device was lost during the epoch');
+      } catch (e) {
+        if ((await this.host.losses()) === losses) throw e;
+        const { point, report } = this.host.takeLoss();
+        const resume = resumes.get(point);
+        if (!resume || ++resumed > MAX_RESUMES) {
+          const why = resume ? `the device was lost more than ${MAX_RESUMES} times` : 'the restored host copy is not one of this fit\'s epoch starts';
+          throw new Error(`fit: ${report.message}. Training stopped in epoch ${epoch}: ${why}`);
         }
-        logs = Object.fromEntries(spec.outputNames.map((k, i) => [k, values[i] / n]));
-      } finally {
-        for (const s of sums) s.release();
+        ctx.randCounter = resume.randCounter;
+        epoch = resume.epoch - 1;
+        continue;
       }
       // An abort mid-epoch leaves that epoch out of the history.
       if (this.stopRequested) break;
-      if (spec.validation) {
-        const val = await this.evaluate(spec.validation);
-        spec.outputNames.forEach((k, i) => (logs[`val_${k}`] = val[i]));
-      }
       const stop = await events.onEpochEnd?.(epoch, logs);
       if (stop) this.stopRequested = true;
     }
+    await this.host.hostCopy('at the end of fit').catch(() => {});
     await events.onTrainEnd?.();
+  }
+
+  /** One epoch of training, then validation: the epoch's logs. */
+  private async epoch(spec: FitSpec, events: FitEvents, epoch: number, n: number): Promise<Record<string, number>> {
+    const perm = spec.shuffle ? permutation(n, (spec.seed + epoch * 0x9e3779b9) >>> 0) : null;
+    let lastEvent = 0;
+    const onBatch = spec.batchEvents
+      ? async (batch: number, sums: WT[], seen: number) => {
+          const now = performance.now();
+          if (now - lastEvent < BATCH_EVENT_MS) return;
+          lastEvent = now;
+          const values = await this.host.readScalars(sums);
+          await events.onBatchEnd?.(batch, Object.fromEntries(spec.outputNames.map((k, i) => [k, values[i] / seen])));
+        }
+      : undefined;
+    const sums = await this.sweep(spec, spec.programs, perm, onBatch);
+    let logs: Record<string, number>;
+    try {
+      const values = await this.host.readScalars(sums);
+      const firstBad = values.pop()!;
+      if (spec.terminateOnNaN && firstBad >= 0) {
+        throw new Error(`fit: the loss became NaN or infinite at epoch ${epoch}, batch ${firstBad}; training stopped (terminateOnNaN is on by default: pass { terminateOnNaN: false } to fit to go on regardless)`);
+      }
+      logs = Object.fromEntries(spec.outputNames.map((k, i) => [k, values[i] / n]));
+    } finally {
+      for (const s of sums) s.release();
+    }
+    if (spec.validation && !this.stopRequested) {
+      const val = await this.evaluate(spec.validation);
+      spec.outputNames.forEach((k, i) => (logs[`val_${k}`] = val[i]));
+    }
+    return logs;
   }
 }

@@ -392,7 +392,15 @@ export abstract class LayersModel extends Container {
     };
     const events: FitEvents = {
       onTrainBegin: () => invoke((cb) => cb.onTrainBegin?.({})),
-      onEpochBegin: (e) => invoke((cb) => cb.onEpochBegin?.(e, {})),
+      onEpochBegin: (e) => {
+        // After a device loss the worker reruns epochs from its host copy: they replace their first run.
+        const rerun = history.epoch.indexOf(e);
+        if (rerun >= 0) {
+          history.epoch.length = rerun;
+          for (const v of Object.values(history.history)) v.length = rerun;
+        }
+        return invoke((cb) => cb.onEpochBegin?.(e, {}));
+      },
       onBatchEnd: (b, logs) => invoke((cb) => cb.onBatchEnd?.(b, withAliases(logs))),
       onEpochEnd: async (e, workerLogs) => {
         const logs = withAliases(workerLogs);

@@ -74,6 +74,8 @@ export interface Backend {
   /** Releases pooled memory that has gone unused for a while. */
   trim(): void;
   memory(): { pooledBytes: number; allocatedBytes: number };
+  /** WebGPU: whether a device loss left this storage with nothing to restore it from. */
+  isLost?(s: Storage): boolean;
 }
 
 export const bytesPerElement = (_dtype: DType) => 4;

@@ -40,9 +40,31 @@ interface GpuPrepared extends Prepared, KernelCode {
   layout: GPUBindGroupLayout;
 }
 
-class GpuStorage implements Storage {
-  constructor(readonly size: number, readonly dtype: DType, readonly buffer: GPUBuffer) {}
+/** Raised for work that was on the device when it was lost; the engine turns it into what was restored and what was lost. */
+export class DeviceLostError extends Error {
+  override name = 'DeviceLostError';
 }
+
+class GpuStorage implements Storage {
+  /** Bumped by every upload and kernel output: the host copy is current while its version matches. */
+  version = 0;
+  /** Host (CPU memory) copy that a lost device is restored from: an upload's data, or a host copy's readback. */
+  host: TypedArray | null = null;
+  hostVersion = -1;
+  /** The host copy (numbered by hostCopy) this storage's host data belongs to; -1 for an upload's data. */
+  hostPoint = -1;
+  /** Set on device loss when there was no host copy to restore from: reads and ops on it throw. */
+  lost = false;
+  constructor(readonly size: number, readonly dtype: DType, public buffer: GPUBuffer) {}
+}
+
+/** What a device loss did: why it happened, tensors restored from host copies and tensors lost. */
+export interface Recovery {
+  why: string;
+  /** The host copy the restored state belongs to (see hostCopy); 0 when none was taken yet. */
+  point: number;
+}
+
 
 /** Pool buckets: four per doubling, so at most ~19% of a buffer is slack. */
 function bucketBytes(bytes: number): number {
@@ -67,7 +89,18 @@ export class WebGpuBackend implements Backend {
   private arena: GPUBuffer;
   private arenaData = new ArrayBuffer(ARENA_BYTES);
   private arenaUsed = 0;
-  private lost: string | null = null;
+  /** Set when the device is gone for good (a new one could not be opened): every call throws it. */
+  lost: string | null = null;
+  /** Storages allocated and not freed: what a lost device must restore. */
+  private live = new Set<GpuStorage>();
+  /** Host copies committed so far; storages restore to the latest. */
+  private point = 0;
+  /** While a lost device is being replaced: callers wait for it (resolves with what happened). */
+  recovery: Promise<Recovery> | null = null;
+  /** Whether uploads keep their data as host copies (off when the engine keeps no host copies). */
+  keepHostCopies = true;
+  /** Called once the engine runs on a new device, before anything else touches it. */
+  onRecovered: (r: Recovery) => void = () => {};
   /** Errors the device reported for work since the last check: out-of-memory or validation, captured per flush. */
   private scopeErrors: Promise<GPUError | null>[] = [];
   readonly maxBufferBytes: number;
@@ -79,16 +112,96 @@ export class WebGpuBackend implements Backend {
   private device: GPUDevice;
   private software: boolean;
 
-  constructor({ device, software }: GpuDevice) {
+  /** `reopen` opens a new device after a device loss (a driver reset, a GPU process crash). */
+  constructor({ device, software }: GpuDevice, private readonly reopen?: () => Promise<GpuDevice>) {
     this.device = device;
     this.software = software;
     // A buffer is bound whole, so the binding limit caps a tensor as much as the buffer limit does.
     this.maxBufferBytes = Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize);
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.flags = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-    device.lost.then((info) => { this.lost = `WebGPU device lost: ${info.message}`; });
+    this.watch(device);
     this.openScopes();
   }
+
+  private watch(device: GPUDevice) {
+    device.lost.then((info) => {
+      if (device !== this.device || info.reason === 'destroyed') return;
+      const why = info.message.trim() || 'no reason given';
+      if (!this.reopen) {
+        this.lost = `shadenet: the WebGPU device was lost (${why}); its tensors and models are lost, checkpoints are intact. Call sn.init() to start a new engine`;
+        return;
+      }
+      this.recovery = this.recover(why);
+      this.recovery.then(this.onRecovered, () => {}).finally(() => (this.recovery = null));
+    });
+  }
+
+  /**
+   * Opens a new device and rebuilds everything on it: pool, pipelines, uniform arena. Every
+   * live storage gets a new buffer holding its host copy; one without a current host copy
+   * (computed after the last hostCopy) is marked lost.
+   */
+  private async recover(why: string): Promise<Recovery> {
+    let next: GpuDevice;
+    try {
+      next = await this.reopen!();
+    } catch (e) {
+      this.lost = `shadenet: the WebGPU device was lost (${why}) and no new one could be opened (${e instanceof Error ? e.message : String(e)}); its tensors and models are lost, checkpoints are intact. Call sn.init() to start a new engine`;
+      throw new Error(this.lost);
+    }
+    this.device = next.device;
+    this.pool.clear();
+    this.pooledBytes = this.allocatedBytes = 0;
+    this.prepared.clear();
+    this.encoder = this.pass = null;
+    this.arenaUsed = 0;
+    this.scopeErrors = [];
+    this.sites = [];
+    this.arena = this.device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.flags = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    this.watch(this.device);
+    this.openScopes();
+    for (const s of this.live) {
+      s.buffer = this.createBuffer(bucketBytes(s.size * 4));
+      if (s.host && (s.version === s.hostVersion || s.hostPoint === this.point)) {
+        this.device.queue.writeBuffer(s.buffer, 0, s.host.buffer, s.host.byteOffset, Math.min(s.host.byteLength, s.size * 4));
+        s.version = s.hostVersion;
+      } else {
+        s.lost = true;
+      }
+    }
+    this.closeScopes();
+    return { why, point: this.point };
+  }
+
+  /** Whether a device loss left this storage without data (see recover). */
+  isLost(s: Storage): boolean {
+    return (s as GpuStorage).lost;
+  }
+
+  /**
+   * Copies `storages` to host memory as one consistent point: every copy is queued before any
+   * later work. Only storages changed since their last host copy are read back. Resolves once
+   * the copy is committed (a device lost before then restores the previous one) with its number.
+   */
+  async hostCopy(storages: Storage[]): Promise<number> {
+    const set = new Set(storages as GpuStorage[]);
+    const reads: [GpuStorage, number, Promise<TypedArray>][] = [];
+    for (const s of set) {
+      if (s.lost || s.version === s.hostVersion) continue;
+      reads.push([s, s.version, this.read(s)]);
+    }
+    const copies = await Promise.all(reads.map(([, , r]) => r));
+    const point = ++this.point;
+    reads.forEach(([s, version], i) => {
+      s.host = copies[i];
+      s.hostVersion = version;
+    });
+    for (const s of set) if (s.host) s.hostPoint = point;
+    return point;
+  }
+
 
   /**
    * Every allocation, write and submission happens inside error scopes, so an
@@ -101,7 +214,8 @@ export class WebGpuBackend implements Backend {
   }
 
   private closeScopes() {
-    this.scopeErrors.push(this.device.popErrorScope(), this.device.popErrorScope());
+    // A lost device may reject these; that loss is reported by recovery, not as a stray rejection.
+    this.scopeErrors.push(this.device.popErrorScope().catch(() => null), this.device.popErrorScope().catch(() => null));
     this.openScopes();
     // Long runs without a check (a fit's batches) keep one combined result, not one per flush.
     if (this.scopeErrors.length > 64) this.scopeErrors = [Promise.all(this.scopeErrors).then((all) => all.find((e) => e) ?? null)];
@@ -113,6 +227,7 @@ export class WebGpuBackend implements Backend {
     this.scopeErrors = [];
     const errors = await Promise.all(pending);
     this.checkLost();
+    if (this.recovery) throw new DeviceLostError('the WebGPU device was lost while this work ran');
     const error = errors.find((e) => e);
     if (error) {
       const kind = error instanceof GPUOutOfMemoryError ? 'WebGPU ran out of memory' : 'WebGPU rejected an operation';
@@ -125,7 +240,9 @@ export class WebGpuBackend implements Backend {
     const reuse = this.pool.get(bytes)?.pop();
     if (reuse) this.pooledBytes -= bytes;
     const buffer = reuse?.buffer ?? this.createBuffer(bytes);
-    return new GpuStorage(size, dtype, buffer);
+    const s = new GpuStorage(size, dtype, buffer);
+    this.live.add(s);
+    return s;
   }
 
   private createBuffer(bytes: number) {
@@ -134,6 +251,7 @@ export class WebGpuBackend implements Backend {
   }
 
   free(s: Storage): void {
+    this.live.delete(s as GpuStorage);
     const { buffer } = s as GpuStorage;
     const list = this.pool.get(buffer.size) ?? [];
     list.push({ buffer, aged: false });
@@ -163,7 +281,13 @@ export class WebGpuBackend implements Backend {
   write(s: Storage, data: TypedArray): void {
     // queue.writeBuffer runs before any not-yet-submitted commands, which may still use this (pooled) buffer.
     if (this.encoder) this.flush();
-    this.device.queue.writeBuffer((s as GpuStorage).buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    const g = s as GpuStorage;
+    this.device.queue.writeBuffer(g.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    // The uploaded data is its host copy: the page transferred it, nothing else writes it.
+    g.host = this.keepHostCopies ? data : null;
+    g.hostVersion = ++g.version;
+    g.hostPoint = -1;
+    g.lost = false;
     // Outside a flush the write would otherwise sit in the scope until the next one; close it now.
     this.closeScopes();
   }
@@ -175,17 +299,36 @@ export class WebGpuBackend implements Backend {
     this.endPass();
     this.getEncoder().copyBufferToBuffer(buffer, 0, staging, 0, bytes);
     this.flush();
+    await this.mapForRead(staging);
+    await this.checkErrors();
+    const copy = staging.getMappedRange().slice(0, size * 4);
+    staging.destroy();
+    return dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
+  }
+
+  /** Maps a staging buffer for reading; a failure because the device was lost is a DeviceLostError. */
+  private async mapForRead(staging: GPUBuffer) {
+    const device = this.device;
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
       staging.destroy();
       await this.checkErrors();
+      // A mapping fails before the device reports its loss: wait a moment for that report.
+      if (await Promise.race([device.lost.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))])) {
+        throw new DeviceLostError('the WebGPU device was lost during a read');
+      }
       throw e;
     }
-    await this.checkErrors();
-    const copy = staging.getMappedRange().slice(0, size * 4);
-    staging.destroy();
-    return dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
+  }
+
+
+  /** Outputs change: their host copies are stale; a map over a whole lost storage holds data again. */
+  private written(k: Kernel, outputs: Storage[]) {
+    for (const o of outputs as GpuStorage[]) {
+      o.version++;
+      if (o.lost && k.kind === 'map' && k.shape.reduce((a, b) => a * b, 1) === o.size) o.lost = false;
+    }
   }
 
   /** The kernel's buffers in binding order: inputs, outputs, then the flag buffer for gathers. */
@@ -211,6 +354,7 @@ export class WebGpuBackend implements Backend {
 
   dispatch(prepared: Prepared, k: Kernel, inputs: Storage[], outputs: Storage[]): void {
     this.checkLost();
+    this.written(k, outputs);
     const p = prepared as GpuPrepared;
     const bufs = this.buffersOf(k, inputs, outputs);
     const site = k.kind === 'gather' || k.kind === 'scatterAdd' ? this.sites.push(k) : undefined;
@@ -279,6 +423,7 @@ export class WebGpuBackend implements Backend {
         }
         if (dirty) this.device.queue.writeBuffer(uniforms, 0, words);
         steps.forEach((st, i) => {
+          this.written(st.kernel, st.outputs);
           if (st.p.clearOutputs) {
             this.endPass();
             for (const o of st.outputs) this.getEncoder().clearBuffer(o.buffer);
@@ -332,7 +477,7 @@ export class WebGpuBackend implements Backend {
     encoder.copyBufferToBuffer(this.flags, 0, staging, 0, 16);
     encoder.clearBuffer(this.flags);
     this.flush();
-    await staging.mapAsync(GPUMapMode.READ);
+    await this.mapForRead(staging);
     const [site, index, size] = new Int32Array(staging.getMappedRange().slice(0));
     staging.destroy();
     if (site > 0) {
@@ -341,7 +486,8 @@ export class WebGpuBackend implements Backend {
   }
 
   async done(): Promise<void> {
-    await this.device.queue.onSubmittedWorkDone();
+    // A lost device may reject this; checkErrors then says so.
+    await this.device.queue.onSubmittedWorkDone().catch(() => {});
     await this.checkErrors();
   }
 
