@@ -5,7 +5,7 @@
 import { expect } from '@esm-bundle/chai';
 import { executeServerCommand } from '@web/test-runner-commands';
 import * as sn from '../dist/index.js';
-import { blobData } from './util.js';
+import { blobData, rejection } from './util.js';
 
 const crashGpu = () => executeServerCommand('crash-gpu-process');
 
@@ -106,22 +106,36 @@ describe('device loss (WebGPU, GPU process crashed through the DevTools protocol
     expect(await sn.ones([3]).sum().item()).to.equal(3);
   });
 
+  it('before any host copy, uploaded data is restored and computed tensors are lost, clearly', async () => {
+    await sn.init({ backend: 'webgpu' });
+    const uploaded = sn.tensor([1, 2, 3]);
+    const computed = uploaded.mul(2);
+    await sn.sync();
+    await crashGpu();
+    const report = await nextLossReport();
+    expect(report?.message).to.match(/tensors were restored from the data uploaded from the page \(no host copy had been taken yet\), undoing work done since; \d+ tensors computed after it are lost \(#\d+/);
+    expect(Array.from(await uploaded.data())).to.deep.equal([1, 2, 3]);
+    expect((await rejection(computed.data())).message).to.match(/tensor #\d+ was lost with the WebGPU device: it was computed after the last host copy, so there was nothing to restore it from/);
+    // Overwriting a lost tensor whole makes it usable again, as in-place ops on parameters do.
+    sn.noGrad(() => computed.copy_(uploaded));
+    expect(Array.from(await computed.data())).to.deep.equal([1, 2, 3]);
+  });
+
   it('checkpoints are intact and load after a crash; with host copies off, what was lost is said clearly', async () => {
     await sn.init({ backend: 'webgpu', hostCopyEvery: 0 });
     sn.manualSeed(5);
     const model = new sn.nn.Linear(37, 5);
     const saved = await values(model.parameters());
     await sn.save(model, 'indexeddb://device-loss-linear');
-    const uploaded = sn.tensor([1, 2, 3]);
     await crashGpu();
     const report = await nextLossReport();
-    expect(report?.message).to.match(/tensors were restored from the data uploaded from the page \(no host copy had been taken yet\), undoing work done since; \d+ tensors computed after it are lost/);
-    // The weights came from a kernel (random init) and no copy was taken: lost, and said so.
+    expect(report?.message).to.match(/tensors were restored from nothing \(host copies are off: hostCopyEvery is 0\), undoing work done since; \d+ tensors computed after it are lost/);
+    // No copies: the weights are lost, and said so.
     const err = await model.weight.data().then(() => null, (e) => e);
     expect(err?.message).to.match(/was lost with the WebGPU device/);
     const use = await model.forward(sn.ones([2, 37])).data().then(() => null, (e) => e);
     expect(use?.message).to.match(/lost with the WebGPU device/);
-    expect(Array.from(await uploaded.data())).to.deep.equal([1, 2, 3]);
+    expect(await sn.tensor([1, 2, 3]).sum().item()).to.equal(6);
     const restored = new sn.nn.Linear(37, 5);
     restored.loadStateDict(await sn.load('indexeddb://device-loss-linear'));
     expect(await values(restored.parameters())).to.deep.equal(saved);

@@ -75,13 +75,16 @@ export class Engine {
       },
     );
     this.hostCopyEvery = opts.hostCopyEvery ?? 100;
-    if (backend instanceof WebGpuBackend) backend.onRecovered = (r) => this.recovered(r);
+    if (backend instanceof WebGpuBackend) {
+      backend.onRecovered = (r) => this.recovered(r);
+      backend.keepHostCopies = this.hostCopyEvery > 0;
+    }
     return { backend: backend.name, maxBufferBytes: backend.maxBufferBytes, ...info };
   }
 
   /** Runs one batch from the page; resolves when the device has finished it. */
   async exec(batch: Command[]): Promise<void> {
-    await this.settle();
+    if (this.recovering) await this.settle();
     try {
       // One scope per command, so that between commands the table alone holds what may be evicted.
       for (const cmd of batch) {
@@ -125,9 +128,13 @@ export class Engine {
       this.anomaly.sites = [];
     }
     const lost = [...this.tensors.resident()].filter(([, t]) => this.backend.isLost?.(t.storage)).map(([id]) => `#${id}`);
-    const from = point ? `the host copy taken ${this.lastCopy.at}` : 'the data uploaded from the page (no host copy had been taken yet)';
+    const from = point ? `the host copy taken ${this.lastCopy.at}` : this.hostCopyEvery ? 'the data uploaded from the page (no host copy had been taken yet)' : 'nothing (host copies are off: hostCopyEvery is 0)';
     const lostText = lost.length ? `; ${lost.length} tensors computed after it are lost (${lost.slice(0, 8).join(', ')}${lost.length > 8 ? ', ...' : ''}): reading or using one throws` : '';
     this.error = new DeviceLostError(`shadenet: the WebGPU device was lost (${why}). The engine recovered on a new device: tensors were restored from ${from}, undoing work done since${lostText}`);
+  }
+
+  private get recovering() {
+    return this.backend instanceof WebGpuBackend && !!this.backend.recovery;
   }
 
   /** Waits while a lost device is being replaced. */
@@ -320,7 +327,7 @@ export class Engine {
   }
 
   async read(id: number): Promise<ReadResult> {
-    await this.settle();
+    if (this.recovering) await this.settle();
     this.takeError();
     const t = this.get(id);
     this.checkNotLost(t, id);
