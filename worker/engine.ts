@@ -32,12 +32,6 @@ export class Engine {
   /** The first failure of a batch; reported by the next read or sync, then cleared. */
   private error: Error | null = null;
 
-  /**
-   * Anomaly detection (sn.autograd.setDetectAnomaly): while `on`, each op output and backward
-   * gradient is checked on the device; `marker` holds the index in `sites` of the first
-   * non-finite one (-1: none), read by the next read or sync.
-   */
-  private anomaly: { on: boolean; marker: WT; sites: string[] } | null = null;
   private readonly openGpu: () => Promise<GPU>;
   private readonly checkpoints: Checkpoints;
 
