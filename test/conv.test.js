@@ -5,7 +5,7 @@
 // backward rules, and clear errors for bad arguments.
 import { expect } from '@esm-bundle/chai';
 import * as sn from '../dist/index.js';
-import { expectClose, mulberry32, randomData, sizeOf } from './util.js';
+import { expectClose, expectFiniteDifferenceGradients, mulberry32, randomData, sizeOf } from './util.js';
 
 const fixtures = await (await fetch(new URL('./fixtures/conv.json', import.meta.url))).json();
 const T = (t, opts = {}) => sn.tensor(t.data, t.shape, opts);
@@ -132,30 +132,7 @@ describe('conv2d backward against finite differences (cpu)', () => {
     it(name, async () => {
       const rng = mulberry32(name.length);
       const datas = shapes.map((s) => randomData(rng, sizeOf(s)));
-      const make = (ds, grad) => ds.map((d, i) => sn.tensor(d, shapes[i], { requiresGrad: grad }));
-      const ts = make(datas, true);
-      const out = fn(...ts);
-      const g = sn.tensor(randomData(rng, out.size), out.shape);
-      out.mul(g).sum().backward();
-      const grads = await Promise.all(ts.map((t) => t.grad.data()));
-      const probes = [];
-      const losses = [];
-      datas.forEach((d, i) => {
-        for (let p = 0; p < PROBES; p++) {
-          const j = Math.floor(rng() * d.length);
-          for (const sign of [1, -1]) {
-            const ds = datas.map((v) => v.slice());
-            ds[i][j] += sign * EPS;
-            losses.push(fn(...make(ds, false)).mul(g).sum());
-          }
-          probes.push([i, j]);
-        }
-      });
-      const values = await sn.stack(losses).data();
-      probes.forEach(([i, j], p) => {
-        const numeric = (values[2 * p] - values[2 * p + 1]) / (2 * EPS);
-        if (!(Math.abs(numeric - grads[i][j]) <= 1e-2 + 1e-2 * Math.abs(numeric))) expect.fail(`${name}: d/d input${i}[${j}]: analytic ${grads[i][j]}, numeric ${numeric}`);
-      });
+      await expectFiniteDifferenceGradients(sn, name, shapes, datas, fn, { rng, eps: EPS, probes: PROBES, tol: 1e-2 });
     });
   }
 });

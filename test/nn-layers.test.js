@@ -4,7 +4,7 @@
 // dropout, state dict layout, repr and default init.
 import { expect } from '@esm-bundle/chai';
 import * as sn from '../dist/index.js';
-import { expectClose, mulberry32, randomData, sizeOf } from './util.js';
+import { expectClose, expectFiniteDifferenceGradients, mulberry32, randomData, sizeOf } from './util.js';
 
 const fixtures = await (await fetch(new URL('./fixtures/torch.json', import.meta.url))).json();
 const LAYER_CASES = [
@@ -92,31 +92,7 @@ describe('layer backward against finite differences (cpu)', () => {
     it(name, async () => {
       const rng = rngFor(name);
       const datas = shapes.map((s, i) => (kind === 'distinct' && i === 0 ? distinct(rng, sizeOf(s)) : randomData(rng, sizeOf(s))));
-      const make = (ds, grad) => ds.map((d, i) => sn.tensor(d, shapes[i], { requiresGrad: grad }));
-      const ts = make(datas, true);
-      const out = fn(...ts);
-      const w = sn.tensor(randomData(rng, out.size), out.shape);
-      out.mul(w).sum().backward();
-      const grads = await Promise.all(ts.map((t) => t.grad.data()));
-      const probes = [];
-      const losses = [];
-      datas.forEach((d, i) => {
-        for (let p = 0; p < PROBES; p++) {
-          const j = Math.floor(rng() * d.length);
-          for (const sign of [1, -1]) {
-            const ds = datas.map((x) => x.slice());
-            ds[i][j] += sign * EPS;
-            losses.push(fn(...make(ds, false)).mul(w).sum());
-          }
-          probes.push([i, j]);
-        }
-      });
-      const values = await sn.stack(losses).data();
-      probes.forEach(([i, j], p) => {
-        const numeric = (values[2 * p] - values[2 * p + 1]) / (2 * EPS);
-        const analytic = grads[i][j];
-        if (!(Math.abs(numeric - analytic) <= 2e-2 + 2e-2 * Math.abs(numeric))) expect.fail(`${name}: d/d input${i}[${j}]: analytic ${analytic}, numeric ${numeric}`);
-      });
+      await expectFiniteDifferenceGradients(sn, name, shapes, datas, fn, { rng, eps: EPS, probes: PROBES, tol: 2e-2 });
     });
   }
 });
