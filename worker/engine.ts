@@ -121,7 +121,9 @@ export class Engine {
       this.ctx.scoped(() => this.ctx.mapInto([c(-1)], [], [this.anomaly!.marker]));
       this.anomaly.sites = [];
     }
-    const lost = [...this.tensors.resident()].filter(([, t]) => this.backend.isLost?.(t.storage)).map(([id]) => `#${id}`);
+    // A lazy result is not computed here: that would run kernels on inputs that may be lost (the
+    // next use of it says so, naming the op); only tensors holding memory are listed.
+    const lost = [...this.tensors.resident()].filter(([, t]) => !t.buf.pending && this.backend.isLost?.(t.storage)).map(([id]) => `#${id}`);
     const from = point ? `the host copy taken ${this.lastCopy.at}` : this.hostCopyEvery ? 'the data uploaded from the page (no host copy had been taken yet)' : 'nothing (host copies are off: hostCopyEvery is 0)';
     const lostText = lost.length ? `; ${lost.length} tensors computed after it are lost (${lost.slice(0, 8).join(', ')}${lost.length > 8 ? ', ...' : ''}): reading or using one throws` : '';
     this.error = new DeviceLostError(`shadenet: the WebGPU device was lost (${why}). The engine recovered on a new device: tensors were restored from ${from}, undoing work done since${lostText}`);
