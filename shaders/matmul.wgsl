@@ -3,10 +3,10 @@
 // a 4x4 block, staging 64x16 panels of A and B in workgroup memory. Edges
 // are bounds-checked, so any M, N, K works.
 // Parameter words: [batch, M, N, K, aOff, aBatch, aRow, aCol, bOff, bBatch, bRow, bCol].
-// The generator supplies the epilogue's bindings, C, and epilogue(acc, batch, row, col)
+// The generator supplies the bindings (A's, B's, the epilogue's, C), load_a(index,
+// batch, row, k) and load_b(index, batch, k, col) (A[index], or an elementwise
+// prologue computed at those coordinates), and epilogue(acc, batch, row, col)
 // (bias, activation, residual: applied at the store).
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
 {{BINDINGS}}
 {{EPILOGUE}}
 
@@ -31,9 +31,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let e = tid + i * 256u;
       let r = e / BK; let kk = e % BK;
       let ar = row0 + r; let ak = k0 + kk;
-      As[kk][r] = select(0.0, A[aBase + ar * aRow + ak * aCol], ar < M && ak < K);
+      As[kk][r] = select(0.0, load_a(aBase + ar * aRow + ak * aCol, batch, ar, ak), ar < M && ak < K);
       let bk = k0 + e / TILE; let bc = col0 + e % TILE;
-      Bs[e / TILE][e % TILE] = select(0.0, B[bBase + bk * bRow + bc * bCol], bk < K && bc < N);
+      Bs[e / TILE][e % TILE] = select(0.0, load_b(bBase + bk * bRow + bc * bCol, batch, bk, bc), bk < K && bc < N);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {

@@ -2,9 +2,7 @@
 // or barriers, which a CPU emulates at great cost, and no dynamically
 // indexed private arrays, which it spills to memory. Each thread accumulates
 // a 4x4 block of C in four vec4 registers straight from A and B.
-// Same parameters, bindings and epilogue as matmul.wgsl.
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
+// Same parameters, bindings, loads and epilogue as matmul.wgsl.
 {{BINDINGS}}
 {{EPILOGUE}}
 
@@ -18,16 +16,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let c0 = gid.x * 4u;
   if (r0 >= M || c0 >= N) { return; }
   // Out-of-range rows and columns read a valid element and are never written.
+  let r1 = min(r0 + 1u, M - 1u); let r2 = min(r0 + 2u, M - 1u); let r3 = min(r0 + 3u, M - 1u);
+  let c1 = min(c0 + 1u, N - 1u); let c2 = min(c0 + 2u, N - 1u); let c3 = min(c0 + 3u, N - 1u);
   let aBase = u(4u) + batch * u(5u);
   let a0 = aBase + r0 * aRow;
-  let a1 = aBase + min(r0 + 1u, M - 1u) * aRow;
-  let a2 = aBase + min(r0 + 2u, M - 1u) * aRow;
-  let a3 = aBase + min(r0 + 3u, M - 1u) * aRow;
+  let a1 = aBase + r1 * aRow;
+  let a2 = aBase + r2 * aRow;
+  let a3 = aBase + r3 * aRow;
   let bBase = u(8u) + batch * u(9u);
   let b0 = bBase + c0 * bCol;
-  let b1 = bBase + min(c0 + 1u, N - 1u) * bCol;
-  let b2 = bBase + min(c0 + 2u, N - 1u) * bCol;
-  let b3 = bBase + min(c0 + 3u, N - 1u) * bCol;
+  let b1 = bBase + c1 * bCol;
+  let b2 = bBase + c2 * bCol;
+  let b3 = bBase + c3 * bCol;
   var acc0 = vec4<f32>(0.0);
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
@@ -35,11 +35,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   for (var k = 0u; k < K; k++) {
     let ak = k * aCol;
     let bk = k * bRow;
-    let b = vec4<f32>(B[b0 + bk], B[b1 + bk], B[b2 + bk], B[b3 + bk]);
-    acc0 = fma(vec4<f32>(A[a0 + ak]), b, acc0);
-    acc1 = fma(vec4<f32>(A[a1 + ak]), b, acc1);
-    acc2 = fma(vec4<f32>(A[a2 + ak]), b, acc2);
-    acc3 = fma(vec4<f32>(A[a3 + ak]), b, acc3);
+    let b = vec4<f32>(load_b(b0 + bk, batch, k, c0), load_b(b1 + bk, batch, k, c1), load_b(b2 + bk, batch, k, c2), load_b(b3 + bk, batch, k, c3));
+    acc0 = fma(vec4<f32>(load_a(a0 + ak, batch, r0, k)), b, acc0);
+    acc1 = fma(vec4<f32>(load_a(a1 + ak, batch, r1, k)), b, acc1);
+    acc2 = fma(vec4<f32>(load_a(a2 + ak, batch, r2, k)), b, acc2);
+    acc3 = fma(vec4<f32>(load_a(a3 + ak, batch, r3, k)), b, acc3);
   }
   let base = batch * M * N;
   store_row(base, batch, r0, c0, M, N, acc0);

@@ -1,7 +1,7 @@
 // Lazy elementwise fusion: kernels per step, and every fused path against the unfused oracle.
 import { expect } from '@esm-bundle/chai';
 import * as sn from '../dist/index.js';
-import { expectClose, mulberry32, randomData } from './util.js';
+import { expectClose, expectFiniteDifferenceGradients, mulberry32, randomData } from './util.js';
 
 /** Kernels dispatched while fn runs (after a sync on both sides). */
 async function kernelsOf(fn) {
@@ -22,7 +22,7 @@ function seedData(n) {
 describe('kernels per seed-MLP training step', function () {
   this.timeout(120000);
   for (const backend of ['webgpu', 'wasm']) {
-    it(`fit and the PyTorch-style loop stay within 31 and 26 kernels per step (${backend})`, async () => {
+    it(`fit and the PyTorch-style loop stay within 22 and 14 kernels per step (${backend})`, async () => {
       await sn.init({ backend });
       const n = 256;
       const { x, y } = seedData(n);
@@ -44,10 +44,12 @@ describe('kernels per seed-MLP training step', function () {
       const step = () => { opt.zeroGrad(); const loss = crit.forward(net.forward(xb), labels); loss.backward(); opt.step(); return loss; };
       await step().item();
       const loopPerStep = await kernelsOf(() => step().item());
-      // Unfused, these were 41.5 and 38 (bench/NOTES.md); fused, 27.5 and 24, with room for other changes.
-      // Step plans (worker/plan.ts) copy each batch's x and y into the plan's own inputs: measured 30.5 with them.
-      expect(fitPerStep).to.be.at.most(31);
-      expect(loopPerStep).to.be.at.most(26);
+      // Unfused, these were 41.5 and 38 (bench/NOTES.md); lazy fusion with step plans made them 30.5 and 25.
+      // The fused softmax cross-entropy and accuracy, GEMM operand prologues and dropping the unread softmax
+      // output: a fit step's plan runs 18 kernels (two of them copy the batch's x and y), plus 8 per epoch
+      // (the shuffle's 4, the sums' 1, the epoch's read 3) over its 2 steps; the PyTorch-style step 14.
+      expect(fitPerStep).to.be.at.most(22);
+      expect(loopPerStep).to.be.at.most(14);
     });
   }
 });
@@ -94,6 +96,12 @@ const PROGRAMS = [
     const F = sn.nn.functional;
     return [a.mul(2).matmul(e.add(1)), a.relu().matmul(e.T.mul(3).T), F.linear(a.tanh(), w, b).add(1).relu(), F.linear(a, w.mul(0.5), b.add(2))];
   }],
+  ['batched matmul operands computed as the GEMM reads them: broadcast batch, int32, too many inputs to inline', (rng) => {
+    const a = t(rng, [3, 37, 29]), b = t(rng, [29, 31]), c = t(rng, [37, 29]), d = t(rng, [29]), e = t(rng, [31]);
+    const i = sn.arange(0, 29 * 31, 1, { dtype: 'int32' }).reshape([29, 31]);
+    const many = a.mul(c).add(d).mul(t(rng, [3, 1, 29])).sub(t(rng, [37, 1])).relu();
+    return [a.relu().matmul(b.mul(e)), c.tanh().matmul(i.mul(2)), many.matmul(b.add(1)), a.mul(2).matmul(a.transpose(1, 2).add(1))];
+  }],
   ['in-place writes to a lazy result\'s input: readers see the old values', async (rng) => {
     const x = t(rng, [31, 31]);
     const y = x.mul(2);
@@ -126,6 +134,16 @@ const PROGRAMS = [
     const i = sn.arange(0, 2035, 1, { dtype: 'int32' }).reshape([37, 55]);
     const j = i.mul(3).add(1).sub(i.mul(2));
     return [j, j.float().mul(0.5).add(j.float()), j.float().mul(0.5).int()];
+  }],
+  ['fused softmax cross-entropy and accuracy (53 rows, 37 classes)', (rng) => {
+    const F = sn.nn.functional;
+    const x = t(rng, [53, 37]).requiresGrad_();
+    const labels = sn.tensor(randomData(rng, 53, 'int:37'), [53], { dtype: 'int32' });
+    const probs = t(rng, [53, 37]).softmax(1);
+    const weight = t(rng, [37], 'positive');
+    const loss = F.crossEntropy(x.mul(1.5), labels, { weight, labelSmoothing: 0.1 }).add(F.crossEntropy(x, probs, { reduction: 'sum' }).mul(0.01));
+    loss.backward();
+    return [loss, x.grad, F.crossEntropy(x, labels, { reduction: 'none' }), sn.tidy(() => x.detach()).argmax(1)];
   }],
   ['a PyTorch-style training loop (Adam), three steps', async (rng) => {
     sn.manualSeed(3);
@@ -190,6 +208,85 @@ describe('fusion: kernel counts', function () {
       const ran = await kernelsOf(async () => { got = await chain().item(); });
       expect(ran).to.be.at.most(2);
       expectClose([got], [want], { atol: 1e-3, rtol: 1e-5 });
+    });
+  }
+});
+
+/**
+ * The fused softmax cross-entropy (2-D scores) against the composed one, which the same call takes
+ * for scores [N, C, 1]: losses and gradients, PyTorch's options, 53 rows of 37 classes.
+ */
+describe('fused softmax cross-entropy and accuracy', function () {
+  this.timeout(120000);
+  const F = () => sn.nn.functional;
+  const N = 53, C = 37;
+  const CASES = [
+    ['class targets', {}],
+    ['class weights', { weight: true }],
+    ['ignore_index hits, weights', { weight: true, ignoreIndex: 3 }],
+    ['label smoothing, weights, ignore_index', { weight: true, ignoreIndex: 5, labelSmoothing: 0.2 }],
+    ['reduction sum', { reduction: 'sum', labelSmoothing: 0.1 }],
+    ['reduction none, weights', { reduction: 'none', weight: true, ignoreIndex: 1 }],
+    ['reduction none, summed (a constant incoming gradient)', { reduction: 'none', summed: true }],
+    ['probability targets, smoothing, weights', { probs: true, weight: true, labelSmoothing: 0.3 }],
+    ['probability targets, reduction none', { probs: true, reduction: 'none' }],
+  ];
+  /** Loss and its input gradient, fused (2-D) or composed (through a trailing dim of 1). */
+  async function lossAndGrad(rng, opts, composed) {
+    const xd = randomData(rng, N * C);
+    const target = opts.probs
+      ? sn.tensor(randomData(rng, N * C), [N, C]).softmax(1)
+      : sn.tensor(randomData(rng, N, `int:${C}`).map((v, i) => (opts.ignoreIndex !== undefined && i % 4 === 0 ? opts.ignoreIndex : v)), [N], { dtype: 'int32' });
+    const weight = opts.weight ? sn.tensor(randomData(rng, C, 'positive'), [C]) : null;
+    const x = sn.tensor(xd, [N, C], { requiresGrad: true });
+    const o = { weight, reduction: opts.reduction ?? 'mean', labelSmoothing: opts.labelSmoothing ?? 0, ...(opts.ignoreIndex !== undefined ? { ignoreIndex: opts.ignoreIndex } : {}) };
+    const loss = composed ? F().crossEntropy(x.unsqueeze(2), target.unsqueeze(opts.probs ? 2 : 1), o).reshape(o.reduction === 'none' ? [N] : []) : F().crossEntropy(x, target, o);
+    // A non-constant incoming gradient for 'none', the seed otherwise.
+    (o.reduction === 'none' ? (opts.summed ? loss : loss.mul(sn.arange(N).float().mul(0.1))).sum() : loss).backward();
+    return [await loss.data(), await x.grad.data()];
+  }
+  for (const backend of ['cpu', 'wasm', 'webgpu']) {
+    for (const [name, opts] of CASES) {
+      it(`${name}: loss and gradient equal the composed ones (${backend})`, async () => {
+        await sn.init({ backend });
+        const [fl, fg] = await lossAndGrad(mulberry32(11), opts, false);
+        const [cl, cg] = await lossAndGrad(mulberry32(11), opts, true);
+        expectClose(Array.from(fl), Array.from(cl), { atol: 1e-5, rtol: 1e-5, label: 'loss' });
+        expectClose(Array.from(fg), Array.from(cg), { atol: 1e-6, rtol: 1e-4, label: 'grad' });
+      });
+    }
+    it(`the gradient matches finite differences (${backend})`, async () => {
+      await sn.init({ backend });
+      const rng = mulberry32(5);
+      const labels = sn.tensor(randomData(rng, 13, 'int:7').map((v, i) => (i === 2 ? -100 : v)), [13], { dtype: 'int32' });
+      const weight = sn.tensor(randomData(rng, 7, 'positive'), [7]);
+      await expectFiniteDifferenceGradients(sn, 'crossEntropy', [[13, 7]], [randomData(rng, 13 * 7)],
+        (x) => F().crossEntropy(x, labels, { weight, labelSmoothing: 0.15 }), { rng, eps: 1e-2, probes: 12, tol: 2e-3 });
+    });
+    it(`an out-of-range target names the loss (${backend})`, async () => {
+      await sn.init({ backend });
+      const loss = F().crossEntropy(sn.zeros([2, 3]), sn.tensor([1, 7], [2], { dtype: 'int32' }));
+      let err;
+      try { await loss.item(); } catch (e) { err = e; }
+      expect(err?.message).to.match(/^crossEntropy: target 7 is out of range for 3 classes/);
+    });
+    it(`Keras cross-entropies and accuracy from a softmax layer's logits equal their formulas (${backend})`, async () => {
+      await sn.init({ backend });
+      const rng = mulberry32(9);
+      const model = sn.sequential([sn.layers.dense({ units: C, activation: 'softmax', inputShape: [11] })]);
+      const xs = sn.tensor(randomData(rng, N * 11), [N, 11]);
+      const idx = randomData(rng, N, `int:${C}`);
+      const oneHot = new Float32Array(N * C);
+      idx.forEach((c, i) => { oneHot[i * C + c] = 1; });
+      const y = sn.tensor(oneHot, [N, C]);
+      const logits = xs.matmul(model.layers[0].getWeights()[0]).add(model.layers[0].getWeights()[1]);
+      const wantLoss = await logits.logSoftmax(-1).mul(y).sum(-1).mean().neg().item();
+      const wantAcc = await logits.softmax(-1).argmax(-1).eq(sn.tensor(idx, [N], { dtype: 'int32' })).float().mean().item();
+      for (const [loss, labels] of [['categoricalCrossentropy', y], ['sparseCategoricalCrossentropy', sn.tensor(Float32Array.from(idx), [N, 1])]]) {
+        model.compile({ optimizer: 'sgd', loss, metrics: ['accuracy'] });
+        const got = await model.evaluate(xs, labels);
+        expectClose([got.loss, got.accuracy], [wantLoss, wantAcc], { atol: 1e-5, rtol: 1e-5, label: loss });
+      }
     });
   }
 });

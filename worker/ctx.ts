@@ -26,6 +26,8 @@ import { OPS } from './ops/index.js';
 const MAX_NODES = 96;
 const MAX_BUFFERS = 8;
 const CHEAP_NODES = 8;
+/** Buffers a matmul operand's prologue may read (the output's binding counted), so both operands and an epilogue fit. */
+const OPERAND_BUFFERS = 4;
 const TRANSCENDENTAL = new Set(['exp', 'log', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'softplus', 'pow']);
 
 export interface CtxOptions {
@@ -281,19 +283,39 @@ export class Ctx implements LazyHost {
 
   /**
    * A matmul [...batch, M, N] into `out` whose store applies `expr`: input 0 is the sum,
-   * input k + 1 is extra[k] broadcast to out's shape (lazy ones inlined).
+   * input k + 1 is extra[k] broadcast to out's shape (lazy ones inlined). A lazy operand is
+   * computed as the kernel reads it (a prologue) where its recipe may be inlined.
    */
   runMatmul(kernel: Omit<MatmulKernel, 'epilogue'>, a: WT, b: WT, out: WT, expr: Expr, extra: WT[]) {
     if (out.size === 0) return;
-    if (!extra.length && 'in' in expr) return this.run(kernel, [a, b], [out]);
-    const shape = [kernel.batch, kernel.m, kernel.n];
+    const { batch, m, n, k } = kernel;
+    const aPrologue = this.operandPrologue(a, kernel.a, [batch, m, k], out, OPERAND_BUFFERS);
+    const bPrologue = this.operandPrologue(b, kernel.b, [batch, k, n], out, OPERAND_BUFFERS);
+    const aBufs = aPrologue?.bufs ?? [a.buf];
+    const bBufs = bPrologue?.bufs ?? [b.buf];
+    const operands = { ...(aPrologue ? { aPrologue: aPrologue.prologue } : {}), ...(bPrologue ? { bPrologue: bPrologue.prologue } : {}) };
+    if (!extra.length && 'in' in expr) return this.dispatch({ ...kernel, ...operands }, [...aBufs, ...bBufs], [out.buf]);
+    const shape = [batch, m, n];
     // Each extra input as a [batch, M, N] view (a copy where its batch dims do not fold).
     const flat = extra.map((t) => {
       const strides = reshapeStrides(out.shape, broadcastView(t, out.shape).strides, shape);
       return strides ? this.view(t, shape, strides, t.offset) : this.reshape(this.contiguous(this.expand(t, out.shape)), shape);
     });
-    const k = this.compose([expr], flat, shape, 'float32', [out.buf], MAX_BUFFERS - 2, 1);
-    this.dispatch({ ...kernel, epilogue: { expr: k.exprs[0], inputs: k.ops.map((o) => o.view), inDtypes: k.ops.map((o) => o.dtype) } }, [a.buf, b.buf, ...k.ops.map((o) => o.buf)], [out.buf]);
+    const budget = MAX_BUFFERS - new Set([...aBufs, ...bBufs]).size;
+    const e = this.compose([expr], flat, shape, 'float32', [out.buf], budget, 1);
+    this.dispatch({ ...kernel, ...operands, epilogue: { expr: e.exprs[0], inputs: e.ops.map((o) => o.view), inDtypes: e.ops.map((o) => o.dtype) } }, [...aBufs, ...bBufs, ...e.ops.map((o) => o.buf)], [out.buf]);
+  }
+
+  /**
+   * A lazy matmul operand read through `layout` as [batch, rows, cols], as a prologue over its
+   * recipe's inputs; null when t is computed (or gets computed: its recipe cannot be inlined).
+   */
+  private operandPrologue(t: WT, layout: MatmulKernel['a'], shape: number[], out: WT, budget: number): { prologue: Prologue; bufs: Buf[] } | null {
+    if (!this.fuse || !t.buf.pending) return null;
+    const seen = this.track(new WT(t.buf, shape, [layout.batchStride, layout.rowStride, layout.colStride], layout.offset, t.dtype));
+    const k = this.compose([{ in: 0 }], [seen], shape, 'float32', [out.buf], budget);
+    if (!t.buf.pending && k.ops.length === 1 && k.ops[0].buf === t.buf) return null;
+    return { prologue: { shape, expr: k.exprs[0], inputs: k.ops.map((o) => o.view), inDtypes: k.ops.map((o) => o.dtype) }, bufs: k.ops.map((o) => o.buf) };
   }
 
   /** Applies a registered op without recording it (backward rules compose ops this way). */

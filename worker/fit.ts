@@ -78,6 +78,45 @@ function createdIds(program: Command[]): number[] {
   return ids;
 }
 
+/** Ids a command reads (frees and requiresGrad flags are not reads: they go with the tensor). */
+function readsOf(cmd: Command): number[] {
+  switch (cmd[0]) {
+    case 'op': return cmd[3];
+    case 'detach': return [cmd[2]];
+    case 'assign': return [cmd[1], cmd[2]];
+    case 'update': return cmd[2];
+    case 'backward': return [cmd[1], cmd[2], ...cmd[3].flatMap(([leaf, g]) => [leaf, g])];
+    default: return [];
+  }
+}
+
+/**
+ * The program without ops whose results nothing reads: the prediction of a softmax layer whose
+ * loss and accuracy read its logits, say. Random ops stay (their draws advance the stream).
+ */
+function withoutDeadOps(program: ProgramSpec): ProgramSpec {
+  const read = new Set(program.outputs);
+  const dead = new Set<number>();
+  const kept: Command[] = [];
+  for (let i = program.commands.length - 1; i >= 0; i--) {
+    const cmd = program.commands[i];
+    if (cmd[0] === 'op' && !read.has(cmd[2]) && cmd[1] !== 'random') {
+      dead.add(cmd[2]);
+      continue;
+    }
+    for (const id of readsOf(cmd)) read.add(id);
+    kept.push(cmd);
+  }
+  if (!dead.size) return program;
+  const commands = kept.reverse().flatMap((cmd): Command[] => {
+    if (cmd[0] === 'requiresGrad' && dead.has(cmd[1])) return [];
+    if (cmd[0] !== 'free') return [cmd];
+    const ids = cmd[1].filter((id) => !dead.has(id));
+    return ids.length ? [['free', ids]] : [];
+  });
+  return { ...program, commands };
+}
+
 /** One batch's step, as runBatch, record and replay take it. */
 interface BatchStep {
   program: ProgramSpec;
@@ -116,20 +155,25 @@ export class FitLoop {
    */
   private async sweep(spec: EvalSpec, programs: Record<number, ProgramSpec>, perm: Int32Array | null, onBatch?: (batch: number, sums: WT[], seen: number) => Promise<void> | void) {
     const { ctx } = this.host;
+    programs = Object.fromEntries(Object.entries(programs).map(([b, p]) => [b, withoutDeadOps(p)]));
     const xs = spec.x.map((id) => this.host.get(id));
     const ys = spec.y.map((id) => this.host.get(id));
     const n = xs[0].shape[0];
     const outputs = Object.values(programs)[0]?.outputs.length ?? 0;
-    // Made in a scope, so that the sums' one owner is this sweep (outside any scope the context would keep them forever).
-    const sums = ctx.scoped(() => [
-      ...Array.from({ length: outputs }, () => ctx.full([], 0).retain()),
-      // The first batch whose loss (output 0) is not finite, or -1: tracked on the device, read with the sums.
-      ctx.full([], -1).retain(),
-    ]);
+    // The sums; the first batch whose loss (output 0) is not finite, or -1 (tracked on the device, read with the
+    // sums); and the batches run so far, on the device, so that every batch's step is the same kernels.
+    // Made in a scope, so that their one owner is this sweep (outside any scope the context would keep them forever).
+    const [batches, ...sums] = ctx.scoped(() => {
+      const scalars = Array.from({ length: outputs + 2 }, () => ctx.empty([]).retain());
+      // Set in kernels of up to 8 outputs (a stage's storage bindings), not one kernel each.
+      for (let i = 0; i < scalars.length; i += 8) {
+        const some = scalars.slice(i, i + 8);
+        ctx.mapInto(some.map((_, j) => c(i + j === outputs + 1 ? -1 : 0)), [], some);
+      }
+      return scalars;
+    });
     // What each program leaves to free after a run, worked out once rather than per batch.
     const toFree = new Map(Object.values(programs).map((p) => [p, [...p.inputs, ...createdIds(p.commands)]]));
-    // Batches run so far, on the device, so that every batch's step is the same kernels.
-    const batches = ctx.scoped(() => ctx.full([], 0).retain());
     const plans = this.host.plans.on ? new Map<ProgramSpec, StepPlan | null>() : null;
     const inFlight: Promise<void>[] = [];
     let lastYield = performance.now();

@@ -2,6 +2,7 @@
 // last layer is a softmax or sigmoid dense layer, cross-entropies work on its
 // logits (as TF Keras does) for stability and one kernel less.
 
+import { sameShape } from '../shape.js';
 import { noGrad, record, type Tensor } from '../tensor.js';
 
 /** What a loss sees of the model's output. */
@@ -23,10 +24,22 @@ const classIndices = (y: Tensor) => (y.shape.length === 2 && y.shape[1] === 1 ? 
 const logProbs = ({ pred, logits, activation }: Prediction) =>
   logits && activation === 'softmax' ? logits.logSoftmax(-1) : pred.clamp(EPS, 1 - EPS).log();
 
+/** Logits [N, C] of a softmax layer: cross-entropies and accuracy run as one fused kernel each from them. */
+const softmaxLogits = ({ logits, activation }: Prediction) => (logits && activation === 'softmax' && logits.ndim === 2 ? logits : null);
+
+const fusedCrossEntropy = (logits: Tensor, target: Tensor, loss: string) =>
+  record('softmaxCrossEntropy', [logits, target], { ignoreIndex: null, labelSmoothing: 0, reduction: 'mean', loss });
+
 export const LOSSES = {
-  categoricalCrossentropy: (y, p) => logProbs(p).mul(y).sum(-1).mean().neg(),
+  categoricalCrossentropy: (y, p) => {
+    const logits = softmaxLogits(p);
+    if (logits && !y.requiresGrad) return fusedCrossEntropy(logits, y.float(), 'categoricalCrossentropy');
+    return logProbs(p).mul(y).sum(-1).mean().neg();
+  },
   sparseCategoricalCrossentropy: (y, p) => {
     const idx = classIndices(y);
+    const logits = softmaxLogits(p);
+    if (logits && idx.ndim === 1) return fusedCrossEntropy(logits, idx, 'sparseCategoricalCrossentropy');
     // An out-of-range label is reported as the loss's, not as the gather's.
     return record('gather', [logProbs(p), idx.reshape([idx.shape[0], 1])], { dim: 1, targetsOf: 'sparseCategoricalCrossentropy' }).mean().neg();
   },
@@ -81,8 +94,18 @@ export type MetricFn = (yTrue: Tensor, p: Prediction) => Tensor;
 /** Keras picks the accuracy flavour from the loss. */
 function accuracyFor(loss: string | null, outputUnits: number): MetricFn {
   const binary = (y: Tensor, { pred }: Prediction) => pred.gt(0.5).eq(y).mean();
-  const sparse = (y: Tensor, { pred }: Prediction) => pred.argmax(-1).eq(classIndices(y)).mean();
-  const categorical = (y: Tensor, { pred }: Prediction) => pred.argmax(-1).eq(y.argmax(-1)).mean();
+  // Argmax, compare and mean as one kernel where the scores are [N, C] (from a softmax layer's logits when it has them).
+  const classes = (y: Tensor, p: Prediction, target: Tensor) => {
+    const logits = softmaxLogits(p);
+    if (logits) return record('classAccuracy', [logits, target], { softmax: true });
+    return p.pred.ndim === 2 ? record('classAccuracy', [p.pred, target], { softmax: false }) : null;
+  };
+  const sparse = (y: Tensor, p: Prediction) => {
+    const idx = classIndices(y);
+    return (idx.ndim === 1 && classes(y, p, idx)) || p.pred.argmax(-1).eq(idx).mean();
+  };
+  const categorical = (y: Tensor, p: Prediction) =>
+    (p.pred.ndim === 2 && sameShape(y.shape, p.pred.shape) && classes(y, p, y.float())) || p.pred.argmax(-1).eq(y.argmax(-1)).mean();
   if (loss === 'binaryCrossentropy') return binary;
   if (loss === 'sparseCategoricalCrossentropy') return sparse;
   if (loss === 'categoricalCrossentropy') return categorical;

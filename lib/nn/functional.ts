@@ -321,6 +321,10 @@ export function nllLoss(input: Tensor, target: Tensor, { weight = null, ignoreIn
 export function crossEntropy(input: Tensor, target: Tensor, { weight = null, ignoreIndex = -100, labelSmoothing = 0, reduction = 'mean' }: ClassOptions & { labelSmoothing?: number } = {}): Tensor {
   if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new RangeError(`crossEntropy: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
   return batched(input, target, reduction, (x, t) => {
+    // Scores [N, C] and targets that need no gradient: one fused kernel each way.
+    if (x.ndim === 2 && !t.requiresGrad && (t.ndim === 1 || t.dtype === 'float32')) {
+      return record('softmaxCrossEntropy', weight ? [x, t, weight] : [x, t], { ignoreIndex, labelSmoothing, reduction, loss: 'crossEntropy' });
+    }
     const classes = x.shape[1];
     const logp = x.logSoftmax(1);
     // The class weights broadcast against [N, C, ...].

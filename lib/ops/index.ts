@@ -6,7 +6,7 @@ import { argmax, argmin, logSoftmax, max, mean, min, softmax, sum } from './redu
 import { linear, matmul } from './matmul.js';
 import { cat, clone, expand, gather, indexSelect, permute, reshape, select, slice } from './movement.js';
 import { arange, full, random } from './create.js';
-import { binaryCrossEntropy, embedding, geluTanh, pad, windows2d } from './nn.js';
+import { binaryCrossEntropy, classAccuracy, embedding, geluTanh, pad, softmaxCrossEntropy, windows2d } from './nn.js';
 import { recurrent } from './recurrent.js';
 import { conv2d } from './conv.js';
 
@@ -16,7 +16,7 @@ export const SPECS = {
   matmul, linear,
   reshape, permute, expand, slice, select, cat, gather, indexSelect, clone,
   full, arange, random,
-  pad, windows2d, conv2d, embedding, geluTanh, binaryCrossEntropy,
+  pad, windows2d, conv2d, embedding, geluTanh, binaryCrossEntropy, softmaxCrossEntropy, classAccuracy,
   recurrent,
 };
 

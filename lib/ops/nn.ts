@@ -1,7 +1,7 @@
 // Specs of the ops behind sn.nn's layers and losses (implemented in worker/ops/nn.ts).
 
 import { fmt, sameShape, ShapeError, type Shape } from '../shape.js';
-import { defineSpec, meta } from './spec.js';
+import { defineSpec, meta, type Meta } from './spec.js';
 
 export interface PadAttrs {
   /** [before, after] pairs, last dim first (torch.nn.functional.pad's order). */
@@ -70,4 +70,47 @@ export const binaryCrossEntropy = defineSpec<{}>({
     if (!sameShape(p.shape, t.shape)) throw new ShapeError(`binaryCrossEntropy: target ${fmt(t.shape)} must have the input's shape ${fmt(p.shape)}`);
     return meta(p.shape, 'float32');
   },
+});
+
+export interface SoftmaxCrossEntropyAttrs {
+  /** Sparse targets equal to it count for nothing (PyTorch's ignore_index); null ignores none. */
+  ignoreIndex: number | null;
+  labelSmoothing: number;
+  reduction: 'mean' | 'sum' | 'none';
+  /** The loss the page called, for errors (crossEntropy, categoricalCrossentropy, ...). */
+  loss: string;
+}
+
+/** Class targets of scores [N, C]: int32 classes [N], or float32 distributions [N, C]; whether they are sparse. */
+function classTargets(x: Meta, t: Meta, op: string): boolean {
+  if (x.shape.length !== 2) throw new ShapeError(`${op}: expected class scores [N, C], got ${fmt(x.shape)}`);
+  if (t.dtype === 'int32' && t.shape.length === 1 && t.shape[0] === x.shape[0]) return true;
+  if (t.dtype === 'float32' && sameShape(t.shape, x.shape)) return false;
+  throw new ShapeError(`${op}: for input ${fmt(x.shape)} the target must be int32 class indices of shape [${x.shape[0]}] or float32 probabilities of the input's shape, got ${t.dtype} ${fmt(t.shape)}`);
+}
+
+/**
+ * log_softmax of scores [N, C] over classes, then the (weighted, smoothed) negative
+ * log-likelihood of the targets, reduced: one kernel forward, one backward. Inputs
+ * [scores, target] or [scores, target, weight [C]]; gradient flows to the scores only.
+ */
+export const softmaxCrossEntropy = defineSpec<SoftmaxCrossEntropyAttrs>({
+  shape: ([x, t, w], { reduction, loss }) => {
+    classTargets(x, t, loss);
+    if (w && (w.shape.length !== 1 || w.shape[0] !== x.shape[1])) throw new ShapeError(`${loss}: weight ${fmt(w.shape)} must be [${x.shape[1]}], one per class of ${fmt(x.shape)}`);
+    return meta(reduction === 'none' ? [x.shape[0]] : [], 'float32');
+  },
+});
+
+/**
+ * The fraction of rows of scores [N, C] whose argmax is the target class (int32 [N], or the
+ * argmax of a float32 [N, C] row); `softmax` takes the argmax of softmax(scores) (Keras
+ * accuracy of a softmax layer read from its logits).
+ */
+export const classAccuracy = defineSpec<{ softmax: boolean }>({
+  shape: ([x, t]) => {
+    classTargets(x, t, 'accuracy');
+    return meta([], 'float32');
+  },
+  differentiable: false,
 });

@@ -146,9 +146,29 @@ export interface MatmulKernel {
   b: { offset: number; batchStride: number; rowStride: number; colStride: number };
   /**
    * Applied in the store: expr of the float32 sum (input 0) and of views shaped
-   * [batch, M, N] (inputs 1...; their storages follow A and B): bias, activation, residual.
+   * [batch, M, N] (inputs 1...; their storages follow A's and B's): bias, activation, residual.
    */
   epilogue?: Epilogue;
+  /**
+   * Operands computed as they are read (a lazy elementwise result: relu(x), g * mask):
+   * A as a prologue of shape [batch, M, K], B of [batch, K, N]. Such an operand's storages
+   * are its views' (in place of one), and its layout above is unused.
+   */
+  aPrologue?: Prologue;
+  bPrologue?: Prologue;
+}
+
+/** How many of a matmul's input storages belong to A and to B; the epilogue's follow. */
+export const operandStorages = (k: MatmulKernel): [number, number] => [k.aPrologue?.inputs.length ?? 1, k.bPrologue?.inputs.length ?? 1];
+
+/**
+ * A matmul with prologue operands as a plain one over dense [batch, rows, cols] buffers
+ * holding their values (the CPU backends compute the prologues first, as for reductions).
+ */
+export function plainOperands(k: MatmulKernel): MatmulKernel {
+  const dense = (p: Prologue | undefined, layout: MatmulKernel['a']) => (p ? { offset: 0, batchStride: p.shape[1] * p.shape[2], rowStride: p.shape[2], colStride: 1 } : layout);
+  const { aPrologue, bPrologue, ...plain } = k;
+  return { ...plain, a: dense(aPrologue, k.a), b: dense(bPrologue, k.b) };
 }
 
 /** Applied at a kernel's store: input 0 of expr is the kernel's result, input k + 1 is views[k] (shaped as the result). */
@@ -235,7 +255,37 @@ export interface ConvKernel {
   activation?: Activation | null;
 }
 
-export type Kernel = MapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel;
+/**
+ * Softmax cross-entropy and accuracy over rows of class scores x, contiguous [rows, classes],
+ * as one kernel each. Per mode, inputs and output:
+ * - 'loss':  [x, target, weight?] -> the loss: [] (reduction 'mean' or 'sum') or [rows] ('none')
+ * - 'grad':  [x, target, weight?, g] -> dx [rows, classes] (g shaped as the loss)
+ * - 'hits':  [x, target] -> [] the fraction of rows whose argmax (of softmax(x) when `softmax`) is the target class
+ * Targets are int32 classes [rows] (`sparse`) or float32 distributions [rows, classes]. Row r's
+ * loss is sum_c q_c w_c (logsumexp(x_r) - x_rc), q the target distribution mixed with the uniform
+ * one by `smoothing` (PyTorch's label smoothing), w the class weights (1 without a weight input).
+ * Sparse rows whose target is `ignoreIndex` count for nothing; 'mean' divides by the kept rows'
+ * weight sum w[t_r] for sparse targets and by the row count for distributions, as PyTorch does.
+ */
+export interface ClassesKernel {
+  kind: 'classes';
+  mode: 'loss' | 'grad' | 'hits';
+  rows: number;
+  classes: number;
+  sparse: boolean;
+  weighted: boolean;
+  ignoreIndex: number | null;
+  smoothing: number;
+  reduction: 'mean' | 'sum' | 'none';
+  /** hits: compare the argmax of softmax(x) (ties as the softmax output rounds them), not of x. */
+  softmax: boolean;
+  /** The loss an out-of-range target is reported as. */
+  op: string;
+  /** grad: the incoming gradient when it is a known constant (the backward seed): no g input then. */
+  gradConstant?: number;
+}
+
+export type Kernel = MapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel | ClassesKernel;
 
 /** PCG hash shared by both backends (u32 arithmetic). */
 export function pcgHash(v: number): number {

@@ -5,7 +5,7 @@
 import * as spec from '../../lib/ops/nn.js';
 import { paddedShape, windowShape, type WindowAttrs } from '../../lib/ops/nn.js';
 import type { Shape } from '../../lib/shape.js';
-import { c, f, x, type Expr } from '../backend/kernel.js';
+import { ELEMENTWISE, c, f, x, type ClassesKernel, type Expr } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
 import { elementwise } from './elementwise.js';
@@ -97,4 +97,43 @@ export const binaryCrossEntropy = implement(spec.binaryCrossEntropy, {
     ctx.map(f('div', mul(x(0), f('sub', x(1), x(2))), f('maximum', mul(x(1), f('sub', c(1), x(1))), c(1e-12))), [g, p, t], p.shape),
     ctx.map(mul(x(0), f('sub', clampedLog(f('sub', c(1), x(1))), clampedLog(x(1)))), [g, p], p.shape),
   ],
+});
+
+/** The value of a lazy result that reads no tensor (a constant expression), else null. */
+function constantOf(t: WT): number | null {
+  const p = t.buf.pending;
+  if (!p || p.inputs.length || p.dtype !== 'float32') return null;
+  const value = (e: Expr): number => ('c' in e ? Math.fround(e.c) : 'op' in e ? Math.fround(ELEMENTWISE[e.op].js(...e.args.map(value))) : NaN);
+  return value(p.expr);
+}
+
+/** The 'classes' kernel for scores x and targets t (see ClassesKernel). */
+const classesKernel = (mode: ClassesKernel['mode'], x: WT, t: WT, weighted: boolean, at: Partial<spec.SoftmaxCrossEntropyAttrs> & { softmax?: boolean }): ClassesKernel => ({
+  kind: 'classes', mode, rows: x.shape[0], classes: x.shape[1], sparse: t.shape.length === 1, weighted,
+  ignoreIndex: at.ignoreIndex ?? null, smoothing: at.labelSmoothing ?? 0, reduction: at.reduction ?? 'mean', softmax: !!at.softmax, op: at.loss ?? 'accuracy',
+});
+
+/** Softmax cross-entropy as one kernel each way; the gradient reaches the scores only. */
+export const softmaxCrossEntropy = implement(spec.softmaxCrossEntropy, {
+  forward: (ctx, [x, t, w], at) => {
+    const out = ctx.empty(at.reduction === 'none' ? [x.shape[0]] : []);
+    ctx.run(classesKernel('loss', x, t, !!w, at), [x, t, ...(w ? [w] : [])].map((a) => ctx.contiguous(a)), [out]);
+    return out;
+  },
+  backward: (ctx, g, [x, t, w], _out, at) => {
+    const dx = ctx.empty(x.shape);
+    // The backward seed (a lazy constant 1) travels as a parameter: no kernel computes it.
+    const gradConstant = constantOf(g);
+    const k = { ...classesKernel('grad', x, t, !!w, at), ...(gradConstant === null ? {} : { gradConstant }) };
+    ctx.run(k, [x, t, ...(w ? [w] : []), ...(gradConstant === null ? [g] : [])].map((a) => ctx.contiguous(a)), [dx]);
+    return w ? [dx, null, null] : [dx, null];
+  },
+});
+
+export const classAccuracy = implement(spec.classAccuracy, {
+  forward: (ctx, [x, t], { softmax }) => {
+    const out = ctx.empty([]);
+    ctx.run(classesKernel('hits', x, t, false, { softmax }), [x, t].map((a) => ctx.contiguous(a)), [out]);
+    return out;
+  },
 });

@@ -6,9 +6,10 @@ import type { DType } from '../../../lib/shape.js';
 import { sizeOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import {
-  ELEMENTWISE, activationExpr, indexError, prologueMap, uniformAt,
+  ELEMENTWISE, activationExpr, indexError, operandStorages, plainOperands, prologueMap, uniformAt,
   type ConvKernel, type Expr, type View, type Prologue, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
 } from '../kernel.js';
+import { classesKernel } from '../classes.js';
 
 class CpuStorage implements Storage {
   data: TypedArray;
@@ -100,12 +101,19 @@ export class CpuBackend implements Backend {
     switch (k.kind) {
       case 'map': return map(k, (prepared as CpuPrepared).fns!, ins, outs);
       case 'reduce': return reduce(k, k.prologue ? prologueValues(k.prologue, k.dtype, (prepared as CpuPrepared).fns!, ins) : ins[0], outs[0]);
-      case 'matmul': return matmul(k, ins[0], ins[1], ins.slice(2), (prepared as CpuPrepared).fns?.[0] ?? null, outs[0]);
+      case 'matmul': {
+        const [na, nb] = operandStorages(k);
+        // A prologue operand's values first, into a dense buffer the plain GEMM reads.
+        const operand = (p: Prologue | undefined, from: number, n: number) =>
+          p ? prologueValues(p, 'float32', (this.prepare(prologueMap(p, 'float32')) as CpuPrepared).fns!, ins.slice(from, from + n)) : ins[from];
+        return matmul(plainOperands(k), operand(k.aPrologue, 0, na), operand(k.bPrologue, na, nb), ins.slice(na + nb), (prepared as CpuPrepared).fns?.[0] ?? null, outs[0]);
+      }
       case 'softmax': return softmax(k, ins[0], outs[0] as Float32Array);
       case 'gather': return gather(k, ins[0], ins[1] as Int32Array, outs[0]);
       case 'scatterAdd': return scatterAdd(k, ins[0], ins[1] as Int32Array, outs[0]);
       case 'rand': return rand(k, outs[0]);
       case 'conv': return conv(k, ins, outs[0]);
+      case 'classes': return classesKernel(k, ins, outs[0]);
     }
   }
 }

@@ -11,7 +11,8 @@ import type { DType } from '../../../lib/shape.js';
 import { sizeOf, stridesOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import { rand } from '../cpu/index.js';
-import { activationExpr, f, indexError, prologueMap, x, type Epilogue, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
+import { classesKernel } from '../classes.js';
+import { activationExpr, f, indexError, operandStorages, plainOperands, prologueMap, x, type Epilogue, type Prologue, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
 import kernelsWasm from './assembly/kernels.wasm';
 import kernelsSharedWasm from './assembly/kernels-shared.wasm';
 import { convWasm, type ConvHost } from './conv.js';
@@ -213,12 +214,32 @@ export class WasmBackend implements Backend {
           this.heap.free(scratch, size * 4);
         }
       }
-      case 'matmul': return this.matmul(k, prepared as WasmPrepared, ptr(inputs[0]), ptr(inputs[1]), inputs.slice(2).map(ptr), ptr(outputs[0]));
+      case 'matmul': {
+        if (!k.aPrologue && !k.bPrologue) return this.matmul(k, prepared as WasmPrepared, ptr(inputs[0]), ptr(inputs[1]), inputs.slice(2).map(ptr), ptr(outputs[0]));
+        // Prologue operands are computed into scratch buffers the GEMM then reads.
+        const [na, nb] = operandStorages(k);
+        const scratch: [number, number][] = [];
+        const operand = (p: Prologue | undefined, from: number) => {
+          if (!p) return ptr(inputs[from]);
+          const bytes = Math.max(1, sizeOf(p.shape)) * 4;
+          const at = this.heap.alloc(bytes);
+          scratch.push([at, bytes]);
+          const { map } = this.prepare(prologueMap(p, 'float32'));
+          if (map) this.map(prologueMap(p, 'float32'), map, inputs.slice(from, from + (from ? nb : na)).map(ptr), [at]);
+          return at;
+        };
+        try {
+          return this.matmul(plainOperands(k), prepared as WasmPrepared, operand(k.aPrologue, 0), operand(k.bPrologue, na), inputs.slice(na + nb).map(ptr), ptr(outputs[0]));
+        } finally {
+          for (const [at, bytes] of scratch) this.heap.free(at, bytes);
+        }
+      }
       case 'softmax': return this.kernels.softmax(ptr(inputs[0]), ptr(outputs[0]), k.outer, k.n, k.inner, +k.log);
       case 'gather': return gatherRows(k, this.view(inputs[0]), this.view(inputs[1]) as Int32Array, this.view(outputs[0]));
       case 'scatterAdd': return gatherRows(k, this.view(inputs[0]), this.view(inputs[1]) as Int32Array, this.view(outputs[0]));
       case 'rand': return rand(k, this.view(outputs[0]));
       case 'conv': return convWasm(this.convHost, k, inputs.map(ptr), ptr(outputs[0]));
+      case 'classes': return classesKernel(k, inputs.map((s) => this.view(s)), this.view(outputs[0]));
     }
   }
 

@@ -3,7 +3,7 @@
 
 import type { DType } from '../../../lib/shape.js';
 import type { Storage } from '../backend.js';
-import { ELEMENTWISE, activationExpr, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel } from '../kernel.js';
+import { ELEMENTWISE, activationExpr, operandStorages, type ClassesKernel, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel } from '../kernel.js';
 import common from '../../../shaders/common.wgsl';
 import elementwise from '../../../shaders/elementwise.wgsl';
 import mathFns from '../../../shaders/math.wgsl';
@@ -14,6 +14,7 @@ import matmulDirectSrc from '../../../shaders/matmul_direct.wgsl';
 import gatherSrc from '../../../shaders/gather.wgsl';
 import randSrc from '../../../shaders/rand.wgsl';
 import convSrc from '../../../shaders/conv.wgsl';
+import crossEntropySrc from '../../../shaders/cross_entropy.wgsl';
 
 /** What a kernel's structure compiles to: the same for every kernel with the same key (see kernelKey). */
 export interface KernelCode {
@@ -97,14 +98,14 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     }
     case 'softmax': return `softmax ${k.log}`;
     case 'matmul': {
-      const e = k.epilogue;
-      const extra = inputs.slice(2);
-      return e ? `matmul ${extra.map((s) => s.dtype[0]).join('')} ${distinctBindings(bufs.slice(2, inputs.length)).bindingOf.join(',')} ${JSON.stringify(e.expr)}` : 'matmul';
+      const exprs = [k.epilogue, k.aPrologue, k.bPrologue].map((e) => (e ? JSON.stringify(e.expr) : '-')).join(' ');
+      return `matmul ${operandStorages(k).join(',')} ${inputs.map((s) => s.dtype[0]).join('')} ${distinctBindings(bufs.slice(0, inputs.length)).bindingOf.join(',')} ${exprs}`;
     }
     case 'gather':
     case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
     case 'rand': return 'rand';
     case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''}`;
+    case 'classes': return `classes ${k.mode} ${k.sparse} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined}`;
   }
 }
 
@@ -122,6 +123,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
     case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0], words);
     case 'rand': return { code: withPrelude(randSrc, words), bindings: [0] };
     case 'conv': return convCode(k, words);
+    case 'classes': return classesCode(k, inputs.length, words);
   }
 }
 
@@ -154,6 +156,12 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
       return { params: new Uint32Array([k.size, k.seed >>> 0, k.counter >>> 0, f32Bits(k.p), dist]), workgroups: grid(Math.ceil(k.size / 256)) };
     }
     case 'conv': return convLaunch(k);
+    case 'classes': {
+      const words = new Uint32Array(GATHER_SITE_WORD + 1);
+      words.set([k.rows, k.classes, (k.ignoreIndex ?? 0) >>> 0, +(k.ignoreIndex !== null), f32Bits(k.smoothing), ['mean', 'sum', 'none'].indexOf(k.reduction), +k.softmax, f32Bits(k.gradConstant ?? 0)]);
+      words[GATHER_SITE_WORD] = opts.site ?? 0;
+      return { params: words, workgroups: [1, 1, 1] };
+    }
   }
 }
 
@@ -186,13 +194,15 @@ function reduceWords(k: ReduceKernel): Uint32Array {
 
 const MATMUL_WORDS = 12;
 
-/** The operands' layout, then each epilogue view's offset and [batch, row, col] strides. */
+/** The operands' layout, then each view's offset and [batch, row, col] strides: the epilogue's, A's prologue's, B's prologue's. */
 function matmulWords(k: MatmulKernel): Uint32Array {
   const { a, b } = k;
   const words = [k.batch, k.m, k.n, k.k, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride];
-  for (const v of k.epilogue?.inputs ?? []) words.push(v.offset, ...v.strides);
+  for (const v of matmulViews(k)) words.push(v.offset, ...v.strides);
   return new Uint32Array(words);
 }
+
+const matmulViews = (k: MatmulKernel) => [...(k.epilogue?.inputs ?? []), ...(k.aPrologue?.inputs ?? []), ...(k.bPrologue?.inputs ?? [])];
 
 /** [size, ...shape], then each view's offset and strides (inputs, then outputs). */
 function mapWords(k: MapKernel): Uint32Array {
@@ -233,27 +243,38 @@ function mapKernel(k: MapKernel, inputs: Storage[], outputs: Storage[], bufs: GP
 }
 
 function matmulKernel(k: MatmulKernel, inputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions, words: number): KernelCode {
-  // Bindings in order A, B, the epilogue's distinct buffers, C; word layout as matmulWords.
-  const extra = k.epilogue?.inputs ?? [];
-  const { unique, bindingOf } = distinctBindings(bufs.slice(2, 2 + extra.length));
-  const reads = extra.map((_, i) => {
-    const w = MATMUL_WORDS + 4 * i;
-    return `  let v${i + 1} = f32(E${bindingOf[i]}[u(${w}u) + batch * u(${w + 1}u) + row * u(${w + 2}u) + col * u(${w + 3}u)]);`;
-  });
+  // Storages in order: A's (one, or its prologue's), B's, the epilogue's; one binding per distinct buffer, then C.
+  const [na, nb] = operandStorages(k);
+  const { unique, bindingOf } = distinctBindings(bufs.slice(0, inputs.length));
   const bindings = [
-    ...unique.map((e, j) => `@group(0) @binding(${3 + j}) var<storage, read> E${j}: array<${wgslType(inputs[2 + e].dtype)}>;`),
-    `@group(0) @binding(${3 + unique.length}) var<storage, read_write> C: array<f32>;`,
+    ...unique.map((i, j) => `@group(0) @binding(${1 + j}) var<storage, read> S${j}: array<${wgslType(inputs[i].dtype)}>;`),
+    `@group(0) @binding(${1 + unique.length}) var<storage, read_write> C: array<f32>;`,
   ].join('\n');
-  const epilogue = [
-    k.epilogue ? mathFns : '',
+  // View j of the epilogue and prologues has its words at MATMUL_WORDS + 4 j.
+  let view = 0;
+  const reads = (from: number, count: number, first: number, coords: string) => Array.from({ length: count }, (_, i) => {
+    const w = MATMUL_WORDS + 4 * view++;
+    return `  let v${i + first} = f32(S${bindingOf[from + i]}[u(${w}u) + batch * u(${w + 1}u) + ${coords.split(',')[0]} * u(${w + 2}u) + ${coords.split(',')[1]} * u(${w + 3}u)]);`;
+  });
+  const extra = inputs.length - na - nb;
+  const epilogueReads = reads(na + nb, extra, 1, 'row,col');
+  const load = (name: string, p: MatmulKernel['aPrologue'], from: number, count: number, coords: string) => [
+    `fn ${name}(i: u32, batch: u32, ${coords.split(',').map((c) => `${c}: u32`).join(', ')}) -> f32 {`,
+    ...(p ? [...reads(from, count, 0, coords), `  return ${exprCode(p.expr, 'float32')};`] : [`  return f32(S${bindingOf[from]}[i]);`]),
+    '}',
+  ];
+  const code = [
+    k.epilogue || k.aPrologue || k.bPrologue ? mathFns : '',
     'fn epilogue(acc: f32, batch: u32, row: u32, col: u32) -> f32 {',
     '  let v0 = acc;',
-    ...reads,
+    ...epilogueReads,
     `  return ${k.epilogue ? exprCode(k.epilogue.expr, 'float32') : 'v0'};`,
     '}',
+    ...load('load_a', k.aPrologue, 0, na, 'row,kk'),
+    ...load('load_b', k.bPrologue, na, nb, 'kk,col'),
   ].join('\n');
-  const code = withPrelude(fill(opts.software ? matmulDirectSrc : matmulSrc, { BINDINGS: bindings, EPILOGUE: epilogue }), words);
-  return { code, bindings: [0, 1, ...unique.map((e) => 2 + e), inputs.length] };
+  const shader = withPrelude(fill(opts.software ? matmulDirectSrc : matmulSrc, { BINDINGS: bindings, EPILOGUE: code }), words);
+  return { code: shader, bindings: [...unique, inputs.length] };
 }
 
 /** The bias + activation store of conv kernels; `index` names the bias element. */
@@ -298,6 +319,36 @@ function convCode(k: ConvKernel, words: number): KernelCode {
   const epilogue = epilogueFn(bias, k.mode === 'forward' ? k.activation : null);
   const code = withPrelude(fill(convSrc, { BINDINGS: bindings, EPILOGUE: epilogue }), words);
   return { code, bindings: bias ? [0, 1, 2, 3] : [0, 1, 2], entryPoint: k.mode };
+}
+
+/**
+ * Bindings X, Tgt, W (weighted), G (grad), Out and the flag buffer (loss and grad: out-of-range
+ * targets), as cross_entropy.wgsl expects; `inputs` counts the kernel's inputs.
+ */
+function classesCode(k: ClassesKernel, inputs: number, words: number): KernelCode {
+  const T = k.sparse ? 'i32' : 'f32';
+  const decls = [
+    '@group(0) @binding(1) var<storage, read> X: array<f32>;',
+    `@group(0) @binding(2) var<storage, read> Tgt: array<${T}>;`,
+  ];
+  const bindings = [0, 1];
+  const bind = (decl: string, index: number) => decls.push(`@group(0) @binding(${bindings.push(index)}) ${decl}`);
+  const weighted = k.weighted && k.mode !== 'hits';
+  if (weighted) bind('var<storage, read> W: array<f32>;', 2);
+  const readsG = k.mode === 'grad' && k.gradConstant === undefined;
+  if (readsG) bind('var<storage, read> G: array<f32>;', inputs - 1);
+  bind('var<storage, read_write> Out: array<f32>;', inputs);
+  const err = 'var<storage, read_write> err: array<atomic<i32>, 4>;';
+  // Accuracy reads no flags: declared for the shared code, left out of its layout.
+  if (k.mode !== 'hits') bind(err, inputs + 1);
+  else decls.push(`@group(0) @binding(8) ${err}`);
+  decls.push(
+    `const SPARSE = ${k.sparse};`,
+    `fn weight(c: u32) -> f32 { return ${weighted ? 'W[c]' : '1.0'}; }`,
+    `fn gscale(r: u32) -> f32 { return ${!readsG ? 'bitcast<f32>(u(7u))' : k.reduction === 'none' ? 'G[r]' : 'G[0]'}; }`,
+  );
+  const code = withPrelude(fill(crossEntropySrc, { BINDINGS: decls.join('\n') }), words);
+  return { code, bindings, entryPoint: k.mode };
 }
 
 function sizeOfShape(shape: number[]) {

@@ -74,6 +74,16 @@ function bucketBytes(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/** What an out-of-range index is reported as. */
+type IndexSite = Pick<GatherKernel, 'op' | 'dim' | 'classTargets'>;
+
+/** Kernels that flag out-of-range indices (gathers, and class targets of a cross-entropy): what a flag reports. */
+function flagSite(k: Kernel): IndexSite | null {
+  if (k.kind === 'gather' || k.kind === 'scatterAdd') return k;
+  if (k.kind === 'classes' && k.mode !== 'hits') return { op: k.op, dim: 1, classTargets: true };
+  return null;
+}
+
 const UNIFORM_SLOT = 256;
 const ARENA_BYTES = 1 << 20;
 
@@ -106,8 +116,8 @@ export class WebGpuBackend implements Backend {
   readonly maxBufferBytes: number;
   /** [site, index, size] of the first out-of-range index a gather kernel met (see gather.wgsl); zero when none. */
   private flags: GPUBuffer;
-  /** The gather kernel each site number (1-based) stands for, since the last check. */
-  private sites: GatherKernel[] = [];
+  /** The kernel each site number (1-based) stands for, since the last check. */
+  private sites: IndexSite[] = [];
 
   private device: GPUDevice;
   private software: boolean;
@@ -334,7 +344,7 @@ export class WebGpuBackend implements Backend {
   /** The kernel's buffers in binding order: inputs, outputs, then the flag buffer for gathers. */
   private buffersOf(k: Kernel, inputs: Storage[], outputs: Storage[]) {
     const bufs = [...inputs, ...outputs].map((s) => (s as GpuStorage).buffer);
-    if (k.kind === 'gather' || k.kind === 'scatterAdd') bufs.push(this.flags);
+    if (flagSite(k)) bufs.push(this.flags);
     return bufs;
   }
 
@@ -357,7 +367,8 @@ export class WebGpuBackend implements Backend {
     this.written(k, outputs);
     const p = prepared as GpuPrepared;
     const bufs = this.buffersOf(k, inputs, outputs);
-    const site = k.kind === 'gather' || k.kind === 'scatterAdd' ? this.sites.push(k) : undefined;
+    const flagged = flagSite(k);
+    const site = flagged ? this.sites.push(flagged) : undefined;
     const { params, workgroups } = launch(k, { software: this.software, site });
     if (p.clearOutputs) {
       this.endPass();
@@ -417,8 +428,9 @@ export class WebGpuBackend implements Backend {
         }
         // Gathers get fresh flag sites, as dispatch() gives them.
         for (const { kernel: k, slot } of steps) {
-          if (k.kind !== 'gather' && k.kind !== 'scatterAdd') continue;
-          words[slot / 4 + GATHER_SITE_WORD] = this.sites.push(k);
+          const flagged = flagSite(k);
+          if (!flagged) continue;
+          words[slot / 4 + GATHER_SITE_WORD] = this.sites.push(flagged);
           dirty = true;
         }
         if (dirty) this.device.queue.writeBuffer(uniforms, 0, words);
