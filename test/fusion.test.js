@@ -100,7 +100,8 @@ const PROGRAMS = [
     const a = t(rng, [3, 37, 29]), b = t(rng, [29, 31]), c = t(rng, [37, 29]), d = t(rng, [29]), e = t(rng, [31]);
     const i = sn.arange(0, 29 * 31, 1, { dtype: 'int32' }).reshape([29, 31]);
     const many = a.mul(c).add(d).mul(t(rng, [3, 1, 29])).sub(t(rng, [37, 1])).relu();
-    return [a.relu().matmul(b.mul(e)), c.tanh().matmul(i.mul(2)), many.matmul(b.add(1)), a.mul(2).matmul(a.transpose(1, 2).add(1))];
+    // An operand that reads no tensor (a lazy constant) leaves the other's storages first.
+    return [a.relu().matmul(b.mul(e)), c.tanh().matmul(i.mul(2)), many.matmul(b.add(1)), a.mul(2).matmul(a.transpose(1, 2).add(1)), sn.ones([5, 29]).matmul(b.mul(2))];
   }],
   ['in-place writes to a lazy result\'s input: readers see the old values', async (rng) => {
     const x = t(rng, [31, 31]);

@@ -95,17 +95,17 @@ export type MetricFn = (yTrue: Tensor, p: Prediction) => Tensor;
 function accuracyFor(loss: string | null, outputUnits: number): MetricFn {
   const binary = (y: Tensor, { pred }: Prediction) => pred.gt(0.5).eq(y).mean();
   // Argmax, compare and mean as one kernel where the scores are [N, C] (from a softmax layer's logits when it has them).
-  const classes = (y: Tensor, p: Prediction, target: Tensor) => {
+  const classes = (p: Prediction, target: Tensor) => {
     const logits = softmaxLogits(p);
     if (logits) return record('classAccuracy', [logits, target], { softmax: true });
     return p.pred.ndim === 2 ? record('classAccuracy', [p.pred, target], { softmax: false }) : null;
   };
   const sparse = (y: Tensor, p: Prediction) => {
     const idx = classIndices(y);
-    return (idx.ndim === 1 && classes(y, p, idx)) || p.pred.argmax(-1).eq(idx).mean();
+    return (idx.ndim === 1 && classes(p, idx)) || p.pred.argmax(-1).eq(idx).mean();
   };
   const categorical = (y: Tensor, p: Prediction) =>
-    (p.pred.ndim === 2 && sameShape(y.shape, p.pred.shape) && classes(y, p, y.float())) || p.pred.argmax(-1).eq(y.argmax(-1)).mean();
+    (p.pred.ndim === 2 && sameShape(y.shape, p.pred.shape) && classes(p, y.float())) || p.pred.argmax(-1).eq(y.argmax(-1)).mean();
   if (loss === 'binaryCrossentropy') return binary;
   if (loss === 'sparseCategoricalCrossentropy') return sparse;
   if (loss === 'categoricalCrossentropy') return categorical;

@@ -219,17 +219,17 @@ export class WasmBackend implements Backend {
         // Prologue operands are computed into scratch buffers the GEMM then reads.
         const [na, nb] = operandStorages(k);
         const scratch: [number, number][] = [];
-        const operand = (p: Prologue | undefined, from: number) => {
+        const operand = (p: Prologue | undefined, from: number, count: number) => {
           if (!p) return ptr(inputs[from]);
           const bytes = Math.max(1, sizeOf(p.shape)) * 4;
           const at = this.heap.alloc(bytes);
           scratch.push([at, bytes]);
           const { map } = this.prepare(prologueMap(p, 'float32'));
-          if (map) this.map(prologueMap(p, 'float32'), map, inputs.slice(from, from + (from ? nb : na)).map(ptr), [at]);
+          if (map) this.map(prologueMap(p, 'float32'), map, inputs.slice(from, from + count).map(ptr), [at]);
           return at;
         };
         try {
-          return this.matmul(plainOperands(k), prepared as WasmPrepared, operand(k.aPrologue, 0), operand(k.bPrologue, na), inputs.slice(na + nb).map(ptr), ptr(outputs[0]));
+          return this.matmul(plainOperands(k), prepared as WasmPrepared, operand(k.aPrologue, 0, na), operand(k.bPrologue, na, nb), inputs.slice(na + nb).map(ptr), ptr(outputs[0]));
         } finally {
           for (const [at, bytes] of scratch) this.heap.free(at, bytes);
         }
