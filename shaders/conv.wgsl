@@ -1,201 +1,253 @@
-// Direct 2-D convolution, three entry points (see ConvKernel in
-// worker/backend/kernel.ts): forward, gradInput (the transposed
-// convolution) and gradWeight. Every tensor is indexed in PyTorch's order
-// through its four strides, so NCHW and NHWC need no copies. Like
-// matmul_direct.wgsl, a thread accumulates a 4x4 block in four vec4
-// registers straight from memory, with no workgroup memory, and lanes past
-// an edge read a clamped, valid element and are never stored.
+// 2-D convolution as an implicit GEMM (see ConvKernel in worker/backend/kernel.ts):
+// each mode is a matrix product C [M, NC] = A [M, K] B [K, NC] per group, whose
+// operands are read straight from the tensors (no im2col buffer):
+// - forward:    rows (n, p, q), columns o, sum over (c, i, j): A = x's windows, B = w
+// - gradInput:  rows (n, h, w), columns c, sum over (o, i, j): A = dy at the output
+//   pixels whose tap (i, j) reads (h, w), B = w
+// - gradWeight: rows o, columns (c, i, j), sum over (n, p, q): A = dy, B = x's windows
+// Every tensor is indexed in PyTorch's order through its strides, so NCHW and
+// NHWC need no copies. The codegen fills MODE with the mode's name, which picks
+// its functions below.
+// Two entry points share them: `tiled` (64x64 tiles of C per 16x16
+// workgroup, 16-deep panels of A and B in workgroup memory, 4x4 per thread:
+// for GPUs) and `direct` (each thread a 4x4 block of C straight from memory,
+// no workgroup memory or barriers, which a CPU emulates at great cost: for
+// software adapters). Rows and columns past an edge read a clamped row or
+// column and are never stored; the K tail of a tile and taps in the padding
+// read as zeros (a masked load's address may lie outside its buffer, which
+// WGSL's bounds clamping makes harmless).
 // Parameter words: [N, C, H, W, O, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw,
 // C/groups, O/groups, xOff, xN, xC, xH, xW, wOff, wO, wC, wKH, wKW,
-// yOff, yN, yC, yH, yW, groups, threads].
+// yOff, yN, yC, yH, yW, groups]. Workgroup z is the group, plus groups times
+// the slab of row tiles when these overflow the y dimension.
 @group(0) @binding(1) var<storage, read> In0: array<f32>;
 @group(0) @binding(2) var<storage, read> In1: array<f32>;
 {{BINDINGS}}
 {{EPILOGUE}}
 
-fn x_at(n: u32, c: u32, h: u32, w: u32) -> u32 { return u(17u) + n * u(18u) + c * u(19u) + h * u(20u) + w * u(21u); }
-fn w_at(o: u32, c: u32, i: u32, j: u32) -> u32 { return u(22u) + o * u(23u) + c * u(24u) + i * u(25u) + j * u(26u); }
-fn y_at(n: u32, o: u32, p: u32, q: u32) -> u32 { return u(27u) + n * u(28u) + o * u(29u) + p * u(30u) + q * u(31u); }
-
-/** Four consecutive indices from `first`, the ones at or past `end` clamped to end - 1. */
-fn lanes(first: u32, end: u32) -> vec4<u32> {
-  return min(vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(end - 1u));
+struct Geo {
+  N: u32, C: u32, H: i32, W: i32, O: u32, OH: u32, OW: u32, KH: u32, KW: u32,
+  sh: u32, sw: u32, dh: u32, dw: u32, ph: u32, pw: u32, cg: u32, og: u32,
+  /** Offset and [N, C, H, W] strides of x, of w ([O, C/g, KH, KW]) and of y ([N, O, OH, OW]). */
+  xo: u32, xs: vec4<u32>, wo: u32, ws: vec4<u32>, yo: u32, ys: vec4<u32>,
+  /** The group this workgroup computes. */
+  g: u32,
 }
 
-/** The input coordinate tap `i` of output coordinate `p` reads (may be out of range: negative or >= size). */
-fn tap(p: vec4<u32>, i: u32, s: u32, d: u32, pad: u32) -> vec4<i32> {
-  return vec4<i32>(p * s + vec4<u32>(i * d)) - vec4<i32>(i32(pad));
+fn geometry(group: u32) -> Geo {
+  return Geo(u(0u), u(1u), i32(u(2u)), i32(u(3u)), u(4u), u(5u), u(6u), u(7u), u(8u),
+    u(9u), u(10u), u(11u), u(12u), u(13u), u(14u), u(15u), u(16u),
+    u(17u), vec4<u32>(u(18u), u(19u), u(20u), u(21u)),
+    u(22u), vec4<u32>(u(23u), u(24u), u(25u), u(26u)),
+    u(27u), vec4<u32>(u(28u), u(29u), u(30u), u(31u)), group);
 }
 
-/**
- * Threads by [N, groups * ceil(O/groups / 4), OH, ceil(OW / 4)]: four output
- * channels (of one group) by four neighbouring output columns.
- */
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  var t = flat_id(gid, nwg, 64u);
-  if (t >= u(33u)) { return; }
-  let H = u(2u); let W = u(3u); let OH = u(5u); let OW = u(6u); let KH = u(7u); let KW = u(8u);
-  let sh = u(9u); let sw = u(10u); let dh = u(11u); let dw = u(12u); let ph = u(13u); let pw = u(14u);
-  let cg = u(15u); let og = u(16u);
-  let tilesQ = (OW + 3u) / 4u; let tilesO = (og + 3u) / 4u;
-  let q0 = (t % tilesQ) * 4u; t /= tilesQ;
-  let p = t % OH; t /= OH;
-  let ot = t % (u(32u) * tilesO); let n = t / (u(32u) * tilesO);
-  let g = ot / tilesO;
-  let o0 = g * og + (ot % tilesO) * 4u;
-  let o = lanes(o0, g * og + og);
-  let q = lanes(q0, OW);
+/** A row of A or a column of B, resolved once: a base offset and where its window starts. */
+struct Line { base: u32, y: i32, x: i32 }
+
+/** Where a row's (or column's) elements of one tap start, and whether they exist (false: zeros, in the padding). */
+struct At { addr: u32, ok: bool }
+
+/** At `addr` if (y, x) lies in the [h, w] image, else (zeros) at `base`. */
+fn at_pixel(base: u32, y: i32, x: i32, h: i32, w: i32, addr: u32) -> At {
+  let ok = (y >= 0) & (y < h) & (x >= 0) & (x < w);
+  return At(select(base, addr, ok), ok);
+}
+
+// Conditions use & and |, not && and ||: short-circuits become branches,
+// which multiplied SwiftShader's compile time.
+// Each mode's sum runs over K = taps x run: for each tap (outer), a run of
+// elements (inner) that sit a fixed step apart in A and in B, so the inner
+// loop only adds strides. `_taps` gives [taps, run], `_steps` the two strides,
+// `_a` and `_b` where a row's and a column's run starts at a tap, `_in`
+// whether element l of a column's run lies inside the image, and `_A`, `_B`
+// read the two operands.
+
+// forward: [M, NC] = [N*OH*OW, O/g]; taps (i, j), runs over c.
+fn forward_size(G: Geo) -> vec2<u32> { return vec2<u32>(G.N * G.OH * G.OW, G.og); }
+fn forward_taps(G: Geo) -> vec2<u32> { return vec2<u32>(G.KH * G.KW, G.cg); }
+fn forward_steps(G: Geo) -> vec2<u32> { return vec2<u32>(G.xs.y, G.ws.y); }
+fn forward_row(G: Geo, m: u32) -> Line {
+  let n = m / (G.OH * G.OW); let p = (m / G.OW) % G.OH; let q = m % G.OW;
+  return Line(G.xo + n * G.xs.x + G.g * G.cg * G.xs.y, i32(p * G.sh) - i32(G.ph), i32(q * G.sw) - i32(G.pw));
+}
+fn forward_col(G: Geo, o: u32) -> Line { return Line(G.wo + (G.g * G.og + o) * G.ws.x, 0, 0); }
+fn forward_a(G: Geo, r: Line, t: u32) -> At {
+  let y = r.y + i32(t / G.KW * G.dh); let x = r.x + i32(t % G.KW * G.dw);
+  return at_pixel(r.base, y, x, G.H, G.W, r.base + u32(y) * G.xs.z + u32(x) * G.xs.w);
+}
+fn forward_b(G: Geo, c: Line, t: u32) -> At { return At(c.base + t / G.KW * G.ws.z + t % G.KW * G.ws.w, true); }
+fn forward_in(G: Geo, c: Line, l: u32) -> bool { return true; }
+fn forward_A(i: u32) -> f32 { return In0[i]; }
+fn forward_B(i: u32) -> f32 { return In1[i]; }
+fn forward_store(G: Geo, m: u32, col: u32, v: f32) {
+  let n = m / (G.OH * G.OW); let p = (m / G.OW) % G.OH; let q = m % G.OW;
+  let o = G.g * G.og + col;
+  Out[G.yo + n * G.ys.x + o * G.ys.y + p * G.ys.z + q * G.ys.w] = epilogue(v, o);
+}
+
+// gradInput (In0 = dy, In1 = w): [M, NC] = [N*H*W, C/g]; taps (i, j), runs over o.
+fn gradInput_size(G: Geo) -> vec2<u32> { return vec2<u32>(G.N * u32(G.H * G.W), G.cg); }
+fn gradInput_taps(G: Geo) -> vec2<u32> { return vec2<u32>(G.KH * G.KW, G.og); }
+fn gradInput_steps(G: Geo) -> vec2<u32> { return vec2<u32>(G.ys.y, G.ws.x); }
+fn gradInput_row(G: Geo, m: u32) -> Line {
+  let n = m / u32(G.H * G.W); let h = (m / u32(G.W)) % u32(G.H); let w = m % u32(G.W);
+  return Line(G.yo + n * G.ys.x + G.g * G.og * G.ys.y, i32(h + G.ph), i32(w + G.pw));
+}
+fn gradInput_col(G: Geo, c: u32) -> Line { return Line(G.wo + G.g * G.og * G.ws.x + c * G.ws.y, 0, 0); }
+/** dy at the output pixel whose tap (i, j) reads this row's input pixel; none where no output pixel does. */
+fn gradInput_a(G: Geo, r: Line, t: u32) -> At {
+  let ty = r.y - i32(t / G.KW * G.dh); let tx = r.x - i32(t % G.KW * G.dw);
+  let p = u32(max(ty, 0)) / G.sh; let q = u32(max(tx, 0)) / G.sw;
+  let ok = (ty >= 0) & (tx >= 0) & (p * G.sh == u32(ty)) & (q * G.sw == u32(tx)) & (p < G.OH) & (q < G.OW);
+  return At(select(r.base, r.base + p * G.ys.z + q * G.ys.w, ok), ok);
+}
+fn gradInput_b(G: Geo, c: Line, t: u32) -> At { return At(c.base + t / G.KW * G.ws.z + t % G.KW * G.ws.w, true); }
+fn gradInput_in(G: Geo, c: Line, l: u32) -> bool { return true; }
+fn gradInput_A(i: u32) -> f32 { return In0[i]; }
+fn gradInput_B(i: u32) -> f32 { return In1[i]; }
+fn gradInput_store(G: Geo, m: u32, col: u32, v: f32) {
+  let n = m / u32(G.H * G.W); let h = (m / u32(G.W)) % u32(G.H); let w = m % u32(G.W);
+  Out[G.xo + n * G.xs.x + (G.g * G.cg + col) * G.xs.y + h * G.xs.z + w * G.xs.w] = v;
+}
+
+// gradWeight (In0 = x, In1 = dy): [M, NC] = [O/g, C/g*KH*KW]; taps (n, p), runs over q
+// (neighbouring pixels: runs over n would stride across whole images).
+fn gradWeight_size(G: Geo) -> vec2<u32> { return vec2<u32>(G.og, G.cg * G.KH * G.KW); }
+fn gradWeight_taps(G: Geo) -> vec2<u32> { return vec2<u32>(G.N * G.OH, G.OW); }
+fn gradWeight_steps(G: Geo) -> vec2<u32> { return vec2<u32>(G.ys.w, G.sw * G.xs.w); }
+fn gradWeight_row(G: Geo, o: u32) -> Line { return Line(G.yo + (G.g * G.og + o) * G.ys.y, 0, 0); }
+fn gradWeight_col(G: Geo, col: u32) -> Line {
+  let c = col / (G.KH * G.KW); let i = (col / G.KW) % G.KH; let j = col % G.KW;
+  return Line(G.xo + (G.g * G.cg + c) * G.xs.y, i32(i * G.dh) - i32(G.ph), i32(j * G.dw) - i32(G.pw));
+}
+fn gradWeight_a(G: Geo, r: Line, t: u32) -> At { return At(r.base + t / G.OH * G.ys.x + t % G.OH * G.ys.z, true); }
+/** The run's start may lie left of the image (u32 arithmetic wraps back); its columns there are never read as data. */
+fn gradWeight_b(G: Geo, c: Line, t: u32) -> At {
+  let y = c.y + i32(t % G.OH * G.sh);
+  return At(c.base + t / G.OH * G.xs.x + u32(y) * G.xs.z + u32(c.x) * G.xs.w, (y >= 0) & (y < G.H));
+}
+fn gradWeight_in(G: Geo, c: Line, l: u32) -> bool { let x = c.x + i32(l * G.sw); return (x >= 0) & (x < G.W); }
+fn gradWeight_A(i: u32) -> f32 { return In1[i]; }
+fn gradWeight_B(i: u32) -> f32 { return In0[i]; }
+fn gradWeight_store(G: Geo, o: u32, col: u32, v: f32) {
+  let c = col / (G.KH * G.KW); let i = (col / G.KW) % G.KH; let j = col % G.KW;
+  Out[G.wo + (G.g * G.og + o) * G.ws.x + c * G.ws.y + i * G.ws.z + j * G.ws.w] = v;
+}
+
+const TILE = 64u;
+const BK = 16u;
+var<workgroup> As: array<array<f32, 64>, 16>; // [k][row]
+var<workgroup> Bs: array<array<f32, 64>, 16>; // [k][col]
+
+/** Workgroups [ceil(NC / 64), ceil(M / 64), groups] (see the parameter words). */
+@compute @workgroup_size(16, 16)
+fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let G = geometry(wid.z % u(32u));
+  let size = {{MODE}}_size(G);
+  let M = size.x; let NC = size.y;
+  let runs = {{MODE}}_taps(G); let steps = {{MODE}}_steps(G);
+  let K = runs.x * runs.y;
+  let row0 = (wid.y + nwg.y * (wid.z / u(32u))) * TILE;
+  let col0 = wid.x * TILE;
+  let tid = lid.y * 16u + lid.x;
+  // Each thread loads the same 4 rows of A and 4 columns of B at every step: resolved once.
+  var rows: array<Line, 4>;
+  var cols: array<Line, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    let e = tid + i * 256u;
+    rows[i] = {{MODE}}_row(G, min(row0 + e / BK, M - 1u));
+    cols[i] = {{MODE}}_col(G, min(col0 + e % TILE, NC - 1u));
+  }
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    for (var i = 0u; i < 4u; i++) {
+      let e = tid + i * 256u;
+      let ak = min(k0 + e % BK, K - 1u);
+      let a = {{MODE}}_a(G, rows[i], ak / runs.y);
+      As[e % BK][e / BK] = select(0.0, {{MODE}}_A(a.addr + ak % runs.y * steps.x), a.ok && (k0 + e % BK < K));
+      let bk = min(k0 + e / TILE, K - 1u);
+      let b = {{MODE}}_b(G, cols[i], bk / runs.y);
+      let bl = bk % runs.y;
+      Bs[e / TILE][e % TILE] = select(0.0, {{MODE}}_B(b.addr + bl * steps.y), b.ok && {{MODE}}_in(G, cols[i], bl) && k0 + e / TILE < K);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      var a: array<f32, 4>;
+      var b: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        a[i] = As[kk][lid.y + i * 16u];
+        b[i] = Bs[kk][lid.x + i * 16u];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], b[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + lid.y + i * 16u;
+    if (r >= M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + lid.x + j * 16u;
+      if (c < NC) { {{MODE}}_store(G, r, c, acc[i][j]); }
+    }
+  }
+}
+
+/** Workgroups [ceil(NC / 32), ceil(M / 32), groups] (see the parameter words). */
+@compute @workgroup_size(8, 8)
+fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let G = geometry(wid.z % u(32u));
+  let size = {{MODE}}_size(G);
+  let M = size.x; let NC = size.y;
+  let runs = {{MODE}}_taps(G); let steps = {{MODE}}_steps(G);
+  let r0 = (gid.y + nwg.y * 8u * (wid.z / u(32u))) * 4u;
+  let c0 = gid.x * 4u;
+  if (r0 >= M || c0 >= NC) { return; }
+  let ra = {{MODE}}_row(G, r0);
+  let rb = {{MODE}}_row(G, min(r0 + 1u, M - 1u));
+  let rc = {{MODE}}_row(G, min(r0 + 2u, M - 1u));
+  let rd = {{MODE}}_row(G, min(r0 + 3u, M - 1u));
+  let ca = {{MODE}}_col(G, c0);
+  let cb = {{MODE}}_col(G, min(c0 + 1u, NC - 1u));
+  let cc = {{MODE}}_col(G, min(c0 + 2u, NC - 1u));
+  let cd = {{MODE}}_col(G, min(c0 + 3u, NC - 1u));
   var acc0 = vec4<f32>(0.0);
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
-  for (var ci = 0u; ci < cg; ci++) {
-    let c = g * cg + ci;
-    for (var i = 0u; i < KH; i++) {
-      let iy = i32(p * sh + i * dh) - i32(ph);
-      if (iy < 0 || iy >= i32(H)) { continue; }
-      for (var j = 0u; j < KW; j++) {
-        let ix = tap(q, j, sw, dw, pw);
-        let inside = (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(W)));
-        let cx = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(i32(W) - 1)));
-        let xv = select(vec4<f32>(0.0), vec4<f32>(In0[x_at(n, c, u32(iy), cx.x)], In0[x_at(n, c, u32(iy), cx.y)], In0[x_at(n, c, u32(iy), cx.z)], In0[x_at(n, c, u32(iy), cx.w)]), inside);
-        acc0 = fma(vec4<f32>(In1[w_at(o.x, ci, i, j)]), xv, acc0);
-        acc1 = fma(vec4<f32>(In1[w_at(o.y, ci, i, j)]), xv, acc1);
-        acc2 = fma(vec4<f32>(In1[w_at(o.z, ci, i, j)]), xv, acc2);
-        acc3 = fma(vec4<f32>(In1[w_at(o.w, ci, i, j)]), xv, acc3);
-      }
+  for (var t = 0u; t < runs.x; t++) {
+    let a0 = {{MODE}}_a(G, ra, t); let a1 = {{MODE}}_a(G, rb, t); let a2 = {{MODE}}_a(G, rc, t); let a3 = {{MODE}}_a(G, rd, t);
+    let b0 = {{MODE}}_b(G, ca, t); let b1 = {{MODE}}_b(G, cb, t); let b2 = {{MODE}}_b(G, cc, t); let b3 = {{MODE}}_b(G, cd, t);
+    let okA = vec4<bool>(a0.ok, a1.ok, a2.ok, a3.ok);
+    let okB = vec4<bool>(b0.ok, b1.ok, b2.ok, b3.ok);
+    // A whole tap in the padding adds nothing.
+    if (!any(okA) || !any(okB)) { continue; }
+    var pa = vec4<u32>(a0.addr, a1.addr, a2.addr, a3.addr);
+    var pb = vec4<u32>(b0.addr, b1.addr, b2.addr, b3.addr);
+    for (var l = 0u; l < runs.y; l++) {
+      let inB = okB & vec4<bool>({{MODE}}_in(G, ca, l), {{MODE}}_in(G, cb, l), {{MODE}}_in(G, cc, l), {{MODE}}_in(G, cd, l));
+      let b = select(vec4<f32>(0.0), vec4<f32>({{MODE}}_B(pb.x), {{MODE}}_B(pb.y), {{MODE}}_B(pb.z), {{MODE}}_B(pb.w)), inB);
+      let a = select(vec4<f32>(0.0), vec4<f32>({{MODE}}_A(pa.x), {{MODE}}_A(pa.y), {{MODE}}_A(pa.z), {{MODE}}_A(pa.w)), okA);
+      acc0 = fma(vec4<f32>(a.x), b, acc0);
+      acc1 = fma(vec4<f32>(a.y), b, acc1);
+      acc2 = fma(vec4<f32>(a.z), b, acc2);
+      acc3 = fma(vec4<f32>(a.w), b, acc3);
+      pa += vec4<u32>(steps.x);
+      pb += vec4<u32>(steps.y);
     }
   }
-  let oEnd = g * og + og;
-  store_y(n, o0, oEnd, p, q0, OW, acc0);
-  store_y(n, o0 + 1u, oEnd, p, q0, OW, acc1);
-  store_y(n, o0 + 2u, oEnd, p, q0, OW, acc2);
-  store_y(n, o0 + 3u, oEnd, p, q0, OW, acc3);
+  store_row(G, r0, c0, M, NC, acc0);
+  store_row(G, r0 + 1u, c0, M, NC, acc1);
+  store_row(G, r0 + 2u, c0, M, NC, acc2);
+  store_row(G, r0 + 3u, c0, M, NC, acc3);
 }
 
-fn store_y(n: u32, o: u32, oEnd: u32, p: u32, q0: u32, OW: u32, v: vec4<f32>) {
-  if (o >= oEnd) { return; }
-  Out[y_at(n, o, p, q0)] = epilogue(v.x, o);
-  if (q0 + 1u < OW) { Out[y_at(n, o, p, q0 + 1u)] = epilogue(v.y, o); }
-  if (q0 + 2u < OW) { Out[y_at(n, o, p, q0 + 2u)] = epilogue(v.z, o); }
-  if (q0 + 3u < OW) { Out[y_at(n, o, p, q0 + 3u)] = epilogue(v.w, o); }
-}
-
-/** The output coordinate whose tap `i` reads input coordinate `v`, or -1 where none does. */
-fn source(v: vec4<u32>, i: u32, s: u32, d: u32, pad: u32, size: u32) -> vec4<i32> {
-  let t = vec4<i32>(v + vec4<u32>(pad)) - vec4<i32>(i32(i * d));
-  let hit = (t >= vec4<i32>(0)) & (t % vec4<i32>(i32(s)) == vec4<i32>(0)) & (t / vec4<i32>(i32(s)) < vec4<i32>(i32(size)));
-  return select(vec4<i32>(-1), t / vec4<i32>(i32(s)), hit);
-}
-
-/**
- * dx from dy (In0) and w (In1). Threads by [N, groups * ceil(C/groups / 4), H, ceil(W / 4)]:
- * four input channels (of one group) by four neighbouring input columns.
- */
-@compute @workgroup_size(64)
-fn gradInput(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  var t = flat_id(gid, nwg, 64u);
-  if (t >= u(33u)) { return; }
-  let H = u(2u); let W = u(3u); let OH = u(5u); let OW = u(6u); let KH = u(7u); let KW = u(8u);
-  let sh = u(9u); let sw = u(10u); let dh = u(11u); let dw = u(12u); let ph = u(13u); let pw = u(14u);
-  let cg = u(15u); let og = u(16u);
-  let tilesW = (W + 3u) / 4u; let tilesC = (cg + 3u) / 4u;
-  let w0 = (t % tilesW) * 4u; t /= tilesW;
-  let h = t % H; t /= H;
-  let ct = t % (u(32u) * tilesC); let n = t / (u(32u) * tilesC);
-  let g = ct / tilesC;
-  let ci0 = (ct % tilesC) * 4u;
-  let ci = lanes(ci0, cg);
-  let wv = lanes(w0, W);
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
-  for (var oi = 0u; oi < og; oi++) {
-    let o = g * og + oi;
-    for (var i = 0u; i < KH; i++) {
-      let p = source(vec4<u32>(h), i, sh, dh, ph, OH).x;
-      if (p < 0) { continue; }
-      for (var j = 0u; j < KW; j++) {
-        let q = source(wv, j, sw, dw, pw, OW);
-        let hit = q >= vec4<i32>(0);
-        let cq = vec4<u32>(max(q, vec4<i32>(0)));
-        let pp = u32(p);
-        let dy = select(vec4<f32>(0.0), vec4<f32>(In0[y_at(n, o, pp, cq.x)], In0[y_at(n, o, pp, cq.y)], In0[y_at(n, o, pp, cq.z)], In0[y_at(n, o, pp, cq.w)]), hit);
-        acc0 = fma(vec4<f32>(In1[w_at(o, ci.x, i, j)]), dy, acc0);
-        acc1 = fma(vec4<f32>(In1[w_at(o, ci.y, i, j)]), dy, acc1);
-        acc2 = fma(vec4<f32>(In1[w_at(o, ci.z, i, j)]), dy, acc2);
-        acc3 = fma(vec4<f32>(In1[w_at(o, ci.w, i, j)]), dy, acc3);
-      }
-    }
-  }
-  let c0 = g * cg + ci0;
-  let cEnd = g * cg + cg;
-  store_x(n, c0, cEnd, h, w0, W, acc0);
-  store_x(n, c0 + 1u, cEnd, h, w0, W, acc1);
-  store_x(n, c0 + 2u, cEnd, h, w0, W, acc2);
-  store_x(n, c0 + 3u, cEnd, h, w0, W, acc3);
-}
-
-fn store_x(n: u32, c: u32, cEnd: u32, h: u32, w0: u32, W: u32, v: vec4<f32>) {
-  if (c >= cEnd) { return; }
-  Out[x_at(n, c, h, w0)] = v.x;
-  if (w0 + 1u < W) { Out[x_at(n, c, h, w0 + 1u)] = v.y; }
-  if (w0 + 2u < W) { Out[x_at(n, c, h, w0 + 2u)] = v.z; }
-  if (w0 + 3u < W) { Out[x_at(n, c, h, w0 + 3u)] = v.w; }
-}
-
-/**
- * dw from x (In0) and dy (In1). Threads by [KH * KW, groups * ceil(O/groups / 4), ceil(C/groups / 4)]:
- * four output channels by four input channels of one group, at one kernel tap, summed over N, OH, OW.
- */
-@compute @workgroup_size(64)
-fn gradWeight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  var t = flat_id(gid, nwg, 64u);
-  if (t >= u(33u)) { return; }
-  let N = u(0u); let H = u(2u); let W = u(3u); let OH = u(5u); let OW = u(6u); let KW = u(8u);
-  let sh = u(9u); let sw = u(10u); let dh = u(11u); let dw = u(12u); let ph = u(13u); let pw = u(14u);
-  let cg = u(15u); let og = u(16u);
-  let tilesO = (og + 3u) / 4u; let tilesC = (cg + 3u) / 4u;
-  let ci0 = (t % tilesC) * 4u; t /= tilesC;
-  let ot = t % (u(32u) * tilesO); t /= u(32u) * tilesO;
-  let i = t / KW; let j = t % KW;
-  let g = ot / tilesO;
-  let o0 = g * og + (ot % tilesO) * 4u;
-  let o = lanes(o0, g * og + og);
-  let c = vec4<u32>(g * cg) + lanes(ci0, cg);
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
-  for (var n = 0u; n < N; n++) {
-    for (var p = 0u; p < OH; p++) {
-      let iy = i32(p * sh + i * dh) - i32(ph);
-      if (iy < 0 || iy >= i32(H)) { continue; }
-      for (var q = 0u; q < OW; q++) {
-        let ix = i32(q * sw + j * dw) - i32(pw);
-        if (ix < 0 || ix >= i32(W)) { continue; }
-        let y = u32(iy); let x = u32(ix);
-        let xv = vec4<f32>(In0[x_at(n, c.x, y, x)], In0[x_at(n, c.y, y, x)], In0[x_at(n, c.z, y, x)], In0[x_at(n, c.w, y, x)]);
-        acc0 = fma(vec4<f32>(In1[y_at(n, o.x, p, q)]), xv, acc0);
-        acc1 = fma(vec4<f32>(In1[y_at(n, o.y, p, q)]), xv, acc1);
-        acc2 = fma(vec4<f32>(In1[y_at(n, o.z, p, q)]), xv, acc2);
-        acc3 = fma(vec4<f32>(In1[y_at(n, o.w, p, q)]), xv, acc3);
-      }
-    }
-  }
-  let oEnd = g * og + og;
-  store_w(o0, oEnd, ci0, cg, i, j, acc0);
-  store_w(o0 + 1u, oEnd, ci0, cg, i, j, acc1);
-  store_w(o0 + 2u, oEnd, ci0, cg, i, j, acc2);
-  store_w(o0 + 3u, oEnd, ci0, cg, i, j, acc3);
-}
-
-fn store_w(o: u32, oEnd: u32, ci0: u32, cg: u32, i: u32, j: u32, v: vec4<f32>) {
-  if (o >= oEnd) { return; }
-  Out[w_at(o, ci0, i, j)] = v.x;
-  if (ci0 + 1u < cg) { Out[w_at(o, ci0 + 1u, i, j)] = v.y; }
-  if (ci0 + 2u < cg) { Out[w_at(o, ci0 + 2u, i, j)] = v.z; }
-  if (ci0 + 3u < cg) { Out[w_at(o, ci0 + 3u, i, j)] = v.w; }
+fn store_row(G: Geo, r: u32, c0: u32, M: u32, NC: u32, v: vec4<f32>) {
+  if (r >= M) { return; }
+  {{MODE}}_store(G, r, c0, v.x);
+  if (c0 + 1u < NC) { {{MODE}}_store(G, r, c0 + 1u, v.y); }
+  if (c0 + 2u < NC) { {{MODE}}_store(G, r, c0 + 2u, v.z); }
+  if (c0 + 3u < NC) { {{MODE}}_store(G, r, c0 + 3u, v.w); }
 }

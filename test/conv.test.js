@@ -11,9 +11,10 @@ const fixtures = await (await fetch(new URL('./fixtures/conv.json', import.meta.
 const T = (t, opts = {}) => sn.tensor(t.data, t.shape, opts);
 const TOL = { atol: 2e-5, rtol: 1e-4 };
 
-for (const backend of ['webgpu', 'wasm', 'cpu']) {
+for (const backend of ['webgpu', 'webgpu:workgroup', 'wasm', 'cpu']) {
   describe(`conv2d against PyTorch (${backend})`, () => {
-    before(() => sn.init({ backend }));
+    const [kind, kernels] = backend.split(':');
+    before(() => sn.init({ backend: kind, ...(kernels && { kernels }) }));
     for (const c of fixtures.cases) {
       it(c.name, async () => {
         const x = T(c.input, { requiresGrad: true });
@@ -31,11 +32,15 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
   });
 }
 
-/** Runs `fn(rng)` (which returns named tensors to read) on each backend and compares every result with the CPU's. */
-async function againstOracle(name, fn, backends = ['webgpu', 'wasm']) {
+/**
+ * Runs `fn(rng)` (which returns named tensors to read) on each backend and compares every result with the CPU's.
+ * 'webgpu' runs the direct kernels this software adapter gets, 'webgpu:workgroup' the tiled ones GPUs get.
+ */
+async function againstOracle(name, fn, backends = ['webgpu', 'webgpu:workgroup', 'wasm']) {
   const results = {};
   for (const backend of ['cpu', ...backends]) {
-    await sn.init({ backend });
+    const [kind, kernels] = backend.split(':');
+    await sn.init({ backend: kind, ...(kernels && { kernels }) });
     const out = fn(mulberry32(7));
     results[backend] = Object.fromEntries(await Promise.all(Object.entries(out).map(async ([k, t]) => [k, { shape: t.shape, data: await t.data() }])));
   }
@@ -58,6 +63,9 @@ const NCHW_CASES = [
   ['stride [3, 2], kernel larger than the stride, no bias', [2, 6, 11, 9], [9, 6, 4, 3], { stride: [3, 2] }, false],
   ['groups 3, 6 -> 9 channels', [2, 6, 8, 10], [9, 2, 3, 3], { groups: 3, padding: [0, 2] }, true],
   ['depthwise, 5 channels, stride 2', [1, 5, 9, 13], [5, 1, 3, 3], { groups: 5, stride: 2, padding: 1 }, true],
+  ['13x11, 3 -> 5 channels, stride 2, padding 1, dilation 2', [1, 3, 13, 11], [5, 3, 3, 3], { stride: 2, padding: 1, dilation: 2 }, true],
+  // Over 64 output channels and 64 sums per grad-weight element: several 64x64 tiles and K panels.
+  ['70 output channels, batch 3 (several tiles each way)', [3, 4, 9, 10], [70, 4, 3, 3], { padding: 1 }, true],
 ];
 
 describe('conv2d kernels against the CPU oracle (NCHW)', () => {
@@ -96,7 +104,7 @@ function kerasConv(rng, xs, args) {
 
 describe('Keras conv2d (NHWC) kernels', () => {
   for (const [name, xs, args] of NHWC_CASES) {
-    it(`${name}: WebGPU and wasm against the CPU oracle`, async () => {
+    it(`${name}: WebGPU (both kernel variants) and wasm against the CPU oracle`, async () => {
       await againstOracle(name, (rng) => {
         const { layer, x, y } = kerasConv(rng, xs, args);
         return { y, gx: x.grad, gk: layer.kernel.grad, ...(layer.bias && { gb: layer.bias.grad }) };

@@ -122,7 +122,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
     case 'gather':
     case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0], words);
     case 'rand': return { code: withPrelude(randSrc, words), bindings: [0] };
-    case 'conv': return convCode(k, words);
+    case 'conv': return convCode(k, opts, words);
     case 'classes': return classesCode(k, inputs.length, words);
   }
 }
@@ -155,7 +155,7 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
       const dist = { uniform: 0, normal: 1, bernoulli: 2 }[k.dist];
       return { params: new Uint32Array([k.size, k.seed >>> 0, k.counter >>> 0, f32Bits(k.p), dist]), workgroups: grid(Math.ceil(k.size / 256)) };
     }
-    case 'conv': return convLaunch(k);
+    case 'conv': return convLaunch(k, opts);
     case 'classes': {
       const words = new Uint32Array(GATHER_SITE_WORD + 1);
       words.set([k.rows, k.classes, (k.ignoreIndex ?? 0) >>> 0, +(k.ignoreIndex !== null), f32Bits(k.smoothing), ['mean', 'sum', 'none'].indexOf(k.reduction), +k.softmax, f32Bits(k.gradConstant ?? 0)]);
@@ -288,37 +288,40 @@ function epilogueFn(bias: boolean, activation: ConvKernel['activation']) {
   ].join('\n');
 }
 
-/** One thread per 4x4 block of the mode's output (see shaders/conv.wgsl). */
-function convThreads(k: ConvKernel) {
+/** The mode's implicit GEMM per group, [M, NC] (see shaders/conv.wgsl). */
+function convGemm(k: ConvKernel): [number, number] {
   const [n, c, h, w, o, oh, ow, kh, kw] = k.dims;
   const cg = c / k.groups;
   const og = o / k.groups;
-  const tiles = (v: number) => Math.ceil(v / 4);
-  return k.mode === 'forward' ? n * k.groups * tiles(og) * oh * tiles(ow)
-    : k.mode === 'gradInput' ? n * k.groups * tiles(cg) * h * tiles(w)
-    : kh * kw * k.groups * tiles(og) * tiles(cg);
+  return k.mode === 'forward' ? [n * oh * ow, og] : k.mode === 'gradInput' ? [n * h * w, cg] : [og, cg * kh * kw];
 }
 
-function convLaunch(k: ConvKernel): Launch {
+function convLaunch(k: ConvKernel, opts: CodegenOptions): Launch {
   const [, c, , , o] = k.dims;
   const view = (v: ConvKernel['x']) => [v.offset, ...v.strides];
-  const threads = convThreads(k);
   const params = new Uint32Array([
     ...k.dims, ...k.stride, ...k.dilation, ...k.pad, c / k.groups, o / k.groups,
-    ...view(k.x), ...view(k.w), ...view(k.y), k.groups, threads,
+    ...view(k.x), ...view(k.w), ...view(k.y), k.groups,
   ]);
-  return { params, workgroups: grid(Math.ceil(threads / 64)) };
+  const [m, nc] = convGemm(k);
+  const tile = opts.software ? 32 : 64;
+  // Row tiles past the y limit go to further slabs along z (see shaders/conv.wgsl).
+  const rowTiles = Math.ceil(m / tile);
+  const y = Math.min(rowTiles, MAX_GROUPS);
+  const slabs = y ? Math.ceil(rowTiles / y) : 0;
+  if (k.groups * slabs > MAX_GROUPS) throw new Error(`conv2d: ${k.groups} groups of ${m} rows exceed one dispatch`);
+  return { params, workgroups: [Math.ceil(nc / tile), y, k.groups * slabs] };
 }
 
-function convCode(k: ConvKernel, words: number): KernelCode {
+function convCode(k: ConvKernel, opts: CodegenOptions, words: number): KernelCode {
   const bias = k.mode === 'forward' && !!k.bias;
   const bindings = [
     bias ? '@group(0) @binding(3) var<storage, read> Bias: array<f32>;' : '',
     `@group(0) @binding(${bias ? 4 : 3}) var<storage, read_write> Out: array<f32>;`,
   ].join('\n');
   const epilogue = epilogueFn(bias, k.mode === 'forward' ? k.activation : null);
-  const code = withPrelude(fill(convSrc, { BINDINGS: bindings, EPILOGUE: epilogue }), words);
-  return { code, bindings: bias ? [0, 1, 2, 3] : [0, 1, 2], entryPoint: k.mode };
+  const code = withPrelude(fill(convSrc, { BINDINGS: bindings, EPILOGUE: epilogue, MODE: k.mode }), words);
+  return { code, bindings: bias ? [0, 1, 2, 3] : [0, 1, 2], entryPoint: opts.software ? 'direct' : 'tiled' };
 }
 
 /**
