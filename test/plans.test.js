@@ -58,6 +58,22 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       await expectSameWithAndWithout(make, x, y, { epochs: 3, batchSize: 16, validationSplit: 0.2, shuffle: true });
     });
 
+    it('a plan recorded in the first epoch replays in every later one, shuffled or not, with validation plans kept too', async () => {
+      const { x, y } = data(80, 9, 3, 21);
+      const make = () => {
+        const m = sn.sequential([sn.layers.dense({ units: 11, activation: 'tanh', inputShape: [9] }), sn.layers.dense({ units: 3, activation: 'softmax' })]);
+        m.compile({ optimizer: 'adam', loss: 'categorical_crossentropy', metrics: ['accuracy'] });
+        return m;
+      };
+      for (const shuffle of [false, true]) {
+        // 64 training rows (4 batches of 16) and 16 validation rows (one batch) over 5 epochs: one plan each.
+        const opts = { epochs: 5, batchSize: 16, validationSplit: 0.2, shuffle };
+        await expectSameWithAndWithout(make, x, y, opts);
+        const on = await train(true, make, x, y, opts);
+        expect({ recorded: on.recorded, replayed: on.replayed }, `shuffle ${shuffle}`).to.deep.equal({ recorded: 2, replayed: 5 * 5 - 2 });
+      }
+    });
+
     it('an embedding (gather and scatter-add kernels) with RMSprop replays exactly', async () => {
       // Indices distinct within each batch of 10 rows: WebGPU's scatter-add adds colliding
       // gradients in whatever order its atomics meet, so collisions are not bit-reproducible.

@@ -130,8 +130,36 @@ interface BatchStep {
   toFree: number[];
 }
 
+/**
+ * What a sweep's plans are bound to: the sums they add into, the batch count, the data they copy
+ * rows from (the page's tensors, or this sweep's permutation of them). Kept across a fit's epochs
+ * (rewritten in place at each start), so the plans recorded in the first epoch replay in all.
+ */
+interface SweepState {
+  sums: WT[];
+  batches: WT;
+  sources: WT[];
+  /** The programs the sweep runs (without dead ops): the keys of `plans`. */
+  programs: Record<number, ProgramSpec>;
+  /** Null when plans are off. */
+  plans: Map<ProgramSpec, StepPlan | null> | null;
+  toFree: Map<ProgramSpec, number[]>;
+  /** Sweeps run on this state so far. */
+  sweeps: number;
+}
+
+function disposeState({ sums, batches, sources, plans }: SweepState) {
+  for (const t of [...sums, ...sources]) t.release();
+  for (const plan of plans?.values() ?? []) plan?.dispose();
+  batches.release();
+}
+
 export class FitLoop {
   private stopRequested = false;
+  /** Sweep states by spec while a fit runs (its epochs and validations); null outside fit. */
+  private kept: Map<EvalSpec, SweepState> | null = null;
+  /** Device losses when the kept states were made. */
+  private keptAt = 0;
 
   constructor(private host: FitHost) {}
 
@@ -151,76 +179,107 @@ export class FitLoop {
 
   /**
    * Runs `programs` over the data in batches, adding each output (times the batch size)
-   * into device-side sums. Returns the sums; `onBatch` sees running means when asked for.
+   * into device-side sums. Returns the sums (the caller releases them); `onBatch` sees running
+   * means when asked for. Within a fit, with plans on, what the steps' plans are bound to
+   * (sums, batch count, data) is kept for the next sweep of the same spec (see Kept).
    */
   private async sweep(spec: EvalSpec, programs: Record<number, ProgramSpec>, perm: Int32Array | null, onBatch?: (batch: number, sums: WT[], seen: number) => Promise<void> | void) {
-    const { ctx } = this.host;
-    programs = Object.fromEntries(Object.entries(programs).map(([b, p]) => [b, withoutDeadOps(p)]));
-    const xs = spec.x.map((id) => this.host.get(id));
-    const ys = spec.y.map((id) => this.host.get(id));
-    const n = xs[0].shape[0];
-    const outputs = Object.values(programs)[0]?.outputs.length ?? 0;
-    // The sums; the first batch whose loss (output 0) is not finite, or -1 (tracked on the device, read with the
-    // sums); and the batches run so far, on the device, so that every batch's step is the same kernels.
-    // Made in a scope, so that their one owner is this sweep (outside any scope the context would keep them forever).
-    const [batches, ...sums] = ctx.scoped(() => {
-      const scalars = Array.from({ length: outputs + 2 }, () => ctx.empty([]).retain());
-      // Set in kernels of up to 8 outputs (a stage's storage bindings), not one kernel each.
-      for (let i = 0; i < scalars.length; i += 8) {
-        const some = scalars.slice(i, i + 8);
-        ctx.mapInto(some.map((_, j) => c(i + j === outputs + 1 ? -1 : 0)), [], some);
-      }
-      return scalars;
-    });
-    // What each program leaves to free after a run, worked out once rather than per batch.
-    const toFree = new Map(Object.values(programs).map((p) => [p, [...p.inputs, ...createdIds(p.commands)]]));
-    const plans = this.host.plans.on ? new Map<ProgramSpec, StepPlan | null>() : null;
+    const keep = this.kept && this.host.plans.on;
+    const state = this.kept?.get(spec) ?? this.sweepState(spec, programs, perm);
+    if (keep) this.kept!.set(spec, state);
+    const { sums, batches, plans, toFree } = state;
+    const n = state.sources[0].shape[0];
+    const outputs = sums.length - 1;
     const inFlight: Promise<void>[] = [];
     let lastYield = performance.now();
     try {
-      const [xp, yp] = ctx.scoped(() => {
-        const px = perm ? xs.map((t) => this.permuted(t, perm)) : xs;
-        const py = perm ? ys.map((t) => this.permuted(t, perm)) : ys;
-        for (const t of [...px, ...py]) t.retain();
-        return [px, py];
-      });
-      const sources = [...xp, ...yp];
-      try {
-        let batch = 0;
-        for (let start = 0; start < n; start += spec.batchSize, batch++) {
-          const end = Math.min(n, start + spec.batchSize);
-          const program = programs[end - start];
-          await this.host.turns.take();
-          try {
-            if (this.stopRequested) break;
-            const batchStep: BatchStep = { program, sources, start, end, sums, batches, toFree: toFree.get(program)! };
-            const plan = plans?.get(program);
-            if (plan) this.replay(plan, batchStep);
-            else if (plans && plan === undefined) this.record(plans, batchStep);
-            else this.runBatch(batchStep);
-            this.host.flush();
-          } finally {
-            this.host.turns.pass();
-          }
-          inFlight.push(this.host.done());
-          if (inFlight.length > MAX_STEPS_IN_FLIGHT) await inFlight.shift();
-          if (onBatch) await onBatch(batch, sums.slice(0, outputs), end);
-          if (performance.now() - lastYield > 50) {
-            await yieldToMessages();
-            lastYield = performance.now();
-          }
+      if (state.sweeps++ > 0) this.restart(state, spec, perm);
+      let batch = 0;
+      for (let start = 0; start < n; start += spec.batchSize, batch++) {
+        const end = Math.min(n, start + spec.batchSize);
+        const program = state.programs[end - start];
+        await this.host.turns.take();
+        try {
+          if (this.stopRequested) break;
+          const batchStep: BatchStep = { program, sources: state.sources, start, end, sums, batches, toFree: toFree.get(program)! };
+          const plan = plans?.get(program);
+          if (plan) this.replay(plan, batchStep);
+          else if (plans && plan === undefined) this.record(plans, batchStep);
+          else this.runBatch(batchStep);
+          this.host.flush();
+        } finally {
+          this.host.turns.pass();
         }
-        await Promise.all(inFlight);
-      } finally {
-        for (const t of sources) t.release();
-        for (const plan of plans?.values() ?? []) plan?.dispose();
-        batches.release();
+        inFlight.push(this.host.done());
+        if (inFlight.length > MAX_STEPS_IN_FLIGHT) await inFlight.shift();
+        if (onBatch) await onBatch(batch, sums.slice(0, outputs), end);
+        if (performance.now() - lastYield > 50) {
+          await yieldToMessages();
+          lastYield = performance.now();
+        }
       }
-      return sums;
+      await Promise.all(inFlight);
     } catch (e) {
-      for (const s of sums) s.release();
+      if (!keep) disposeState(state);
       throw e;
     }
+    for (const s of sums) s.retain();
+    if (!keep) disposeState(state);
+    return sums;
+  }
+
+  /** A sweep's first state: zeroed sums, the data in this sweep's order, no plans yet. */
+  private sweepState(spec: EvalSpec, specPrograms: Record<number, ProgramSpec>, perm: Int32Array | null): SweepState {
+    const { ctx } = this.host;
+    const programs = Object.fromEntries(Object.entries(specPrograms).map(([b, p]) => [b, withoutDeadOps(p)]));
+    const xs = spec.x.map((id) => this.host.get(id));
+    const ys = spec.y.map((id) => this.host.get(id));
+    const outputs = Object.values(programs)[0]?.outputs.length ?? 0;
+    // Made in a scope, so that their one owner is the state (outside any scope the context would keep them forever).
+    return ctx.scoped(() => {
+      const [batches, ...sums] = Array.from({ length: outputs + 2 }, () => ctx.empty([]).retain());
+      const state: SweepState = {
+        sums,
+        batches,
+        sources: [...xs, ...ys].map((t) => (perm ? this.permuted(t, perm) : t).retain()),
+        programs,
+        plans: this.host.plans.on ? new Map<ProgramSpec, StepPlan | null>() : null,
+        // What each program leaves to free after a run, worked out once rather than per batch.
+        toFree: new Map(Object.values(programs).map((p) => [p, [...p.inputs, ...createdIds(p.commands)]])),
+        sweeps: 0,
+      };
+      this.zero(state);
+      return state;
+    });
+  }
+
+  /**
+   * The batch count and sums at 0, the first-bad-batch marker at -1, in kernels of up to 8 outputs (a
+   * stage's storage bindings), not one kernel each.
+   */
+  private zero({ batches, sums }: SweepState) {
+    const scalars = [batches, ...sums];
+    for (let i = 0; i < scalars.length; i += 8) {
+      const some = scalars.slice(i, i + 8);
+      this.host.ctx.mapInto(some.map((_, j) => c(i + j === scalars.length - 1 ? -1 : 0)), [], some);
+    }
+  }
+
+  /** A kept state for another sweep: sums and batch count zeroed and this sweep's order written into the same storages, in place. */
+  private restart(state: SweepState, spec: EvalSpec, perm: Int32Array | null) {
+    const { ctx } = this.host;
+    const { sources } = state;
+    ctx.scoped(() => {
+      this.zero(state);
+      if (!perm) return;
+      [...spec.x, ...spec.y].forEach((id, i) => ctx.mapInto([x(0)], [this.permuted(this.host.get(id), perm)], [sources[i]]));
+    });
+  }
+
+  /** Lets go of what sweeps kept (fit's end, or a device loss: plans compiled on the lost device do not replay on the new one). */
+  private dropKept() {
+    for (const state of this.kept?.values() ?? []) disposeState(state);
+    this.kept?.clear();
   }
 
   /**
@@ -299,15 +358,32 @@ export class FitLoop {
   async fit(spec: FitSpec, events: FitEvents): Promise<void> {
     this.stopRequested = false;
     const n = this.host.get(spec.x[0]).shape[0];
-    const { ctx } = this.host;
     // Where each committed host copy of this fit resumes: its epoch and the random counter then.
     const resumes = new Map<number, { epoch: number; randCounter: number }>();
-    let resumed = 0;
     await events.onTrainBegin?.();
+    this.kept = new Map();
+    this.keptAt = await this.host.losses();
+    try {
+      await this.epochs(spec, events, n, resumes);
+    } finally {
+      this.dropKept();
+      this.kept = null;
+    }
+    await this.host.hostCopy('at the end of fit').catch(() => {});
+    await events.onTrainEnd?.();
+  }
+
+  private async epochs(spec: FitSpec, events: FitEvents, n: number, resumes: Map<number, { epoch: number; randCounter: number }>) {
+    const { ctx } = this.host;
+    let resumed = 0;
     for (let epoch = spec.initialEpoch; epoch < spec.epochs && !this.stopRequested; epoch++) {
       const at = { epoch, randCounter: ctx.randCounter };
       this.host.hostCopy(`at the start of fit epoch ${epoch}`).then((point) => point && resumes.set(point, at), () => {});
       const losses = await this.host.losses();
+      if (losses !== this.keptAt) {
+        this.dropKept();
+        this.keptAt = losses;
+      }
       await events.onEpochBegin?.(epoch);
       let logs: Record<string, number>;
       try {
@@ -330,8 +406,6 @@ export class FitLoop {
       const stop = await events.onEpochEnd?.(epoch, logs);
       if (stop) this.stopRequested = true;
     }
-    await this.host.hostCopy('at the end of fit').catch(() => {});
-    await events.onTrainEnd?.();
   }
 
   /** One epoch of training, then validation: the epoch's logs. */
