@@ -12,6 +12,7 @@ import { backward } from './autograd.js';
 import { Ctx } from './ctx.js';
 import { TensorTable } from './liveness.js';
 import { FitLoop, Turns, type FitHost } from './fit.js';
+import { LoopReplay } from './replay.js';
 import { OPS } from './ops/index.js';
 import { UPDATES } from './ops/optim.js';
 import type { WT } from './tensor.js';
@@ -47,6 +48,8 @@ export class Engine {
    * non-finite one (-1: none), read by the next read or sync.
    */
   private anomaly: { on: boolean; marker: WT; sites: string[] } | null = null;
+  /** The op stream's repeated steps, replayed as plans (worker/replay.ts). */
+  private loops!: LoopReplay;
   /** Device losses recovered from, and the host copy the latest one restored. */
   private losses = 0;
   private restoredPoint = 0;
@@ -68,6 +71,18 @@ export class Engine {
         return allocatedBytes - pooledBytes;
       },
     );
+    const engine = this;
+    this.loops = new LoopReplay({
+      ctx: this.ctx,
+      tensors: this.tensors,
+      run: (cmd) => {
+        this.ctx.scoped(() => this.command(cmd));
+        this.tensors.relieve();
+      },
+      apply: (name, inputs, attrs) => this.apply(name, inputs, attrs),
+      optimizerStepped: () => this.optimizerSteps++,
+      get blocked() { return !!engine.anomaly; },
+    });
     this.hostCopyEvery = opts.hostCopyEvery ?? 100;
     if (backend instanceof WebGpuBackend) {
       backend.onRecovered = (r) => this.recovered(r);
@@ -81,11 +96,9 @@ export class Engine {
     if (this.recovering) await this.settle();
     try {
       // One scope per command, so that between commands the table alone holds what may be evicted.
-      for (const cmd of batch) {
-        this.ctx.scoped(() => this.command(cmd));
-        this.tensors.relieve();
-      }
+      for (const cmd of batch) this.loops.push(cmd);
     } catch (e) {
+      this.loops.abandon();
       this.error ??= e instanceof Error ? e : new Error(String(e));
     }
     this.backend.flush();
@@ -115,6 +128,8 @@ export class Engine {
   /** The engine runs on a new device: the next read or sync reports what was restored and what was lost. */
   private recovered({ why, point }: Recovery) {
     this.losses++;
+    // Its plan was compiled on the lost device: recorded again on the new one.
+    this.loops.reset();
     this.restoredPoint = point;
     // The anomaly marker is the engine's own, never copied: it starts over.
     if (this.anomaly) {
@@ -324,6 +339,7 @@ export class Engine {
 
   async read(id: number): Promise<ReadResult> {
     if (this.recovering) await this.settle();
+    this.drain();
     this.takeError();
     const t = this.get(id);
     this.checkNotLost(t, id);
@@ -350,11 +366,24 @@ export class Engine {
   /** Fit's step plans: on unless a test compares them with op-by-op steps; counts for those tests. */
   private plans = { on: true, recorded: 0, replayed: 0, refused: 0 };
 
-  /** @internal Test switch: step plans on or off; returns what plans did so far. */
+  /** @internal Test switch: step plans (fit's and the op stream's) on or off; returns what plans did so far. */
   _stepPlans(on: boolean) {
     const { recorded, replayed, refused } = this.plans;
+    this.drain();
     this.plans.on = on;
-    return { recorded, replayed, refused };
+    if (!on) this.loops.reset();
+    this.loops.on = on;
+    return { recorded, replayed, refused, loop: { ...this.loops.counts } };
+  }
+
+  /** Runs a step the op stream holds back (see LoopReplay): whatever comes next needs its results. */
+  private drain() {
+    try {
+      this.loops.drain();
+    } catch (e) {
+      this.loops.abandon();
+      this.error ??= e instanceof Error ? e : new Error(String(e));
+    }
   }
 
   /** Running fits by the page's fit id; they take turns batch by batch. */
@@ -400,6 +429,7 @@ export class Engine {
   /** Keras fit: the whole epoch loop runs here; events go back to the page. Fits of several models interleave. */
   async fit(spec: FitSpec, events: FitEvents) {
     await this.settle();
+    this.drain();
     this.takeError();
     const loop = new FitLoop(this.host());
     this.fits.set(spec.fitId, loop);
@@ -421,6 +451,7 @@ export class Engine {
 
   async evaluate(spec: EvalSpec): Promise<number[]> {
     await this.settle();
+    this.drain();
     this.takeError();
     try {
       return await new FitLoop(this.host()).evaluate(spec);
@@ -431,6 +462,7 @@ export class Engine {
 
   async sync(): Promise<void> {
     await this.settle();
+    this.drain();
     try {
       this.backend.flush();
       this.backend.trim();
@@ -452,6 +484,8 @@ export class Engine {
   }
 
   memory() {
+    this.drain();
+    this.backend.flush();
     return { liveTensors: this.tensors.size, evictedTensors: this.tensors.evicted, ...this.backend.memory(), kernels: this.ctx.kernels, deviceLosses: this.losses };
   }
 
@@ -477,6 +511,7 @@ export class Engine {
 
   /** Creates staged tensors (from loadCheckpoint or decodeSafetensors) under the page's ids; [] drops them. */
   adoptTensors(token: number, entries: [key: string, id: number][]) {
+    this.drain();
     const raws = this.checkpoints.take(token, entries.map(([key]) => key));
     this.ctx.scoped(() => entries.forEach(([, id], i) => this.set(id, this.ctx.fromData(raws[i].data, raws[i].shape, raws[i].dtype))));
     this.backend.flush();

@@ -3,8 +3,12 @@
 // compiled by the backend into a plan that replays the same launches on the
 // same storages without interpreting a command, generating a kernel or (on
 // WebGPU) creating a bind group. What may differ between runs is patched at
-// replay: random counters, and kernels the caller tagged (a batch's rows). Results are
-// bit-identical to op-by-op execution, because the launches are the same.
+// replay: random counters, kernels the caller tagged (a batch's rows) and uploads it
+// tagged (an imperative loop's new data). Results are bit-identical to op-by-op
+// execution, because the launches are the same. A step may leave tensors behind for the
+// page (an imperative loop's outputs and gradients: its exports); the plan lends those
+// storages to the page's tensors and, while the page still holds last step's, replays
+// into fresh ones instead (worker/replay.ts).
 
 import type { DType } from '../lib/shape.js';
 import type { Backend, CompiledSteps, Launch, Prepared, Storage, TypedArray } from './backend/backend.js';
@@ -14,10 +18,11 @@ import type { Ctx } from './ctx.js';
 /** Who caused a launch: the caller's number for it (a command's index), or none. */
 export type Tag = number | undefined;
 
-/** Data the step uploads (a 'data' command's values): the same at every replay. */
+/** Data the step uploads (a 'data' command's values): the same at every replay, unless tagged and the caller gives new values. */
 interface Upload {
   target: Storage;
   data: TypedArray;
+  tag: Tag;
 }
 
 /** A new kernel (same structure and storages) for a launch made under `tag`, or undefined to replay it as recorded. */
@@ -38,8 +43,12 @@ class Recorder implements Backend {
   private temps = new Set<Storage>();
   private kept = new Set<Storage>();
   private used = new Set<Storage>();
+  /** After recording: storages the step left behind that the plan owns, and those of them some tensor holds now. */
+  exports: Set<Storage> | null = null;
+  readonly lent = new Set<Storage>();
 
-  constructor(readonly inner: Backend) {}
+  /** `allowExports`: the step may leave tensors behind (see StepPlan.exports). */
+  constructor(readonly inner: Backend, private allowExports = false) {}
 
   get name() { return this.inner.name; }
   get maxBufferBytes() { return this.inner.maxBufferBytes; }
@@ -51,6 +60,11 @@ class Recorder implements Backend {
   }
 
   free(s: Storage): void {
+    // A plan's export comes back to the plan, which replays into it again.
+    if (this.exports?.has(s)) {
+      this.lent.delete(s);
+      return;
+    }
     if (this.recording && this.temps.has(s)) {
       this.kept.add(s);
       return;
@@ -63,7 +77,7 @@ class Recorder implements Backend {
   write(s: Storage, data: TypedArray): void {
     // Replays upload before their first launch, so only fresh storages may be written.
     if (!this.temps.has(s) || this.used.has(s)) this.failure ??= 'the step writes a tensor that kernels use';
-    this.uploads.push({ target: s, data });
+    this.uploads.push({ target: s, data, tag: this.tag });
     this.inner.write(s, data);
   }
 
@@ -88,10 +102,16 @@ class Recorder implements Backend {
   /** Ends recording; returns the storages the plan owns, or null (they went back to the backend) when the step cannot be replayed. */
   stop(): Storage[] | null {
     this.recording = false;
-    if (this.kept.size !== this.temps.size) this.failure ??= 'tensors the step makes outlive it';
-    if (this.failure === null) return [...this.kept];
-    for (const s of this.kept) this.inner.free(s);
-    return null;
+    const left = [...this.temps].filter((s) => !this.kept.has(s));
+    if (left.length && !this.allowExports) this.failure ??= 'tensors the step makes outlive it';
+    if (this.failure !== null) {
+      for (const s of this.kept) this.inner.free(s);
+      return null;
+    }
+    // Those left are held by the step's tensors: lent from the start.
+    this.exports = new Set(left);
+    for (const s of left) this.lent.add(s);
+    return [...this.kept];
   }
 }
 
@@ -99,9 +119,12 @@ export class StepPlan {
   private compiled: CompiledSteps;
   private randLaunches: number[];
   private tagged: number[];
+  private exportOrder: Storage[];
 
   private constructor(
     private backend: Backend,
+    /** Gives back the exports lent to tensors (Buf.release calls its free). */
+    readonly lender: Recorder,
     private launches: (Launch & { tag: Tag })[],
     private uploads: Upload[],
     private owned: Storage[],
@@ -110,6 +133,7 @@ export class StepPlan {
     private counters: number,
   ) {
     this.compiled = backend.compile(launches);
+    this.exportOrder = [...(lender.exports ?? [])];
     this.randLaunches = launches.flatMap((l, i) => (l.kernel.kind === 'rand' ? [i] : []));
     this.tagged = launches.flatMap((l, i) => (l.tag !== undefined ? [i] : []));
   }
@@ -119,15 +143,17 @@ export class StepPlan {
    * replayed (it keeps tensors it made, or changes ones kernels read); the step ran either way.
    * `step` tags what it does through the recorder it is given.
    */
-  static record(ctx: Ctx, step: (tag: (t: Tag) => void) => void): StepPlan | null {
+  static record(ctx: Ctx, step: (tag: (t: Tag) => void) => void, { exports = false } = {}): StepPlan | null {
     ctx.materialiseAll();
     const real = ctx.backend;
-    const recorder = new Recorder(real);
+    const recorder = new Recorder(real, exports);
     const { seed, randCounter } = ctx;
     ctx.backend = recorder;
     let owned: Storage[] | null;
     try {
       step((t) => (recorder.tag = t));
+      // What the step left lazy is computed inside it, so every export holds memory.
+      if (exports) ctx.materialiseAll();
     } catch (e) {
       recorder.failure ??= 'the step failed';
       throw e;
@@ -138,10 +164,52 @@ export class StepPlan {
     // Random kernels replay with later counters of the engine's seed; a step that reseeds does not replay.
     if (owned && recorder.launches.some((l) => l.kernel.kind === 'rand' && l.kernel.seed !== seed)) {
       for (const s of owned) real.free(s);
+      recorder.exports = null;
       owned = null;
     }
     if (!owned) return null;
-    return new StepPlan(real, recorder.launches, recorder.uploads, owned, randCounter, ctx.randCounter - randCounter);
+    return new StepPlan(real, recorder, recorder.launches, recorder.uploads, owned, randCounter, ctx.randCounter - randCounter);
+  }
+
+  /** Storages the step left held by tensors (allowed with `exports`), in a fixed order; a replay writes them again. */
+  get exports(): readonly Storage[] {
+    return this.exportOrder;
+  }
+
+  /** Kernels launched under `tag`. */
+  launchesTagged(tag: number): Kernel[] {
+    return this.launches.filter((l) => l.tag === tag).map((l) => l.kernel);
+  }
+
+  /** Whether a tensor still holds this export (the one lent at the last run). */
+  isLent(s: Storage) {
+    return this.lender.lent.has(s);
+  }
+
+  /** Marks an export as lent to a new tensor, whose release gives it back. */
+  lend(s: Storage) {
+    this.lender.lent.add(s);
+  }
+
+  /**
+   * The exports still held (by last run's tensors) are left to their holders, freed to the backend
+   * when they let go; the plan replays into fresh storages instead (its launches rebound).
+   */
+  renewLent() {
+    const exports = this.lender.exports!;
+    const fresh = new Map<Storage, Storage>();
+    for (const s of exports) if (this.lender.lent.has(s)) fresh.set(s, this.backend.alloc(s.size, s.dtype));
+    if (!fresh.size) return;
+    for (const [old, s] of fresh) {
+      exports.delete(old);
+      exports.add(s);
+    }
+    this.exportOrder = this.exportOrder.map((s) => fresh.get(s) ?? s);
+    const swap = (list: Storage[]) => list.map((s) => fresh.get(s) ?? s);
+    this.launches = this.launches.map((l) => ({ ...l, inputs: swap(l.inputs), outputs: swap(l.outputs) }));
+    this.uploads = this.uploads.map((u) => ({ ...u, target: fresh.get(u.target) ?? u.target }));
+    this.compiled.dispose();
+    this.compiled = this.backend.compile(this.launches);
   }
 
   /** Kernels one replay dispatches. */
@@ -149,9 +217,11 @@ export class StepPlan {
     return this.launches.length;
   }
 
-  /** Runs the step again: uploads first, then every launch, in one go on the backend. */
-  replay(ctx: Ctx, patch?: KernelPatch) {
-    for (const u of this.uploads) this.backend.write(u.target, u.data);
+  /** Runs the step again: uploads first (tagged ones with `data`'s values where it gives some), then every launch, in one go on the backend. */
+  replay(ctx: Ctx, patch?: KernelPatch, data?: (tag: number) => TypedArray | undefined) {
+    // Lazy results made since (a page's clone of a weight) may read what the step writes: computed first, as op by op.
+    ctx.materialiseAll();
+    for (const u of this.uploads) this.backend.write(u.target, (u.tag !== undefined && data?.(u.tag)) || u.data);
     const changed = new Map<number, Kernel>();
     for (const i of this.tagged) {
       const { tag, kernel } = this.launches[i];
@@ -172,5 +242,9 @@ export class StepPlan {
     this.compiled.dispose();
     for (const s of this.owned) this.backend.free(s);
     this.owned = [];
+    // Exports no tensor holds go back now; held ones when their holders let go.
+    const exports = this.lender.exports;
+    this.lender.exports = null;
+    for (const s of exports ?? []) if (!this.lender.lent.has(s)) this.backend.free(s);
   }
 }
