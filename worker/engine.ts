@@ -129,7 +129,7 @@ export class Engine {
   private recovered({ why, point }: Recovery) {
     this.losses++;
     // Its plan was compiled on the lost device: recorded again on the new one.
-    this.loops.reset();
+    this.loops.dropPlan();
     this.restoredPoint = point;
     // The anomaly marker is the engine's own, never copied: it starts over.
     if (this.anomaly) {

@@ -205,11 +205,8 @@ export class StepPlan {
       exports.add(s);
     }
     this.exportOrder = this.exportOrder.map((s) => fresh.get(s) ?? s);
-    const swap = (list: Storage[]) => list.map((s) => fresh.get(s) ?? s);
-    this.launches = this.launches.map((l) => ({ ...l, inputs: swap(l.inputs), outputs: swap(l.outputs) }));
     this.uploads = this.uploads.map((u) => ({ ...u, target: fresh.get(u.target) ?? u.target }));
-    this.compiled.dispose();
-    this.compiled = this.backend.compile(this.launches);
+    this.compiled.rebind(fresh);
   }
 
   /** Kernels one replay dispatches. */

@@ -151,14 +151,19 @@ export class LoopReplay {
     if (this.held.length) this.release();
   }
 
-  /** Drops the plan and what was learnt (switched off, or the device was replaced); held commands run first. */
+  /** Drops the plan and what was learnt (switched off); held commands run first. */
   reset() {
     this.drain();
-    this.plan?.plan.dispose();
-    this.plan = undefined;
+    this.dropPlan();
     this.template = null;
     this.previous = null;
     this.refused.clear();
+  }
+
+  /** Drops the plan (compiled on a device now lost): the next matching step records it again. */
+  dropPlan() {
+    this.plan?.plan.dispose();
+    this.plan = undefined;
   }
 
   /** Forgets a held step after a failure (the batch's remaining commands are skipped, as op by op). */

@@ -30,14 +30,21 @@ export interface Launch {
 export interface CompiledSteps {
   /** Enqueues every launch in order; `changed` replaces some launches' kernels (same structure: new counters or offsets). */
   replay(changed: Map<number, Kernel>): void;
+  /** Moves the launches from some storages to others (same sizes); what binds them is made again, nothing else. */
+  rebind(moved: Map<Storage, Storage>): void;
   dispose(): void;
 }
 
 /** Backends whose dispatch is a plain call (cpu, wasm) replay a plan by dispatching each launch again. */
-export function sequentialSteps(backend: Backend, launches: Launch[]): CompiledSteps {
+export function sequentialSteps(backend: Backend, recorded: Launch[]): CompiledSteps {
+  let launches = recorded;
   return {
     replay(changed) {
       launches.forEach((l, i) => backend.dispatch(l.prepared, changed.get(i) ?? l.kernel, l.inputs, l.outputs));
+    },
+    rebind(moved) {
+      const move = (list: Storage[]) => list.map((s) => moved.get(s) ?? s);
+      launches = launches.map((l) => ({ ...l, inputs: move(l.inputs), outputs: move(l.outputs) }));
     },
     dispose() {},
   };

@@ -396,7 +396,7 @@ export class WebGpuBackend implements Backend {
     const software = this.software;
     const steps = launches.map((l) => {
       const p = l.prepared as GpuPrepared;
-      return { p, ...launch(l.kernel, { software }), bufs: this.buffersOf(l.kernel, l.inputs, l.outputs), outputs: l.outputs as GpuStorage[], kernel: l.kernel, slot: 0 };
+      return { p, ...launch(l.kernel, { software }), bufs: this.buffersOf(l.kernel, l.inputs, l.outputs), inputs: l.inputs, outputs: l.outputs as GpuStorage[], kernel: l.kernel, slot: 0 };
     });
     let bytes = 0;
     for (const st of steps) {
@@ -407,12 +407,13 @@ export class WebGpuBackend implements Backend {
     for (const st of steps) words.set(st.params, st.slot / 4);
     const uniforms = this.device.createBuffer({ size: words.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.device.queue.writeBuffer(uniforms, 0, words);
-    const groups = steps.map((st) => {
+    const group = (st: (typeof steps)[number]) => {
       const size = Math.ceil((st.params.length * 4) / UNIFORM_SLOT) * UNIFORM_SLOT || UNIFORM_SLOT;
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniforms, offset: st.slot, size } }];
       st.p.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: st.bufs[b] } }));
       return this.device.createBindGroup({ layout: st.p.layout, entries });
-    });
+    };
+    const groups = steps.map(group);
     // The encoder the last replay went into: its uniforms must be submitted before they are overwritten.
     let lastEncoder: GPUCommandEncoder | null = null;
     return {
@@ -447,6 +448,15 @@ export class WebGpuBackend implements Backend {
           if (x * y * z > 0) pass.dispatchWorkgroups(x, y, z);
         });
         lastEncoder = this.encoder;
+      },
+      rebind: (moved) => {
+        steps.forEach((st, i) => {
+          if (![...st.inputs, ...st.outputs].some((s) => moved.has(s))) return;
+          st.inputs = st.inputs.map((s) => moved.get(s) ?? s);
+          st.outputs = st.outputs.map((s) => (moved.get(s) ?? s) as GpuStorage);
+          st.bufs = this.buffersOf(st.kernel, st.inputs, st.outputs);
+          groups[i] = group(st);
+        });
       },
       dispose: () => {
         if (lastEncoder && lastEncoder === this.encoder) this.flush();
