@@ -9,6 +9,7 @@
 
 import type { Command, FitEvents, FitSpec, EvalSpec, ProgramSpec } from '../lib/protocol.js';
 import { c, f, x } from './backend/kernel.js';
+import type { Storage } from './backend/backend.js';
 import type { Ctx } from './ctx.js';
 import type { WT } from './tensor.js';
 import { StepPlan, type Tag } from './plan.js';
@@ -265,14 +266,21 @@ export class FitLoop {
     }
   }
 
-  /** A kept state for another sweep: sums and batch count zeroed and this sweep's order written into the same storages, in place. */
+  /** A kept state for another sweep: sums and batch count zeroed in place, the data in this sweep's order (its plans moved onto it). */
   private restart(state: SweepState, spec: EvalSpec, perm: Int32Array | null) {
     const { ctx } = this.host;
     const { sources } = state;
     ctx.scoped(() => {
       this.zero(state);
       if (!perm) return;
-      [...spec.x, ...spec.y].forEach((id, i) => ctx.mapInto([x(0)], [this.permuted(this.host.get(id), perm)], [sources[i]]));
+      const moved = new Map<Storage, Storage>();
+      [...spec.x, ...spec.y].forEach((id, i) => {
+        const next = this.permuted(this.host.get(id), perm).retain();
+        moved.set(sources[i].storage, next.storage);
+        sources[i].release();
+        sources[i] = next;
+      });
+      for (const plan of state.plans?.values() ?? []) plan?.move(moved);
     });
   }
 

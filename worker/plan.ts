@@ -205,8 +205,13 @@ export class StepPlan {
       exports.add(s);
     }
     this.exportOrder = this.exportOrder.map((s) => fresh.get(s) ?? s);
-    this.uploads = this.uploads.map((u) => ({ ...u, target: fresh.get(u.target) ?? u.target }));
-    this.compiled.rebind(fresh);
+    this.move(fresh);
+  }
+
+  /** Replays from now on read and write other storages (same sizes) in place of some (fit's data, permuted anew each epoch). */
+  move(moved: Map<Storage, Storage>) {
+    this.uploads = this.uploads.map((u) => ({ ...u, target: moved.get(u.target) ?? u.target }));
+    this.compiled.rebind(moved);
   }
 
   /** Kernels one replay dispatches. */
