@@ -11,10 +11,10 @@ const fixtures = await (await fetch(new URL('./fixtures/conv.json', import.meta.
 const T = (t, opts = {}) => sn.tensor(t.data, t.shape, opts);
 const TOL = { atol: 2e-5, rtol: 1e-4 };
 
+// 'webgpu' runs the direct kernels this software adapter gets, 'webgpu:workgroup' the tiled ones GPUs get.
 for (const backend of ['webgpu', 'webgpu:workgroup', 'wasm', 'cpu']) {
   describe(`conv2d against PyTorch (${backend})`, () => {
-    const [kind, kernels] = backend.split(':');
-    before(() => sn.init({ backend: kind, ...(kernels && { kernels }) }));
+    before(() => initBackend(backend));
     for (const c of fixtures.cases) {
       it(c.name, async () => {
         const x = T(c.input, { requiresGrad: true });
@@ -32,24 +32,33 @@ for (const backend of ['webgpu', 'webgpu:workgroup', 'wasm', 'cpu']) {
   });
 }
 
-/**
- * Runs `fn(rng)` (which returns named tensors to read) on each backend and compares every result with the CPU's.
- * 'webgpu' runs the direct kernels this software adapter gets, 'webgpu:workgroup' the tiled ones GPUs get.
- */
-async function againstOracle(name, fn, backends = ['webgpu', 'webgpu:workgroup', 'wasm']) {
+/** Initialises a backend named as 'webgpu:workgroup' (kind, then kernel variant). */
+const initBackend = (backend) => {
+  const [kind, kernels] = backend.split(':');
+  return sn.init({ backend: kind, ...(kernels && { kernels }) });
+};
+
+/** The named tensors `fn(rng)` returns, read. */
+async function readAll(fn) {
+  const out = fn(mulberry32(7));
+  return Object.fromEntries(await Promise.all(Object.entries(out).map(async ([k, t]) => [k, { shape: t.shape, data: await t.data() }])));
+}
+
+function expectSame(name, backend, got, ref) {
+  for (const [k, r] of Object.entries(ref)) {
+    expect(got[k].shape, `${name} ${k} shape (${backend})`).to.deep.equal(r.shape);
+    expectClose(got[k].data, r.data, { atol: 1e-4, rtol: 1e-4, label: `${name} ${k} (${backend} vs cpu)` });
+  }
+}
+
+/** Runs `fn(rng)` (which returns named tensors to read) on each backend and compares every result with the CPU's. */
+async function againstOracle(name, fn, backends = ['webgpu', 'wasm']) {
   const results = {};
   for (const backend of ['cpu', ...backends]) {
-    const [kind, kernels] = backend.split(':');
-    await sn.init({ backend: kind, ...(kernels && { kernels }) });
-    const out = fn(mulberry32(7));
-    results[backend] = Object.fromEntries(await Promise.all(Object.entries(out).map(async ([k, t]) => [k, { shape: t.shape, data: await t.data() }])));
+    await initBackend(backend);
+    results[backend] = await readAll(fn);
   }
-  for (const backend of backends) {
-    for (const [k, ref] of Object.entries(results.cpu)) {
-      expect(results[backend][k].shape, `${name} ${k} shape (${backend})`).to.deep.equal(ref.shape);
-      expectClose(results[backend][k].data, ref.data, { atol: 1e-4, rtol: 1e-4, label: `${name} ${k} (${backend} vs cpu)` });
-    }
-  }
+  for (const backend of backends) expectSame(name, backend, results[backend], results.cpu);
 }
 
 /** A random tensor that requires grad. */
@@ -68,19 +77,18 @@ const NCHW_CASES = [
   ['70 output channels, batch 3 (several tiles each way)', [3, 4, 9, 10], [70, 4, 3, 3], { padding: 1 }, true],
 ];
 
+/** An NCHW case's output and gradients. */
+const nchwCase = ([, xs, ws, options, bias]) => (rng) => {
+  const x = param(rng, xs);
+  const w = param(rng, ws);
+  const b = bias ? param(rng, [ws[0]]) : null;
+  const y = sn.nn.functional.conv2d(x, w, b, options);
+  y.mul(sn.tensor(randomData(rng, y.size), y.shape)).sum().backward();
+  return { y, gx: x.grad, gw: w.grad, ...(b && { gb: b.grad }) };
+};
+
 describe('conv2d kernels against the CPU oracle (NCHW)', () => {
-  for (const [name, xs, ws, options, bias] of NCHW_CASES) {
-    it(name, async () => {
-      await againstOracle(name, (rng) => {
-        const x = param(rng, xs);
-        const w = param(rng, ws);
-        const b = bias ? param(rng, [ws[0]]) : null;
-        const y = sn.nn.functional.conv2d(x, w, b, options);
-        y.mul(sn.tensor(randomData(rng, y.size), y.shape)).sum().backward();
-        return { y, gx: x.grad, gw: w.grad, ...(b && { gb: b.grad }) };
-      });
-    });
-  }
+  for (const c of NCHW_CASES) it(c[0], () => againstOracle(c[0], nchwCase(c)));
 });
 
 // [name, input [N, H, W, C], Keras conv2d args]: the kernel reads NHWC and the [kH, kW, in, out] kernel in place.
@@ -102,15 +110,14 @@ function kerasConv(rng, xs, args) {
   return { layer, x, y };
 }
 
+/** An NHWC case's output and gradients. */
+const nhwcCase = ([, xs, args]) => (rng) => {
+  const { layer, x, y } = kerasConv(rng, xs, args);
+  return { y, gx: x.grad, gk: layer.kernel.grad, ...(layer.bias && { gb: layer.bias.grad }) };
+};
+
 describe('Keras conv2d (NHWC) kernels', () => {
-  for (const [name, xs, args] of NHWC_CASES) {
-    it(`${name}: WebGPU (both kernel variants) and wasm against the CPU oracle`, async () => {
-      await againstOracle(name, (rng) => {
-        const { layer, x, y } = kerasConv(rng, xs, args);
-        return { y, gx: x.grad, gk: layer.kernel.grad, ...(layer.bias && { gb: layer.bias.grad }) };
-      });
-    });
-  }
+  for (const c of NHWC_CASES) it(`${c[0]}: WebGPU and wasm against the CPU oracle`, () => againstOracle(c[0], nhwcCase(c)));
 
   it('equals the NCHW convolution of the permuted input and kernel, with the same padding, forward and backward', async () => {
     await sn.init({ backend: 'cpu' });
@@ -123,6 +130,20 @@ describe('Keras conv2d (NHWC) kernels', () => {
     expect(ref.shape).to.deep.equal(y.shape);
     expectClose(await y.data(), await ref.data(), { atol: 1e-5, rtol: 1e-5, label: 'NHWC vs NCHW output' });
   });
+});
+
+// The tiled kernels GPUs get, on this software adapter: one engine for every case, since
+// SwiftShader takes seconds to compile each of their pipelines.
+describe('conv2d tiled (workgroup) kernels against the CPU oracle, both layouts', function () {
+  const cases = [...NCHW_CASES.map((c) => [c[0], nchwCase(c)]), ...NHWC_CASES.map((c) => [c[0], nhwcCase(c)])];
+  const results = { cpu: {}, gpu: {} };
+  before(async () => {
+    for (const [backend, into] of [['cpu', results.cpu], ['webgpu:workgroup', results.gpu]]) {
+      await initBackend(backend);
+      for (const [name, fn] of cases) into[name] = await readAll(fn);
+    }
+  });
+  for (const [name] of cases) it(name, () => expectSame(name, 'webgpu:workgroup', results.gpu[name], results.cpu[name]));
 });
 
 // [name, input shapes, fn(...tensors)]: random normal inputs (conv is bilinear, so no kinks to avoid).
