@@ -28,7 +28,10 @@ const logProbs = ({ pred, logits, activation }: Prediction) =>
 const softmaxLogits = ({ logits, activation }: Prediction) => (logits && activation === 'softmax' && logits.ndim === 2 ? logits : null);
 
 const fusedCrossEntropy = (logits: Tensor, target: Tensor, loss: string) =>
-  record('softmaxCrossEntropy', [logits, target], { ignoreIndex: null, labelSmoothing: 0, reduction: 'mean', loss });
+  record('softmaxCrossEntropy', [logits, target], { ignoreIndex: null, labelSmoothing: 0, reduction: 'mean', loss, floatClasses: target.ndim === 1 });
+
+/** Class labels [N] (or [N, 1]) as they are: the fused kernels read float labels as int32 would be, with no cast kernel. */
+const labels = (y: Tensor) => (y.shape.length === 2 && y.shape[1] === 1 ? y.reshape([y.shape[0]]) : y);
 
 export const LOSSES = {
   categoricalCrossentropy: (y, p) => {
@@ -37,9 +40,9 @@ export const LOSSES = {
     return logProbs(p).mul(y).sum(-1).mean().neg();
   },
   sparseCategoricalCrossentropy: (y, p) => {
-    const idx = classIndices(y);
     const logits = softmaxLogits(p);
-    if (logits && idx.ndim === 1) return fusedCrossEntropy(logits, idx, 'sparseCategoricalCrossentropy');
+    if (logits && labels(y).ndim === 1) return fusedCrossEntropy(logits, labels(y), 'sparseCategoricalCrossentropy');
+    const idx = classIndices(y);
     // An out-of-range label is reported as the loss's, not as the gather's.
     return record('gather', [logProbs(p), idx.reshape([idx.shape[0], 1])], { dim: 1, targetsOf: 'sparseCategoricalCrossentropy' }).mean().neg();
   },
@@ -97,13 +100,11 @@ function accuracyFor(loss: string | null, outputUnits: number): MetricFn {
   // Argmax, compare and mean as one kernel where the scores are [N, C] (from a softmax layer's logits when it has them).
   const classes = (p: Prediction, target: Tensor) => {
     const logits = softmaxLogits(p);
-    if (logits) return record('classAccuracy', [logits, target], { softmax: true });
-    return p.pred.ndim === 2 ? record('classAccuracy', [p.pred, target], { softmax: false }) : null;
+    const floatClasses = target.ndim === 1;
+    if (logits) return record('classAccuracy', [logits, target], { softmax: true, floatClasses });
+    return p.pred.ndim === 2 ? record('classAccuracy', [p.pred, target], { softmax: false, floatClasses }) : null;
   };
-  const sparse = (y: Tensor, p: Prediction) => {
-    const idx = classIndices(y);
-    return (idx.ndim === 1 && classes(p, idx)) || p.pred.argmax(-1).eq(idx).mean();
-  };
+  const sparse = (y: Tensor, p: Prediction) => (labels(y).ndim === 1 && classes(p, labels(y))) || p.pred.argmax(-1).eq(classIndices(y)).mean();
   const categorical = (y: Tensor, p: Prediction) =>
     (p.pred.ndim === 2 && sameShape(y.shape, p.pred.shape) && classes(p, y.float())) || p.pred.argmax(-1).eq(y.argmax(-1)).mean();
   if (loss === 'binaryCrossentropy') return binary;

@@ -79,13 +79,15 @@ export interface SoftmaxCrossEntropyAttrs {
   reduction: 'mean' | 'sum' | 'none';
   /** The loss the page called, for errors (crossEntropy, categoricalCrossentropy, ...). */
   loss: string;
+  /** Float32 [N] targets are class numbers (Keras labels), read as int32 would be. */
+  floatClasses?: boolean;
 }
 
-/** Class targets of scores [N, C]: int32 classes [N], or float32 distributions [N, C]; whether they are sparse. */
-function classTargets(x: Meta, t: Meta, op: string): boolean {
+/** Class targets of scores [N, C]: int32 classes [N] (float32 ones with floatClasses), or float32 distributions [N, C]. */
+function classTargets(x: Meta, t: Meta, op: string, floatClasses = false): void {
   if (x.shape.length !== 2) throw new ShapeError(`${op}: expected class scores [N, C], got ${fmt(x.shape)}`);
-  if (t.dtype === 'int32' && t.shape.length === 1 && t.shape[0] === x.shape[0]) return true;
-  if (t.dtype === 'float32' && sameShape(t.shape, x.shape)) return false;
+  if ((t.dtype === 'int32' || floatClasses) && t.shape.length === 1 && t.shape[0] === x.shape[0]) return;
+  if (t.dtype === 'float32' && sameShape(t.shape, x.shape)) return;
   throw new ShapeError(`${op}: for input ${fmt(x.shape)} the target must be int32 class indices of shape [${x.shape[0]}] or float32 probabilities of the input's shape, got ${t.dtype} ${fmt(t.shape)}`);
 }
 
@@ -95,8 +97,8 @@ function classTargets(x: Meta, t: Meta, op: string): boolean {
  * [scores, target] or [scores, target, weight [C]]; gradient flows to the scores only.
  */
 export const softmaxCrossEntropy = defineSpec<SoftmaxCrossEntropyAttrs>({
-  shape: ([x, t, w], { reduction, loss }) => {
-    classTargets(x, t, loss);
+  shape: ([x, t, w], { reduction, loss, floatClasses }) => {
+    classTargets(x, t, loss, floatClasses);
     if (w && (w.shape.length !== 1 || w.shape[0] !== x.shape[1])) throw new ShapeError(`${loss}: weight ${fmt(w.shape)} must be [${x.shape[1]}], one per class of ${fmt(x.shape)}`);
     return meta(reduction === 'none' ? [x.shape[0]] : [], 'float32');
   },
@@ -107,9 +109,9 @@ export const softmaxCrossEntropy = defineSpec<SoftmaxCrossEntropyAttrs>({
  * argmax of a float32 [N, C] row); `softmax` takes the argmax of softmax(scores) (Keras
  * accuracy of a softmax layer read from its logits).
  */
-export const classAccuracy = defineSpec<{ softmax: boolean }>({
-  shape: ([x, t]) => {
-    classTargets(x, t, 'accuracy');
+export const classAccuracy = defineSpec<{ softmax: boolean; floatClasses?: boolean }>({
+  shape: ([x, t], { floatClasses }) => {
+    classTargets(x, t, 'accuracy', floatClasses);
     return meta([], 'float32');
   },
   differentiable: false,

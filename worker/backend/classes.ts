@@ -35,7 +35,7 @@ export function classesKernel(k: ClassesKernel, ins: TypedArray[], out: TypedArr
   };
   /** The row's target class, or -1 when ignored (sparse targets). */
   const targetOf = (r: number) => {
-    const t = target[r];
+    const t = Math.trunc(target[r]);
     if (k.ignoreIndex !== null && t === k.ignoreIndex) return -1;
     if (t < 0 || t >= n) throw indexError({ op: k.op, dim: 1, classTargets: true }, t, n);
     return t;
@@ -52,7 +52,7 @@ export function classesKernel(k: ClassesKernel, ins: TypedArray[], out: TypedArr
       const base = r * n;
       const st = k.softmax ? stats(base) : null;
       const a = argmaxRow((c) => (st ? f(f(Math.exp(f(x[base + c] - st.m))) / st.s) : x[base + c]), n);
-      const b = sparse ? target[r] : argmaxRow((c) => target[base + c], n);
+      const b = sparse ? Math.trunc(target[r]) : argmaxRow((c) => target[base + c], n);
       hits += +(a === b);
     }
     out[0] = f(hits / rows);

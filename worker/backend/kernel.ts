@@ -261,7 +261,8 @@ export interface ConvKernel {
  * - 'loss':  [x, target, weight?] -> the loss: [] (reduction 'mean' or 'sum') or [rows] ('none')
  * - 'grad':  [x, target, weight?, g] -> dx [rows, classes] (g shaped as the loss)
  * - 'hits':  [x, target] -> [] the fraction of rows whose argmax (of softmax(x) when `softmax`) is the target class
- * Targets are int32 classes [rows] (`sparse`) or float32 distributions [rows, classes]. Row r's
+ * Targets are classes [rows] (`sparse`: int32, or float32 read as int32 would be) or float32
+ * distributions [rows, classes]. Row r's
  * loss is sum_c q_c w_c (logsumexp(x_r) - x_rc), q the target distribution mixed with the uniform
  * one by `smoothing` (PyTorch's label smoothing), w the class weights (1 without a weight input).
  * Sparse rows whose target is `ignoreIndex` count for nothing; 'mean' divides by the kept rows'

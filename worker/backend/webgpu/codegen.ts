@@ -105,7 +105,7 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
     case 'rand': return 'rand';
     case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''}`;
-    case 'classes': return `classes ${k.mode} ${k.sparse} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined}`;
+    case 'classes': return `classes ${k.mode} ${k.sparse} ${inputs[1].dtype} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined}`;
   }
 }
 
@@ -123,7 +123,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
     case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0], words);
     case 'rand': return { code: withPrelude(randSrc, words), bindings: [0] };
     case 'conv': return convCode(k, opts, words);
-    case 'classes': return classesCode(k, inputs.length, words);
+    case 'classes': return classesCode(k, inputs, words);
   }
 }
 
@@ -328,8 +328,9 @@ function convCode(k: ConvKernel, opts: CodegenOptions, words: number): KernelCod
  * Bindings X, Tgt, W (weighted), G (grad), Out and the flag buffer (loss and grad: out-of-range
  * targets), as cross_entropy.wgsl expects; `inputs` counts the kernel's inputs.
  */
-function classesCode(k: ClassesKernel, inputs: number, words: number): KernelCode {
-  const T = k.sparse ? 'i32' : 'f32';
+function classesCode(k: ClassesKernel, storages: Storage[], words: number): KernelCode {
+  const inputs = storages.length;
+  const T = wgslType(storages[1].dtype);
   const decls = [
     '@group(0) @binding(1) var<storage, read> X: array<f32>;',
     `@group(0) @binding(2) var<storage, read> Tgt: array<${T}>;`,
