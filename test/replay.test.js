@@ -79,6 +79,35 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       expect(counts.refused).to.equal(0);
     });
 
+    it('a replayed step runs the kernels of an op-by-op step, plus one copy per moving slice (lazy results the page holds stay lazy)', async () => {
+      const perStep = async (plans) => {
+        await stepPlans(plans);
+        sn.manualSeed(5);
+        const { model, opt, lossFn } = mlp()();
+        const xs = sn.tensor(x, [96, 13]);
+        const ys = sn.tensor(labels, [96], { dtype: 'int32' });
+        const step = (s) => {
+          opt.zeroGrad();
+          const loss = lossFn.forward(model.forward(xs.slice(0, s, s + 8)), ys.slice(0, s, s + 8));
+          loss.backward();
+          opt.step();
+          return loss;
+        };
+        for (let s = 0; s < 48; s += 8) step(s);
+        const k0 = (await sn.memory()).kernels;
+        let loss;
+        for (let s = 48; s < 96; s += 8) loss = step(s);
+        const k1 = (await sn.memory()).kernels;
+        const last = await loss.item();
+        await stepPlans(true);
+        return { kernels: (k1 - k0) / 6, last };
+      };
+      const off = await perStep(false);
+      const on = await perStep(true);
+      expect(on.last).to.equal(off.last);
+      expect(on.kernels).to.be.at.most(off.kernels + 2);
+    });
+
     it('data uploaded at every step replays with the new values; reading intermediates after each step is allowed', async () => {
       const counts = await expectSame(mlp(), async ({ model, opt, lossFn }) => {
         const seen = [];

@@ -187,8 +187,8 @@ export class Ctx implements LazyHost {
    * Computes every live lazy buffer. A step plan starts so: a lazy result made before the step
    * (fit's sums, optimizer state) and computed inside it would be recomputed at every replay.
    */
-  materialiseAll() {
-    for (const b of [...this.lazy]) if (b.pending) this.materialise(b);
+  materialiseAll(keep?: (b: Buf) => boolean) {
+    for (const b of [...this.lazy]) if (b.pending && !keep?.(b)) this.materialise(b);
   }
 
   /** A lazy buffer nobody holds any more: its recipe lets go of its inputs. */

@@ -14,6 +14,7 @@ import type { DType } from '../lib/shape.js';
 import type { Backend, CompiledSteps, Launch, Prepared, Storage, TypedArray } from './backend/backend.js';
 import type { Kernel } from './backend/kernel.js';
 import type { Ctx } from './ctx.js';
+import type { Buf } from './tensor.js';
 
 /** Who caused a launch: the caller's number for it (a command's index), or none. */
 export type Tag = number | undefined;
@@ -120,6 +121,8 @@ export class StepPlan {
   private randLaunches: number[];
   private tagged: number[];
   private exportOrder: Storage[];
+  /** What the launches write: lazy results reading any of it are computed before a replay. */
+  private written: Set<Storage>;
 
   private constructor(
     private backend: Backend,
@@ -134,6 +137,7 @@ export class StepPlan {
   ) {
     this.compiled = backend.compile(launches);
     this.exportOrder = [...(lender.exports ?? [])];
+    this.written = new Set([...launches.flatMap((l) => l.outputs), ...uploads.map((u) => u.target)]);
     this.randLaunches = launches.flatMap((l, i) => (l.kernel.kind === 'rand' ? [i] : []));
     this.tagged = launches.flatMap((l, i) => (l.tag !== undefined ? [i] : []));
   }
@@ -143,7 +147,7 @@ export class StepPlan {
    * replayed (it keeps tensors it made, or changes ones kernels read); the step ran either way.
    * `step` tags what it does through the recorder it is given.
    */
-  static record(ctx: Ctx, step: (tag: (t: Tag) => void) => void, { exports = false } = {}): StepPlan | null {
+  static record(ctx: Ctx, step: (tag: (t: Tag) => void) => void, { exports = false, keepLazy }: { exports?: boolean; keepLazy?: () => (b: Buf) => boolean } = {}): StepPlan | null {
     ctx.materialiseAll();
     const real = ctx.backend;
     const recorder = new Recorder(real, exports);
@@ -152,8 +156,9 @@ export class StepPlan {
     let owned: Storage[] | null;
     try {
       step((t) => (recorder.tag = t));
-      // What the step left lazy is computed inside it, so every export holds memory.
-      if (exports) ctx.materialiseAll();
+      // What the step left lazy is computed inside it (so that every export holds memory), but for
+      // the lazy results the caller remakes at each replay.
+      if (exports) ctx.materialiseAll(keepLazy?.());
     } catch (e) {
       recorder.failure ??= 'the step failed';
       throw e;
@@ -210,7 +215,10 @@ export class StepPlan {
 
   /** Replays from now on read and write other storages (same sizes) in place of some (fit's data, permuted anew each epoch). */
   move(moved: Map<Storage, Storage>) {
+    const swap = (list: Storage[]) => list.map((s) => moved.get(s) ?? s);
+    this.launches = this.launches.map((l) => ({ ...l, inputs: swap(l.inputs), outputs: swap(l.outputs) }));
     this.uploads = this.uploads.map((u) => ({ ...u, target: moved.get(u.target) ?? u.target }));
+    this.written = new Set(swap([...this.written]));
     this.compiled.rebind(moved);
   }
 
@@ -221,8 +229,8 @@ export class StepPlan {
 
   /** Runs the step again: uploads first (tagged ones with `data`'s values where it gives some), then every launch, in one go on the backend. */
   replay(ctx: Ctx, patch?: KernelPatch, data?: (tag: number) => TypedArray | undefined) {
-    // Lazy results made since (a page's clone of a weight) may read what the step writes: computed first, as op by op.
-    ctx.materialiseAll();
+    // Lazy results made since (a page's clone of a weight) that read what the step writes are computed first, as op by op.
+    ctx.materialiseAll((b) => !b.pending!.inputs.some((i) => this.written.has(i.storage)));
     for (const u of this.uploads) this.backend.write(u.target, (u.tag !== undefined && data?.(u.tag)) || u.data);
     const changed = new Map<number, Kernel>();
     for (const i of this.tagged) {

@@ -30,7 +30,7 @@ import { x } from './backend/kernel.js';
 import type { Ctx } from './ctx.js';
 import type { TensorTable } from './liveness.js';
 import { StepPlan } from './plan.js';
-import { Buf, WT } from './tensor.js';
+import { Buf, WT, type Pending } from './tensor.js';
 
 export interface LoopHost {
   readonly ctx: Ctx;
@@ -58,11 +58,22 @@ interface Template {
   key: string;
 }
 
-/** How the plan's run left one id the step made: a view of an export or of an older tensor's memory. */
+/** Memory the plan's tensors view: an export by its index in StepPlan.exports, or an older id's. */
+type Source = { export: number } | { external: number };
+
+/**
+ * A lazy result the step left (an elementwise op's output the page holds, never computed in the
+ * step): remade at each replay over the replay's memory, so it stays as lazy as op by op.
+ */
+interface Lazy {
+  pending: Omit<Pending, 'inputs'>;
+  inputs: Source[];
+}
+
+/** How the plan's run left one id the step made: a view of memory, or of a lazy result. */
 interface Made {
   id: number;
-  /** An export by its index in StepPlan.exports, or the older id whose memory it views. */
-  source: { export: number } | { external: number };
+  source: Source | { lazy: number };
   shape: number[];
   strides: number[];
   offset: number;
@@ -86,6 +97,7 @@ interface LoopPlan {
   older: Map<number, Older>;
   /** By the command index of each step command that makes an id. */
   made: Made[];
+  lazies: Lazy[];
   /** Moving command index -> the shape and strides its rows copy reads. */
   moving: Map<number, { shape: number[]; strides: number[] }>;
 }
@@ -343,6 +355,16 @@ export class LoopReplay {
       older.set(id, { buf: t.buf, shape: t.shape, strides: t.strides, offset: t.offset, requiresGrad: t.requiresGrad });
     }
     let why: string | null = null;
+    // The lazy results the page holds at the end stay lazy (remade at each replay).
+    const keepLazy = () => {
+      const held = new Set<Buf>();
+      const resident = new Map(tensors.resident());
+      for (const id of [...this.madeIds(cmds), ...this.gradIds(cmds, older)]) {
+        const t = resident.get(id);
+        if (t?.buf.pending) held.add(t.buf);
+      }
+      return (b: Buf) => held.has(b);
+    };
     const plan = StepPlan.record(ctx, (tag) => {
       cmds.forEach((cmd, i) => {
         tag(i);
@@ -357,28 +379,47 @@ export class LoopReplay {
         });
       });
       tag(undefined);
-    }, { exports: true });
+    }, { exports: true, keepLazy });
     const made: Made[] = [];
+    const lazies: Lazy[] = [];
     const moving = new Map<number, { shape: number[]; strides: number[] }>();
     if (plan) {
       const exports = plan.exports;
       const byBuf = new Map([...older].map(([id, o]) => [o.buf, id]));
       const resident = new Map(tensors.resident());
+      // How many holders each Buf should have: the step's tensors, and its lazy results' inputs.
       const holders = new Map<Buf, number>();
+      const hold = (b: Buf) => holders.set(b, (holders.get(b) ?? 0) + 1);
+      const sourceOf = (b: Buf): Source | null => {
+        const external = byBuf.get(b);
+        if (external !== undefined) return { external };
+        const index = b.pending ? -1 : exports.indexOf(b.storage);
+        return index >= 0 ? { export: index } : null;
+      };
+      const lazyIndex = new Map<Buf, number>();
       for (const id of this.madeIds(cmds).concat(this.gradIds(cmds, older))) {
         const t = resident.get(id);
         if (!t) { why = 'a tensor the step made was evicted'; break; }
         if (t.node && !t.node.freed) { why = 'an autograd graph outlives the step'; break; }
-        holders.set(t.buf, (holders.get(t.buf) ?? 0) + 1);
-        const storage = t.buf.pending ? null : t.storage;
-        const external = byBuf.get(t.buf);
-        const index = storage ? exports.indexOf(storage) : -1;
-        const source = index >= 0 ? { export: index } : external !== undefined ? { external } : null;
+        hold(t.buf);
+        let source: Made['source'] | null;
+        const p = t.buf.pending;
+        if (p) {
+          if (!lazyIndex.has(t.buf)) {
+            const inputs = p.inputs.map(sourceOf);
+            if (inputs.some((s) => !s)) { why = 'a lazy result of the step reads memory the step does not own'; break; }
+            p.inputs.forEach(hold);
+            const { inputs: _, ...rest } = p;
+            lazyIndex.set(t.buf, lazies.push({ pending: { ...rest }, inputs: inputs as Source[] }) - 1);
+          }
+          source = { lazy: lazyIndex.get(t.buf)! };
+        } else source = sourceOf(t.buf);
         if (!source) { why = 'a tensor the step made shares memory the step does not own'; break; }
         made.push({ id, source, shape: t.shape, strides: t.strides, offset: t.offset, dtype: t.dtype, requiresGrad: t.requiresGrad, node: t.node ? { op: t.node.op, attrs: t.node.attrs } : null });
       }
       // Every export is held by the step's tensors alone (not by a graph or anything else).
       if (!why && [...exports].some((s) => ![...holders].some(([b, n]) => !b.pending && b.storage === s && b.refs === n))) why = 'memory the step made is held by something other than its tensors';
+      if (!why && [...lazyIndex.keys()].some((b) => b.refs !== holders.get(b))) why = 'a lazy result of the step is held by something other than its tensors';
       for (const i of template.moving) {
         const launches = plan.launchesTagged(i);
         if (launches.length !== 1 || launches[0].kind !== 'map' || launches[0].inputs.length !== 1) { why = 'a moving view is not one copy'; break; }
@@ -393,7 +434,7 @@ export class LoopReplay {
       return;
     }
     // Made ids are indexed by the command that makes them, in order: keep that order.
-    this.plan = { plan, older, made, moving };
+    this.plan = { plan, older, made, lazies, moving };
     this.counts.recorded++;
   }
 
@@ -405,7 +446,7 @@ export class LoopReplay {
   }
 
   /** The step through its plan; false (nothing done) when what it reads is not what the plan was recorded on. */
-  private replay({ plan, older, made, moving }: LoopPlan, cmds: Command[]): boolean {
+  private replay({ plan, older, made, lazies, moving }: LoopPlan, cmds: Command[]): boolean {
     const { ctx, tensors } = this.host;
     const olderIds = this.olderIds(cmds);
     if (olderIds.length !== older.size) return false;
@@ -440,22 +481,34 @@ export class LoopReplay {
     );
     // The page's ids for what the step made, over the memory the plan just wrote.
     const bufs = new Map<Storage, Buf>();
+    const bufOf = (source: Source): Buf => {
+      if ('external' in source) return tensors.get(source.external).buf;
+      const current = plan.exports[source.export];
+      let buf = bufs.get(current);
+      if (!buf) {
+        bufs.set(current, (buf = new Buf(current, plan.lender)));
+        plan.lend(current);
+      }
+      return buf;
+    };
+    // Lazy results remade over those Bufs (held here until the step's tensors hold them).
+    const lazyBufs = lazies.map(({ pending: p, inputs }) => ctx.scoped(() => {
+      const views = inputs.map((s, j) => new WT(bufOf(s), p.views[j].shape, p.views[j].strides, p.views[j].offset, p.dtypes[j]).retain());
+      const out = ctx.map(p.expr, views, p.shape, p.dtype);
+      for (const v of views) v.release();
+      out.buf.pending!.uses = p.uses;
+      out.buf.retain();
+      return out.buf;
+    }));
     const ids = [...this.madeIds(cmds), ...this.gradIds(cmds, older)];
     made.forEach((m, i) => {
-      let buf: Buf;
-      if ('export' in m.source) {
-        const current = plan.exports[m.source.export];
-        buf = bufs.get(current) ?? new Buf(current, plan.lender);
-        if (!bufs.has(current)) {
-          bufs.set(current, buf);
-          plan.lend(current);
-        }
-      } else buf = tensors.get(m.source.external).buf;
+      const buf = 'lazy' in m.source ? lazyBufs[m.source.lazy] : bufOf(m.source);
       const t = new WT(buf, m.shape, m.strides, m.offset, m.dtype);
       t.requiresGrad = m.requiresGrad;
       if (m.node) t.node = { op: m.node.op, inputs: [], attrs: m.node.attrs, freed: true };
       tensors.set(ids[i], t);
     });
+    for (const b of lazyBufs) b.release();
     for (const cmd of cmds) {
       if (cmd[0] === 'update' && cmd[1] !== 'scale') this.host.optimizerStepped();
       if (cmd[0] === 'backward') {
