@@ -94,8 +94,10 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
         await sn.sync();
         return sn.stats().commands - before;
       };
-      // The first step also creates the state (a step count and two moments per parameter) and the group's hyper-parameters.
-      expect(await commandsOfStep()).to.equal(1 + 3 * 4 + 1);
+      // The first step also carves the state out of one new flat tensor (1 command), as views (a slice, and a reshape
+      // unless 1-D): the group's hyper-parameters (uploaded and copied in: 3), per parameter a step count (2), its
+      // step-dependent scalars (1) and two moments (2 each for the weights, 1 each for the biases).
+      expect(await commandsOfStep()).to.equal(1 + 3 + 4 * (2 + 1) + 2 * (2 + 2) + 2 * (1 + 1) + 1);
       expect(await commandsOfStep()).to.equal(1);
       expect(await opt.state.get(model.parameters()[0]).step.item()).to.equal(2);
     });

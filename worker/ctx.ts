@@ -8,10 +8,10 @@
 // collected, so computing what is held would compute every step of a chain.
 
 import type { DType, Shape } from '../lib/shape.js';
-import { broadcastShapes, sizeOf, stridesOf } from '../lib/shape.js';
+import { broadcastShapes, sameShape, sizeOf, stridesOf } from '../lib/shape.js';
 import { fitsBuffer } from '../lib/validate.js';
 import type { Backend, Storage, TypedArray } from './backend/backend.js';
-import { c, type Expr, type Kernel, type MatmulKernel, type Prologue, type View } from './backend/kernel.js';
+import { c, type Expr, type Kernel, type MatmulKernel, type MultiMapKernel, type Place, type Prologue, type View } from './backend/kernel.js';
 import { Buf, WT, type LazyHost, type Pending } from './tensor.js';
 import { OPS } from './ops/index.js';
 
@@ -49,10 +49,13 @@ export class Ctx implements LazyHost {
   readonly fuse: boolean;
   /** Live lazy buffers (not yet computed nor dropped). */
   private lazy = new Set<Buf>();
+  /** Distinct storages one kernel may bind: the real backend's, kept while a recorder stands in for it. */
+  private readonly maxBindings: number;
 
   /** backend is swapped for a recorder while a step plan records (worker/plan.ts). */
   constructor(public backend: Backend, { fuse = true }: CtxOptions = {}) {
     this.fuse = fuse;
+    this.maxBindings = backend.maxStorageBindings ?? Infinity;
   }
 
   /** Runs fn; tensors made inside are released at the end unless retained elsewhere. */
@@ -141,6 +144,70 @@ export class Ctx implements LazyHost {
       { kind: 'map', shape: [...shape], exprs: k.exprs, inputs: k.ops.map((o) => o.view), inDtypes: k.ops.map((o) => o.dtype), outputs: outputs.map((t) => t.view), dtype: outputs[0].dtype },
       k.ops.map((o) => o.buf), written,
     );
+  }
+
+  /**
+   * One elementwise program over many tensor groups (a MultiMapKernel): segment s evaluates
+   * `exprs` over segs[s].inputs and writes segs[s].outputs in place, all shaped as the first
+   * output (scalar slots, where `scalar[i]`, are one element read by the whole segment).
+   * Segments share one kernel while their distinct storages fit the backend's binding limit.
+   * A lazy input that only copies memory (a gradient handle) is read where that memory lies.
+   */
+  runSegments(exprs: Expr[], scalar: boolean[], segs: { inputs: WT[]; outputs: WT[] }[]) {
+    const live = segs.filter((s) => s.outputs[0].size > 0);
+    this.beforeWrite(live.flatMap((s) => s.outputs.map((o) => o.buf)));
+    const placed = live.map(({ inputs, outputs }) => {
+      const shape = outputs[0].shape;
+      const cols = shape.length ? shape[shape.length - 1] : 1;
+      return {
+        rows: outputs[0].size / cols, cols,
+        inputs: inputs.map((t, i) => this.placeOf(t, scalar[i] ? null : shape)),
+        outputs: outputs.map((t) => {
+          const strides = t.contiguous && matrixStrides(t.view);
+          if (!strides || !sameShape(t.shape, shape)) throw new Error('runSegments: outputs must be contiguous and alike');
+          return { buf: t.buf, offset: t.offset, strides };
+        }),
+      };
+    });
+    for (let start = 0; start < placed.length;) {
+      const ins: Buf[] = [];
+      const outs: Buf[] = [];
+      const segments: MultiMapKernel['segments'] = [];
+      const index = (list: Buf[], { buf, offset, strides }: Located): Place => {
+        const at = list.indexOf(buf);
+        return { storage: at >= 0 ? at : list.push(buf) - 1, offset, strides };
+      };
+      for (; start < placed.length; start++) {
+        const seg = placed[start];
+        const bound = new Set([...ins, ...outs, ...seg.inputs.map((p) => p.buf), ...seg.outputs.map((p) => p.buf)]);
+        if (segments.length && bound.size > this.maxBindings) break;
+        segments.push({ rows: seg.rows, cols: seg.cols, inputs: seg.inputs.map((p) => index(ins, p)), outputs: seg.outputs.map((p) => index(outs, p)) });
+      }
+      this.dispatch({ kind: 'multimap', exprs, segments }, ins, outs);
+    }
+  }
+
+  /**
+   * Where a multi-tensor kernel reads `t` (shaped `shape`, or one element when `shape` is
+   * null): its memory, or the memory a lazy copy of memory reads, walked as a matrix.
+   */
+  private placeOf(t: WT, shape: number[] | null): Located {
+    if (t.dtype !== 'float32') throw new Error(`runSegments: float32 inputs only, got ${t.dtype}`);
+    if (!shape) {
+      if (t.size !== 1) throw new Error(`runSegments: a scalar slot needs a one-element tensor, got ${t.size} elements`);
+      if (t.buf.pending) this.materialise(t.buf);
+      return { buf: t.buf, offset: t.offset, strides: [0, 0] };
+    }
+    if (!sameShape(t.shape, shape)) throw new Error(`runSegments: an input of shape [${t.shape}] where [${shape}] is updated`);
+    const p = t.buf.pending;
+    if (p && 'in' in p.expr && p.expr.in === 0 && p.dtypes[0] === 'float32' && t.contiguous) {
+      const strides = matrixStrides({ ...p.views[0], offset: p.views[0].offset + t.offset });
+      if (strides) return { buf: p.inputs[0], offset: p.views[0].offset + t.offset, strides };
+    }
+    const direct = matrixStrides(t.view);
+    const c = direct ? t : this.contiguous(t);
+    if (c.buf.pending) this.materialise(c.buf);
+    return { buf: c.buf, offset: c.offset, strides: direct ?? matrixStrides(c.view)! };
   }
 
   run(kernel: Kernel, inputs: WT[], outputs: WT[]) {
@@ -446,4 +513,26 @@ function reshapeStrides(shape: number[], strides: number[], next: number[]): num
 function broadcastView(x: WT, shape: Shape): View {
   const off = shape.length - x.shape.length;
   return { shape: [...shape], strides: shape.map((_, i) => (i < off || x.shape[i - off] === 1 ? 0 : x.strides[i - off])), offset: x.offset };
+}
+
+/** A storage place for runSegments. */
+interface Located { buf: Buf; offset: number; strides: [number, number] }
+
+/**
+ * The [row, col] strides that walk a view as a matrix of its leading dims by its last one,
+ * in row-major order, or null when the leading dims do not merge into one stride.
+ */
+function matrixStrides(v: View): [number, number] | null {
+  const r = v.shape.length;
+  if (r === 0) return [0, 0];
+  const col = v.strides[r - 1];
+  let row: number | null = null;
+  let span = 0;
+  for (let d = r - 2; d >= 0; d--) {
+    if (v.shape[d] === 1) continue;
+    if (row === null) row = v.strides[d];
+    else if (v.strides[d] !== span) return null;
+    span = v.strides[d] * v.shape[d];
+  }
+  return [row ?? 0, col];
 }

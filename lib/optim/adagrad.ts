@@ -1,7 +1,6 @@
 // Adagrad and Adadelta (torch.optim.Adagrad / Adadelta, PyTorch 1.13's single-tensor rules).
 
-import { full, type Tensor } from '../tensor.js';
-import { Optimizer, type ParamState, type ParamUpdate, type Params } from './optimizer.js';
+import { Optimizer, type ParamLayout, type Params } from './optimizer.js';
 import { pyArgs, type PyRest } from '../nn/args.js';
 
 export interface AdagradOptions {
@@ -30,14 +29,12 @@ export class Adagrad extends Optimizer<AdagradOptions> {
   }
 
   protected hyperParameters(o: AdagradOptions) {
-    return { lr: o.lr, lrDecay: o.lrDecay, eps: o.eps, weightDecay: o.weightDecay };
+    return { lr: o.lr, lrDecay: o.lrDecay, eps: o.eps, sign: o.maximize ? -1 : 1, weightDecay: o.weightDecay };
   }
 
-  protected prepare(o: AdagradOptions, state: ParamState, p: Tensor): ParamUpdate {
-    const step = this.stepCount(state);
-    // PyTorch fills the accumulator when the optimizer is built; here at the first step, before any update reads it.
-    state.sum ??= full(p.shape, o.initialAccumulatorValue);
-    return { flags: { maximize: o.maximize, weightDecay: o.weightDecay !== 0 }, state: [step, state.sum as Tensor] };
+  /** PyTorch fills the accumulator when the optimizer is built; here at the first step, before any update reads it. */
+  protected layout(o: AdagradOptions): ParamLayout {
+    return { flags: {}, step: 'state', scalars: 1, keys: ['sum'], fill: o.initialAccumulatorValue };
   }
 }
 
@@ -67,11 +64,10 @@ export class Adadelta extends Optimizer<AdadeltaOptions> {
   }
 
   protected hyperParameters(o: AdadeltaOptions) {
-    return { lr: o.lr, rho: o.rho, oneMinusRho: 1 - o.rho, eps: o.eps, weightDecay: o.weightDecay };
+    return { lr: o.lr, rho: o.rho, oneMinusRho: 1 - o.rho, eps: o.eps, sign: o.maximize ? -1 : 1, weightDecay: o.weightDecay };
   }
 
-  protected prepare(o: AdadeltaOptions, state: ParamState, p: Tensor): ParamUpdate {
-    const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0 };
-    return { flags, state: [this.stepCount(state), this.buffer(state, 'square_avg', p), this.buffer(state, 'acc_delta', p)] };
+  protected layout(): ParamLayout {
+    return { flags: {}, step: 'state', scalars: 0, keys: ['square_avg', 'acc_delta'] };
   }
 }

@@ -1,7 +1,6 @@
 // Adam (L2 weight decay folded into the gradient) and AdamW (decoupled weight decay), with amsgrad.
 
-import type { Tensor } from '../tensor.js';
-import { Optimizer, type ParamState, type ParamUpdate, type Params } from './optimizer.js';
+import { Optimizer, type ParamLayout, type Params } from './optimizer.js';
 import { pyArgs, type ArgSpec, type PyRest } from '../nn/args.js';
 
 export interface AdamOptions {
@@ -30,18 +29,16 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
   protected hyperParameters(o: AdamOptions) {
     const [beta1, beta2] = o.betas;
     // Bias corrections 1 - beta^t are computed on the device from log(beta) and the step count.
+    // Weight decay is L2 in the gradient (Adam) or a decay of the parameter (AdamW); the other is 0 (1).
     return {
       lr: o.lr, beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, eps: o.eps,
-      logBeta1: Math.log(beta1), logBeta2: Math.log(beta2),
-      weightDecay: o.weightDecay, decay: 1 - o.lr * o.weightDecay,
+      logBeta1: Math.log(beta1), logBeta2: Math.log(beta2), sign: o.maximize ? -1 : 1,
+      weightDecay: this.decoupled ? 0 : o.weightDecay, decay: this.decoupled ? 1 - o.lr * o.weightDecay : 1,
     };
   }
 
-  protected prepare(o: AdamOptions, state: ParamState, p: Tensor): ParamUpdate {
-    const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0, decoupled: this.decoupled, amsgrad: o.amsgrad };
-    const moments = [this.stepCount(state), this.buffer(state, 'exp_avg', p), this.buffer(state, 'exp_avg_sq', p)];
-    if (o.amsgrad) moments.push(this.buffer(state, 'max_exp_avg_sq', p));
-    return { flags, state: moments };
+  protected layout(o: AdamOptions): ParamLayout {
+    return { flags: { amsgrad: o.amsgrad }, step: 'state', scalars: 2, keys: ['exp_avg', 'exp_avg_sq', ...(o.amsgrad ? ['max_exp_avg_sq'] : [])] };
   }
 }
 

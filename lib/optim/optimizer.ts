@@ -1,14 +1,16 @@
 // The optimizer base: parameter groups with per-group options, lazily created
 // per-parameter state, and a step() that queues ONE 'update' command for all
-// parameters with a gradient. The state lives on the device (worker/ops/optim.ts):
-// step counts are 0-d tensors the worker counts up, and each group's
-// hyper-parameters are a small tensor written only when an option changes
-// (a scheduler, `paramGroups[i].lr = ...`), so every step sends the same
-// command and a recorded step (Keras fit) replays unchanged.
+// parameters with a gradient. The state lives on the device (worker/ops/optim.ts)
+// as views of flat state tensors: each group's hyper-parameters (written only
+// when an option changes: a scheduler, `paramGroups[i].lr = ...`), each
+// parameter's step count, step-dependent scalars and moments. So every step
+// sends the same command, a recorded step (Keras fit) replays unchanged, and
+// the worker updates every parameter in one multi-tensor kernel (the flat
+// state is one binding, not one per tensor).
 
 import { runtime } from '../context.js';
 import { fmt, ShapeError } from '../shape.js';
-import { full, noGrad, Tensor, tensor, zerosLike } from '../tensor.js';
+import { full, noGrad, Tensor, tensor, zeros } from '../tensor.js';
 import { describe } from '../validate.js';
 import type { UpdateFlags, UpdateSlot } from '../../worker/ops/optim.js';
 
@@ -31,11 +33,20 @@ export interface OptimizerStateDict {
   param_groups: Record<string, unknown>[];
 }
 
-/** What one parameter's update needs besides the parameter, its gradient and its group's hyper-parameters. */
-export interface ParamUpdate {
+/** What the worker's rule keeps for each parameter of a group (see worker/ops/optim.ts Rule). */
+export interface ParamLayout {
   flags: UpdateFlags;
-  /** State tensors in the order the worker's rule reads them (the step count first, for rules that keep one). */
-  state: Tensor[];
+  /**
+   * The step count: in the state as PyTorch keeps it ('state'), kept out of it because PyTorch's
+   * rule has none ('hidden': SGD's momentum tells its first step so), or none.
+   */
+  step: 'state' | 'hidden' | null;
+  /** How many step-dependent scalars the rule computes per parameter (hidden state). */
+  scalars: number;
+  /** State tensors, parameter-shaped, in the order the rule reads them. */
+  keys: string[];
+  /** Value new state tensors start at (Adagrad's initial accumulator); 0 by default. */
+  fill?: number;
 }
 
 /** A group's hyper-parameters on the device, and the values last written there. */
@@ -45,12 +56,25 @@ interface DeviceHyper {
   values: number[];
 }
 
+/** A view to carve out of a new flat state tensor, its starting value and where it goes. */
+interface StateRequest {
+  shape: number[];
+  init: Tensor | number;
+  place(view: Tensor): void;
+}
+
 export abstract class Optimizer<O extends { lr: number }> {
   readonly paramGroups: ParamGroup<O>[] = [];
   readonly state = new Map<Tensor, ParamState>();
   /** Name of the rule in worker/ops/optim.ts. */
   protected abstract readonly rule: string;
   private readonly deviceHyper = new WeakMap<ParamGroup<O>, DeviceHyper>();
+  /** Per parameter, state the rule keeps that PyTorch's state dict does not: step-dependent scalars, SGD's step count. */
+  private readonly hidden = new Map<Tensor, { step?: Tensor; scalars?: Tensor }>();
+  /** Tensors that are views of a flat state tensor; others (a loaded state dict's) move into one at the next step. */
+  private readonly flat = new WeakSet<Tensor>();
+  /** The groups' layouts when Keras fit recorded its step (materializeState), to refuse changes it would not see. */
+  private recordedLayouts: string | null = null;
 
   constructor(params: Params<O>, readonly defaults: Partial<O>) {
     if (params instanceof Tensor) throw new TypeError(`${this.constructor.name}: params must be an iterable of Tensors or of parameter groups, got a single Tensor`);
@@ -84,24 +108,74 @@ export abstract class Optimizer<O extends { lr: number }> {
   /** Throws on options PyTorch rejects. */
   protected abstract validate(options: O): void;
 
-  /** Creates missing state and says how to update one parameter; `state` is this parameter's entry. */
-  protected abstract prepare(group: O, state: ParamState, param: Tensor): ParamUpdate;
+  /** What the rule keeps for each parameter of a group with these options. */
+  protected abstract layout(group: O): ParamLayout;
 
   /** The group's numbers the worker's rule reads, in double precision (none may depend on the step). */
   protected abstract hyperParameters(group: O): Record<string, number>;
 
-  /** The step count, created at the parameter's first step (PyTorch's tensor(0.)); a number from an old checkpoint becomes one. */
-  protected stepCount(state: ParamState): Tensor {
-    const t = state.step;
-    if (t instanceof Tensor) return t;
-    return (state.step = full([], typeof t === 'number' ? t : 0));
+  /**
+   * Creates the state these parameters' next update reads and the hyper-parameters of their
+   * groups, as views of ONE new flat tensor (none when nothing is missing). State that is
+   * not such a view yet (a loaded state dict's, a step count given as a number) is copied into it.
+   */
+  private ensureState(entries: [ParamGroup<O>, Tensor][]) {
+    const requests: StateRequest[] = [];
+    const ready = (t: Tensor | number | undefined): boolean => t instanceof Tensor && this.flat.has(t);
+    for (const group of new Set(entries.map(([g]) => g))) {
+      if (this.deviceHyper.has(group)) continue;
+      const named = this.hyperParameters(group);
+      const values = Object.values(named);
+      requests.push({
+        shape: [values.length], init: tensor(Float32Array.from(values), [values.length]),
+        place: (view) => this.deviceHyper.set(group, { tensor: view, names: Object.keys(named), values }),
+      });
+    }
+    for (const [group, p] of entries) {
+      let state = this.state.get(p);
+      if (!state) this.state.set(p, (state = {}));
+      let hidden = this.hidden.get(p);
+      if (!hidden) this.hidden.set(p, (hidden = {}));
+      const { step, scalars, keys, fill = 0 } = this.layout(group);
+      const own = state;
+      const where = hidden;
+      if (step === 'state' && !ready(own.step)) {
+        const old = own.step;
+        requests.push({ shape: [], init: old instanceof Tensor ? old.float().reshape([]) : old ?? 0, place: (v) => (own.step = v) });
+      }
+      // SGD's hidden count starts at 1 when its buffer exists already (a loaded state dict): no first step then.
+      if (step === 'hidden' && !ready(where.step)) requests.push({ shape: [], init: keys.every((k) => own[k] instanceof Tensor) ? 1 : 0, place: (v) => (where.step = v) });
+      if (scalars && !(where.scalars && where.scalars.size === scalars)) requests.push({ shape: [scalars], init: 0, place: (v) => (where.scalars = v) });
+      for (const key of keys) {
+        const old = own[key];
+        if (ready(old)) continue;
+        requests.push({ shape: [...p.shape], init: old instanceof Tensor ? old : fill, place: (v) => (own[key] = v) });
+      }
+    }
+    if (!requests.length) return;
+    noGrad(() => {
+      const sizes = requests.map((r) => r.shape.reduce((a, b) => a * b, 1));
+      const flat = zeros([sizes.reduce((a, b) => a + b, 0)]);
+      let offset = 0;
+      requests.forEach((r, i) => {
+        const slice = flat.slice(0, offset, offset + sizes[i]);
+        const view = r.shape.length === 1 ? slice : slice.reshape(r.shape);
+        offset += sizes[i];
+        if (r.init instanceof Tensor) view.copy_(r.init);
+        else if (r.init !== 0) view.fill_(r.init);
+        this.flat.add(view);
+        r.place(view);
+      });
+      flat.dispose();
+    });
   }
 
-  /** A zero-filled state tensor, created at the parameter's first step (PyTorch's zeros_like). */
-  protected buffer(state: ParamState, key: string, param: Tensor): Tensor {
-    const t = state[key];
-    if (t instanceof Tensor) return t;
-    return (state[key] = zerosLike(param));
+  /** The structural part of every group's layout (which state tensors exist): what a recorded step depends on. */
+  private layouts(): string {
+    return JSON.stringify(this.paramGroups.map((g) => {
+      const { flags, step, scalars, keys } = this.layout(g);
+      return [flags, step, scalars, keys];
+    }));
   }
 
   /**
@@ -110,38 +184,31 @@ export abstract class Optimizer<O extends { lr: number }> {
    * the recorded step only reads and updates them.
    */
   materializeState() {
-    for (const group of this.paramGroups) {
-      this.hyperOnDevice(group);
-      for (const p of group.params) {
-        let state = this.state.get(p);
-        if (!state) this.state.set(p, (state = {}));
-        this.prepare(group, state, p);
-      }
-    }
+    this.ensureState(this.paramGroups.flatMap((g) => g.params.map((p): [ParamGroup<O>, Tensor] => [g, p])));
+    this.recordedLayouts = this.layouts();
   }
 
   /**
-   * @internal Writes changed options (a scheduler's or a callback's new lr) into the groups'
-   * device hyper-parameters: a command, no readback. step() does it; Keras fit after callbacks.
+   * @internal Writes changed options (a scheduler's or a callback's new lr, a new weightDecay)
+   * into the groups' device hyper-parameters: a command, no readback. step() does it; Keras fit
+   * after callbacks. During a fit, an option that changes which state the rule keeps (amsgrad,
+   * momentum turned on or off, centered) cannot reach the recorded step: that throws.
    */
   syncHyperParameters() {
+    if (this.recordedLayouts !== null && this.layouts() !== this.recordedLayouts) {
+      throw new Error(`${this.constructor.name}: an option that changes the optimizer's state (amsgrad, momentum on or off, centered) changed during fit, which recorded its step with the old one; set it before fit (learning rate, weight decay, betas, nesterov and maximize may change)`);
+    }
     for (const g of this.paramGroups) if (this.deviceHyper.has(g)) this.hyperOnDevice(g);
   }
 
-  /** The group's device hyper-parameters, created or brought up to date. */
+  /** The group's device hyper-parameters (made by ensureState), brought up to date. */
   private hyperOnDevice(group: ParamGroup<O>): DeviceHyper {
     const named = this.hyperParameters(group);
     const values = Object.values(named);
-    const known = this.deviceHyper.get(group);
-    if (known && known.values.every((v, i) => Object.is(v, values[i]))) return known;
-    const fresh = noGrad(() => tensor(Float32Array.from(values), [values.length]));
-    if (!known) {
-      const created = { tensor: fresh, names: Object.keys(named), values };
-      this.deviceHyper.set(group, created);
-      return created;
-    }
+    const known = this.deviceHyper.get(group)!;
+    if (known.values.every((v, i) => Object.is(v, values[i]))) return known;
     // In place, never a new tensor: a recorded step refers to this one by id. (The names are the rule's, fixed.)
-    noGrad(() => known.tensor.copy_(fresh));
+    noGrad(() => known.tensor.copy_(tensor(Float32Array.from(values), [values.length])));
     known.values = values;
     return known;
   }
@@ -158,31 +225,38 @@ export abstract class Optimizer<O extends { lr: number }> {
 
   /** Updates every parameter that has a gradient, in the worker; parameters without one are skipped. */
   step() {
-    const hyperIds: number[] = [];
-    const groups: string[][] = [];
-    const ids: number[] = [];
-    const slots: UpdateSlot[] = [];
+    const entries: [ParamGroup<O>, Tensor][] = [];
     for (const group of this.paramGroups) {
-      let index = -1;
       for (const p of group.params) {
         const g = p.grad;
         if (!g) continue;
         p.check();
         g.check();
         if (fmt(g.shape) !== fmt(p.shape)) throw new ShapeError(`${this.constructor.name}.step: gradient shape ${fmt(g.shape)} does not match parameter shape ${fmt(p.shape)}`);
-        let state = this.state.get(p);
-        if (!state) this.state.set(p, (state = {}));
-        if (index < 0) {
-          const hyper = this.hyperOnDevice(group);
-          index = hyperIds.push(hyper.tensor.id) - 1;
-          groups.push(hyper.names);
-        }
-        const u = this.prepare(group, state, p);
-        ids.push(p.id, g.id, ...u.state.map((t) => t.id));
-        slots.push({ flags: u.flags, group: index });
+        entries.push([group, p]);
       }
     }
-    if (slots.length) runtime().enqueue(['update', this.rule, [...hyperIds, ...ids], { groups, slots }]);
+    if (!entries.length) return;
+    this.ensureState(entries);
+    const hyperIds: number[] = [];
+    const groups: string[][] = [];
+    const index = new Map<ParamGroup<O>, number>();
+    const ids: number[] = [];
+    const slots: UpdateSlot[] = [];
+    for (const [group, p] of entries) {
+      if (!index.has(group)) {
+        const hyper = this.hyperOnDevice(group);
+        index.set(group, hyperIds.push(hyper.tensor.id) - 1);
+        groups.push(hyper.names);
+      }
+      const { flags, step, scalars, keys } = this.layout(group);
+      const state = this.state.get(p)!;
+      const hidden = this.hidden.get(p)!;
+      const count = step === 'state' ? (state.step as Tensor) : step === 'hidden' ? hidden.step! : null;
+      ids.push(p.id, p.grad!.id, ...(count ? [count.id] : []), ...(scalars ? [hidden.scalars!.id] : []), ...keys.map((k) => (state[k] as Tensor).id));
+      slots.push({ flags, group: index.get(group)! });
+    }
+    runtime().enqueue(['update', this.rule, [...hyperIds, ...ids], { groups, slots }]);
   }
 
   /** State (live views of the state tensors, as PyTorch returns references) and group options. */
@@ -230,6 +304,7 @@ export abstract class Optimizer<O extends { lr: number }> {
     }
     sd.param_groups.forEach(({ params: _, ...options }, i) => Object.assign(this.paramGroups[i], structuredClone(options)));
     this.state.clear();
+    this.hidden.clear();
     noGrad(() => {
       for (const [i, s] of Object.entries(sd.state)) {
         const copy = (k: string, v: Tensor | number) => {

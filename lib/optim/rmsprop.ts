@@ -1,7 +1,6 @@
 // RMSprop, optionally centered and with momentum (torch.optim.RMSprop).
 
-import type { Tensor } from '../tensor.js';
-import { Optimizer, type ParamState, type ParamUpdate, type Params } from './optimizer.js';
+import { Optimizer, type ParamLayout, type Params } from './optimizer.js';
 import { pyArgs, type PyRest } from '../nn/args.js';
 
 export interface RMSpropOptions {
@@ -31,14 +30,11 @@ export class RMSprop extends Optimizer<RMSpropOptions> {
   }
 
   protected hyperParameters(o: RMSpropOptions) {
-    return { lr: o.lr, alpha: o.alpha, oneMinusAlpha: 1 - o.alpha, eps: o.eps, weightDecay: o.weightDecay, momentum: o.momentum };
+    return { lr: o.lr, alpha: o.alpha, oneMinusAlpha: 1 - o.alpha, eps: o.eps, sign: o.maximize ? -1 : 1, weightDecay: o.weightDecay, momentum: o.momentum };
   }
 
-  protected prepare(o: RMSpropOptions, state: ParamState, p: Tensor): ParamUpdate {
-    const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0, momentum: o.momentum > 0, centered: o.centered };
-    const tensors = [this.stepCount(state), this.buffer(state, 'square_avg', p)];
-    if (flags.momentum) tensors.push(this.buffer(state, 'momentum_buffer', p));
-    if (flags.centered) tensors.push(this.buffer(state, 'grad_avg', p));
-    return { flags, state: tensors };
+  protected layout(o: RMSpropOptions): ParamLayout {
+    const flags = { momentum: o.momentum > 0, centered: o.centered };
+    return { flags, step: 'state', scalars: 0, keys: ['square_avg', ...(flags.momentum ? ['momentum_buffer'] : []), ...(flags.centered ? ['grad_avg'] : [])] };
   }
 }

@@ -1,7 +1,6 @@
 // Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (torch.optim.SGD).
 
-import type { Tensor } from '../tensor.js';
-import { Optimizer, type ParamState, type ParamUpdate, type Params } from './optimizer.js';
+import { Optimizer, type ParamLayout, type Params } from './optimizer.js';
 import { pyArgs, type PyRest } from '../nn/args.js';
 
 export interface SGDOptions {
@@ -31,14 +30,12 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 
   protected hyperParameters(o: SGDOptions) {
-    return { lr: o.lr, weightDecay: o.weightDecay, momentum: o.momentum, dampened: 1 - o.dampening };
+    return { lr: o.lr, sign: o.maximize ? -1 : 1, weightDecay: o.weightDecay, momentum: o.momentum, dampened: 1 - o.dampening, nesterov: +o.nesterov };
   }
 
-  protected prepare(o: SGDOptions, state: ParamState, p: Tensor): ParamUpdate {
-    const flags = { maximize: o.maximize, weightDecay: o.weightDecay !== 0, momentum: o.momentum !== 0, nesterov: o.nesterov, first: false };
-    if (!flags.momentum) return { flags, state: [] };
-    // The first step starts the buffer at the gradient itself rather than decaying zeros.
-    flags.first = state.momentum_buffer === undefined;
-    return { flags, state: [this.buffer(state, 'momentum_buffer', p)] };
+  /** With momentum, a hidden step count tells the first step, where the buffer starts as the gradient itself (as in PyTorch). */
+  protected layout(o: SGDOptions): ParamLayout {
+    const momentum = o.momentum !== 0;
+    return momentum ? { flags: { momentum }, step: 'hidden', scalars: 1, keys: ['momentum_buffer'] } : { flags: {}, step: null, scalars: 0, keys: [] };
   }
 }

@@ -54,6 +54,8 @@ export interface Backend {
   readonly name: 'webgpu' | 'wasm' | 'cpu';
   /** The largest storage alloc() can make, in bytes: larger tensors are refused before allocating. */
   readonly maxBufferBytes: number;
+  /** Distinct storages one kernel may bind (WebGPU's per-stage limit); unbounded when absent. */
+  readonly maxStorageBindings?: number;
   alloc(size: number, dtype: DType): Storage;
   /** Returns memory to the pool; queued work that uses it still completes. */
   free(s: Storage): void;

@@ -104,6 +104,44 @@ export interface MapKernel {
 }
 
 /**
+ * One elementwise program over many tensors in one launch (PyTorch's multi-tensor `foreach`
+ * kernels; optimizer steps): segment after segment, each element of a segment evaluates
+ * `exprs` over its input slots and stores result j to its output slot j. Every segment binds
+ * its own storages at its own places, walked as a [rows, cols] matrix in row-major order
+ * (a scalar slot has strides [0, 0]). Outputs may alias inputs elementwise (in-place
+ * updates). float32 only.
+ */
+export interface MultiMapKernel {
+  kind: 'multimap';
+  exprs: Expr[];
+  segments: Segment[];
+}
+
+/** One tensor group of a MultiMapKernel: rows * cols elements of every slot. */
+export interface Segment {
+  rows: number;
+  cols: number;
+  inputs: Place[];
+  outputs: Place[];
+}
+
+/** Where a slot lives in one segment: an index into the launch's input (or output) storages, an element offset and [row, col] strides. */
+export interface Place {
+  storage: number;
+  offset: number;
+  strides: [number, number];
+}
+
+/** A segment as the map kernel over its storages that computes it (the CPU backends run segments so). */
+export function segmentMap(k: MultiMapKernel, s: Segment): MapKernel {
+  const view = (p: Place): View => ({ shape: [s.rows, s.cols], strides: p.strides, offset: p.offset });
+  return {
+    kind: 'map', shape: [s.rows, s.cols], exprs: k.exprs, dtype: 'float32', inDtypes: s.inputs.map(() => 'float32'),
+    inputs: s.inputs.map(view), outputs: s.outputs.map(view),
+  };
+}
+
+/**
  * An elementwise expression a kernel reads its input through (fused maps): the input's
  * elements, in order, are those of `shape` in row-major order, each expr over the views
  * (all shaped `shape`) at that index. The kernel's storages are then the views' storages,
@@ -286,7 +324,7 @@ export interface ClassesKernel {
   gradConstant?: number;
 }
 
-export type Kernel = MapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel | ClassesKernel;
+export type Kernel = MapKernel | MultiMapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel | ClassesKernel;
 
 /** PCG hash shared by both backends (u32 arithmetic). */
 export function pcgHash(v: number): number {

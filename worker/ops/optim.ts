@@ -1,32 +1,32 @@
-// In-place updates: optimizer steps and gradient clipping. Optimizer state
-// lives on the device, as in PyTorch's `capturable` Adam: each group's
-// hyper-parameters are a small tensor the page rewrites only when they change
-// (a scheduler, a new lr), and each parameter's step count is a 0-d tensor.
-// A step is then the same command every time, so a recorded program (Keras
-// fit) replays it unchanged: one tiny kernel counts the steps and computes
-// the step-dependent numbers (bias corrections, Adagrad's decayed lr) for
-// every parameter, then ONE fused elementwise kernel per parameter writes the
-// parameter and its state tensors in place.
+// In-place updates: optimizer steps and gradient clipping, as multi-tensor
+// kernels (PyTorch's `foreach`/`fused` optimizers). Optimizer state lives on
+// the device, as in PyTorch's `capturable` Adam: each group's
+// hyper-parameters, each parameter's step count, step-dependent scalars and
+// moments are views of the optimizer's one flat state tensor (lib/optim), so
+// a step is the same command every time and a recorded program (Keras fit)
+// replays it unchanged. A step is two kernels: one counts every parameter's
+// step and computes its step-dependent numbers (bias corrections, Adagrad's
+// decayed lr); one updates every parameter and its state in place, each
+// parameter a segment of one MultiMapKernel. Only WebGPU's binding limit
+// splits the second: the flat state is one binding, each parameter and
+// gradient one more.
 
 import { c, f, x, type Expr } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
 import type { WT } from '../tensor.js';
 
-/** Switches that change the kernel's expression; everything numeric is a device scalar. */
+/** Switches that change which state tensors a rule keeps; everything else is a device scalar. */
 export interface UpdateFlags {
-  maximize?: boolean;
-  /** Weight decay added to the gradient (L2), or applied to the parameter (AdamW) when `decoupled`. */
-  weightDecay?: boolean;
-  decoupled?: boolean;
   momentum?: boolean;
-  /** SGD's first step: the momentum buffer starts as the gradient itself. */
-  first?: boolean;
-  nesterov?: boolean;
   amsgrad?: boolean;
   centered?: boolean;
 }
 
-/** One parameter's update: its tensors are [param, grad, step (rules that count), ...state]. */
+/**
+ * One parameter's update. Its tensors, in order: param, grad; for rules that count steps, the
+ * 0-d step count and (when the rule has any) a 1-D tensor of its step-dependent scalars; then
+ * the rule's state tensors.
+ */
 export interface UpdateSlot {
   flags: UpdateFlags;
   /** Index of the parameter's group among the command's hyper-parameter tensors. */
@@ -50,11 +50,11 @@ interface RuleArgs {
   flags: UpdateFlags;
 }
 
-interface Rule {
-  /** How many state tensors (moments, buffers) follow the gradient and the step count. */
+export interface Rule {
+  /** How many state tensors (moments, buffers) follow the step-dependent scalars. */
   states(flags: UpdateFlags): number;
-  /** Whether the rule keeps a step count (every rule but SGD, as in PyTorch). */
-  counted: boolean;
+  /** Whether the rule keeps a step count (every rule but SGD without momentum). */
+  counted(flags: UpdateFlags): boolean;
   /** Scalars that depend on the step count: `compute` gives them, in `names` order, from the group's hyper-parameters and the new count `t`. */
   perStep?: { names: string[]; compute(s: Record<string, Expr>, t: Expr): Expr[] };
   /** New values for [param, ...state], written in terms of the old ones (every output reads old inputs). */
@@ -66,10 +66,13 @@ const sub = (a: Expr, b: Expr) => f('sub', a, b);
 const mul = (a: Expr, b: Expr) => f('mul', a, b);
 const div = (a: Expr, b: Expr) => f('div', a, b);
 
-/** The gradient as the rules use it: negated when maximizing, plus L2 weight decay. */
-function gradient({ p, g, s, flags }: RuleArgs): Expr {
-  const d = flags.maximize ? f('neg', g) : g;
-  return flags.weightDecay && !flags.decoupled ? add(d, mul(s.weightDecay, p)) : d;
+/**
+ * The gradient as the rules use it: times `sign` (-1 when maximizing), plus L2 weight decay.
+ * Both are device scalars, exact when off (times 1, plus 0 * p), so changing them never
+ * changes the kernel.
+ */
+function gradient({ p, g, s }: RuleArgs): Expr {
+  return add(mul(g, s.sign), mul(s.weightDecay, p));
 }
 
 /**
@@ -84,22 +87,24 @@ function oneMinusExp(z: Expr): Expr {
 }
 
 // The rules follow PyTorch 1.13's single-tensor implementations term by term.
-const RULES: Record<string, Rule> = {
+export const RULES: Record<string, Rule> = {
   sgd: {
-    counted: false,
+    // With momentum, a hidden step count tells the first step, where the buffer starts as the gradient.
+    counted: (fl) => !!fl.momentum,
     states: (fl) => +!!fl.momentum,
+    perStep: { names: ['started'], compute: (_, t) => [f('gt', t, c(1))] },
     update: (a) => {
       const { p, state: [buf], s, flags } = a;
       const d = gradient(a);
       if (!flags.momentum) return [sub(p, mul(s.lr, d))];
-      const b = flags.first ? d : add(mul(buf, s.momentum), mul(s.dampened, d));
-      const step = flags.nesterov ? add(d, mul(s.momentum, b)) : b;
+      const b = f('where', s.started, add(mul(buf, s.momentum), mul(s.dampened, d)), d);
+      const step = f('where', s.nesterov, add(d, mul(s.momentum, b)), b);
       return [sub(p, mul(s.lr, step)), b];
     },
   },
 
   adam: {
-    counted: true,
+    counted: () => true,
     states: (fl) => 2 + +!!fl.amsgrad,
     perStep: {
       names: ['stepSize', 'biasCorrection2Sqrt'],
@@ -112,13 +117,13 @@ const RULES: Record<string, Rule> = {
       const v1 = add(mul(v, s.beta2), mul(mul(s.oneMinusBeta2, d), d));
       const vmax1 = flags.amsgrad ? f('maximum', vmax, v1) : null;
       const denom = add(div(f('sqrt', vmax1 ?? v1), s.biasCorrection2Sqrt), s.eps);
-      const decayed = flags.weightDecay && flags.decoupled ? mul(p, s.decay) : p;
-      return [sub(decayed, mul(s.stepSize, div(m1, denom))), m1, v1, ...(vmax1 ? [vmax1] : [])];
+      // AdamW's decoupled decay: `decay` is 1 - lr * weightDecay (1 for Adam, whose decay is in the gradient).
+      return [sub(mul(p, s.decay), mul(s.stepSize, div(m1, denom))), m1, v1, ...(vmax1 ? [vmax1] : [])];
     },
   },
 
   adagrad: {
-    counted: true,
+    counted: () => true,
     states: () => 1,
     perStep: { names: ['clr'], compute: (s, t) => [div(s.lr, add(c(1), mul(sub(t, c(1)), s.lrDecay)))] },
     update: (a) => {
@@ -131,7 +136,7 @@ const RULES: Record<string, Rule> = {
 
   adadelta: {
     // square_avg, acc_delta
-    counted: true,
+    counted: () => true,
     states: () => 2,
     update: (a) => {
       const { p, state: [sq, acc], s } = a;
@@ -145,7 +150,7 @@ const RULES: Record<string, Rule> = {
 
   rmsprop: {
     // square_avg, then momentum_buffer and grad_avg when used.
-    counted: true,
+    counted: () => true,
     states: (fl) => 1 + +!!fl.momentum + +!!fl.centered,
     update: (a) => {
       const { p, s, flags } = a;
@@ -163,89 +168,94 @@ const RULES: Record<string, Rule> = {
   },
 };
 
-/** Buffers one dispatch may bind: the limit WebGPU guarantees on every adapter. */
-const MAX_BINDINGS = 8;
+/** Names of the step-dependent scalars a rule keeps for a parameter with these flags. */
+export const perStepNames = (rule: Rule, flags: UpdateFlags) => (rule.counted(flags) ? rule.perStep?.names ?? [] : []);
 
 interface SlotTensors {
   p: WT;
   g: WT;
   step: WT | null;
+  /** 0-d views of the step-dependent scalars, by name. */
+  perStep: Record<string, WT>;
   state: WT[];
   slot: UpdateSlot;
 }
 
+/** 0-d views of a 1-D tensor's elements, by name. */
+function named(ctx: Ctx, t: WT, names: string[], what: string): Record<string, WT> {
+  if (t.size !== names.length || t.shape.length !== 1 || t.strides[0] !== 1) throw new Error(`update: ${what} must be a contiguous 1-D tensor of ${names.length} (${names.join(', ')}), got ${t.size} elements`);
+  return Object.fromEntries(names.map((name, j) => [name, ctx.view(t, [], [], t.offset + j)]));
+}
+
 /** Runs an optimizer rule over its parameters; see OptimizerAttrs for the tensors' order. */
 function optimizerUpdate(ctx: Ctx, rule: Rule, ts: WT[], { groups, slots }: OptimizerAttrs) {
-  // Each hyper-parameter is read through a 0-d view into its group's tensor.
-  const hyper = groups.map((names, i): Record<string, WT> => {
-    const h = ts[i];
-    if (!h || h.size !== names.length) throw new Error(`update: group ${i} names ${names.length} hyper-parameters, its tensor holds ${h?.size}`);
-    return Object.fromEntries(names.map((name, j) => [name, ctx.view(h, [], [], h.offset + j)]));
+  const hyper = groups.map((names, i) => {
+    if (!ts[i]) throw new Error(`update: no hyper-parameter tensor for group ${i}`);
+    return named(ctx, ts[i], names, `group ${i}'s hyper-parameters`);
   });
   let next = groups.length;
   const parsed: SlotTensors[] = slots.map((slot) => {
-    const n = 2 + +rule.counted + rule.states(slot.flags);
+    const counted = rule.counted(slot.flags);
+    const names = perStepNames(rule, slot.flags);
+    const n = 2 + +counted + +(names.length > 0) + rule.states(slot.flags);
     const own = ts.slice(next, next + n);
     next += n;
     if (own.length !== n || !hyper[slot.group]) throw new Error(`update: too few tensors for ${slots.length} parameters`);
     const [p, g, ...rest] = own;
-    return { p, g, step: rule.counted ? rest.shift()! : null, state: rest, slot };
+    const step = counted ? rest.shift()! : null;
+    const perStep = names.length ? named(ctx, rest.shift()!, names, 'the step-dependent scalars') : {};
+    return { p, g, step, perStep, state: rest, slot };
   });
   if (next !== ts.length) throw new Error(`update: ${ts.length} tensors given, the rules used ${next}`);
-  const perStep = rule.counted ? countSteps(ctx, rule, parsed, hyper) : parsed.map(() => ({}));
-  parsed.forEach(({ p, g, state, slot }, i) => {
-    const scalars: Record<string, WT> = { ...hyper[slot.group], ...perStep[i] };
-    const names = Object.keys(scalars);
+  countSteps(ctx, rule, parsed.filter((sl) => sl.step), hyper);
+  // Parameters whose flags give the same expressions share kernels.
+  const kinds = new Map<string, SlotTensors[]>();
+  for (const sl of parsed) {
+    const key = JSON.stringify([sl.slot.flags, groups[sl.slot.group], Object.keys(sl.perStep)]);
+    kinds.set(key, [...(kinds.get(key) ?? []), sl]);
+  }
+  for (const same of kinds.values()) {
+    const { slot, perStep, state } = same[0];
+    // Slots: the scalars (read once per segment), then the param, the grad and the state.
+    const names = [...groups[slot.group], ...Object.keys(perStep)];
     const s = Object.fromEntries(names.map((name, j) => [name, x(j)]));
-    // Tensor inputs follow the scalars: the param, the grad, then the state.
     const k = names.length;
     const exprs = rule.update({ p: x(k), g: x(k + 1), state: state.map((_, j) => x(k + 2 + j)), s, flags: slot.flags });
-    ctx.mapInto(exprs, [...Object.values(scalars), p, g, ...state], [p, ...state]);
-  });
+    const scalar = [...names.map(() => true), false, false, ...state.map(() => false)];
+    ctx.runSegments(exprs, scalar, same.map((sl) => {
+      const scalars = { ...hyper[sl.slot.group], ...sl.perStep };
+      return { inputs: [...names.map((name) => scalars[name]), sl.p, sl.g, ...sl.state], outputs: [sl.p, ...sl.state] };
+    }));
+  }
 }
 
 /**
- * Adds one to every slot's step count and computes the rule's per-step scalars from the new
- * counts, in as few 0-d kernels as the binding limit allows (one for a small model). Returns
- * each slot's per-step scalars as views into a scratch tensor.
+ * Adds one to every slot's step count and computes the rule's step-dependent scalars from the
+ * new count: one kernel, each parameter a one-element segment.
  */
-function countSteps(ctx: Ctx, rule: Rule, slots: SlotTensors[], hyper: Record<string, WT>[]): Record<string, WT>[] {
-  const names = rule.perStep?.names ?? [];
-  const scratch = names.length ? ctx.empty([slots.length * names.length]) : null;
-  const views = slots.map((_, i) => Object.fromEntries(names.map((name, j) => [name, ctx.view(scratch!, [], [], i * names.length + j)])));
-  for (let start = 0; start < slots.length; ) {
-    // Take slots while the kernel's distinct buffers fit: the steps, the scratch and the groups' hyper tensors.
-    const buffers = new Set(scratch ? [scratch.buf] : []);
-    let end = start;
-    for (; end < slots.length; end++) {
-      const more = [slots[end].step!.buf, ...(names.length ? Object.values(hyper[slots[end].slot.group]).map((v) => v.buf) : [])];
-      if (end > start && new Set([...buffers, ...more]).size > MAX_BINDINGS) break;
-      for (const b of more) buffers.add(b);
-    }
-    const chunk = slots.slice(start, end);
-    const inputs: WT[] = chunk.map((sl) => sl.step!);
-    const exprs: Expr[] = [];
-    const outputs: WT[] = [];
-    chunk.forEach((sl, i) => {
-      const t = add(x(i), c(1));
-      exprs.push(t);
-      outputs.push(sl.step!);
-      if (!names.length) return;
-      const s = Object.fromEntries(Object.entries(hyper[sl.slot.group]).map(([name, view]) => [name, x(inputs.push(view) - 1)]));
-      rule.perStep!.compute(s, t).forEach((e, j) => {
-        exprs.push(e);
-        outputs.push(views[start + i][names[j]]);
-      });
-    });
-    ctx.mapInto(exprs, inputs, outputs);
-    start = end;
+function countSteps(ctx: Ctx, rule: Rule, slots: SlotTensors[], hyper: Record<string, WT>[]) {
+  const kinds = new Map<string, SlotTensors[]>();
+  for (const sl of slots) {
+    const key = JSON.stringify([Object.keys(hyper[sl.slot.group]), Object.keys(sl.perStep)]);
+    kinds.set(key, [...(kinds.get(key) ?? []), sl]);
   }
-  return views;
+  for (const same of kinds.values()) {
+    const names = Object.keys(same[0].perStep);
+    const hyperNames = names.length ? Object.keys(hyper[same[0].slot.group]) : [];
+    const s = Object.fromEntries(hyperNames.map((name, j) => [name, x(j + 1)]));
+    const t = add(x(0), c(1));
+    const exprs = [t, ...(names.length ? rule.perStep!.compute(s, t) : [])];
+    const scalar = [false, ...hyperNames.map(() => true)];
+    ctx.runSegments(exprs, scalar, same.map((sl) => ({
+      inputs: [sl.step!, ...hyperNames.map((name) => hyper[sl.slot.group][name])],
+      outputs: [sl.step!, ...names.map((name) => sl.perStep[name])],
+    })));
+  }
 }
 
-/** Multiplies tensors[1..] in place by the 0-d tensor tensors[0] (gradient clipping). */
+/** Multiplies tensors[1..] in place by the 0-d tensor tensors[0] (gradient clipping): one multi-tensor kernel. */
 function scale(ctx: Ctx, [coef, ...targets]: WT[]) {
-  for (const t of targets) ctx.mapInto([mul(x(0), x(1))], [t, coef], [t]);
+  ctx.runSegments([mul(x(0), x(1))], [false, true], targets.map((t) => ({ inputs: [t, coef], outputs: [t] })));
 }
 
 /** In-place updates by name, as the engine's 'update' command names them. */

@@ -6,7 +6,7 @@ import type { DType } from '../../../lib/shape.js';
 import { sizeOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import {
-  ELEMENTWISE, activationExpr, indexError, operandStorages, plainOperands, prologueMap, uniformAt,
+  ELEMENTWISE, activationExpr, indexError, operandStorages, plainOperands, prologueMap, segmentMap, uniformAt,
   type ConvKernel, type Expr, type View, type Prologue, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
 } from '../kernel.js';
 import { classesKernel } from '../classes.js';
@@ -85,6 +85,7 @@ export class CpuBackend implements Backend {
   prepare(k: Kernel): Prepared {
     const [exprs, dtype]: [Expr[], DType] | [] =
       k.kind === 'map' ? [k.exprs, k.dtype]
+      : k.kind === 'multimap' ? [k.exprs, 'float32']
       : k.kind === 'reduce' && k.prologue ? [[k.prologue.expr], k.dtype]
       : k.kind === 'matmul' && k.epilogue ? [[k.epilogue.expr], 'float32']
       : [];
@@ -100,6 +101,9 @@ export class CpuBackend implements Backend {
     const outs = outputs.map((s) => (s as CpuStorage).data);
     switch (k.kind) {
       case 'map': return map(k, (prepared as CpuPrepared).fns!, ins, outs);
+      case 'multimap':
+        for (const seg of k.segments) map(segmentMap(k, seg), (prepared as CpuPrepared).fns!, seg.inputs.map((p) => ins[p.storage]), seg.outputs.map((p) => outs[p.storage]));
+        return;
       case 'reduce': return reduce(k, k.prologue ? prologueValues(k.prologue, k.dtype, (prepared as CpuPrepared).fns!, ins) : ins[0], outs[0]);
       case 'matmul': {
         const [na, nb] = operandStorages(k);

@@ -12,7 +12,7 @@ import { sizeOf, stridesOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import { rand } from '../cpu/index.js';
 import { classesKernel } from '../classes.js';
-import { activationExpr, f, indexError, operandStorages, plainOperands, prologueMap, x, type Epilogue, type Prologue, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
+import { activationExpr, f, indexError, operandStorages, plainOperands, prologueMap, segmentMap, x, type Epilogue, type Prologue, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
 import kernelsWasm from './assembly/kernels.wasm';
 import kernelsSharedWasm from './assembly/kernels-shared.wasm';
 import { convWasm, type ConvHost } from './conv.js';
@@ -25,6 +25,8 @@ import { Threads } from './threads.js';
 interface WasmPrepared extends Prepared {
   /** A map kernel's loop; for a reduce, its prologue's; for a matmul, its epilogue's when the GEMM cannot apply it. */
   map?: { program: MapProgram; shape: number[]; strides: number[][]; kinds: StrideKind[] };
+  /** A multimap kernel's segments, each run as its map kernel. */
+  segments?: WasmPrepared['map'][];
   /** A matmul epilogue the GEMM applies itself. */
   gemm?: { bias: View | null; act: number };
 }
@@ -182,6 +184,10 @@ export class WasmBackend implements Backend {
       const gemm = k.epilogue ? fixedEpilogue(k.epilogue) : { bias: null, act: 0 };
       return gemm ? { key: `gemm ${gemm.act}`, gemm } : this.prepare(epilogueMap(k));
     }
+    if (k.kind === 'multimap') {
+      const segments = k.segments.map((seg) => this.prepare(segmentMap(k, seg)));
+      return { key: `multimap ${segments.map((p) => p.key).join(';')}`, segments: segments.map((p) => p.map) };
+    }
     if (k.kind !== 'map' || sizeOf(k.shape) === 0) return NOTHING_TO_PREPARE;
     const { shape, strides } = collapse(k.shape, [...k.inputs, ...k.outputs]);
     const inner = shape.length - 1;
@@ -200,6 +206,14 @@ export class WasmBackend implements Backend {
       case 'map': {
         const { map } = prepared as WasmPrepared;
         return map && this.map(k, map, inputs.map(ptr), outputs.map(ptr));
+      }
+      case 'multimap': {
+        const { segments } = prepared as WasmPrepared;
+        k.segments.forEach((seg, i) => {
+          const map = segments![i];
+          if (map) this.map(segmentMap(k, seg), map, seg.inputs.map((p) => ptr(inputs[p.storage])), seg.outputs.map((p) => ptr(outputs[p.storage])));
+        });
+        return;
       }
       case 'reduce': {
         const { map } = prepared as WasmPrepared;

@@ -3,9 +3,10 @@
 
 import type { DType } from '../../../lib/shape.js';
 import type { Storage } from '../backend.js';
-import { ELEMENTWISE, activationExpr, operandStorages, type ClassesKernel, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel } from '../kernel.js';
+import { ELEMENTWISE, activationExpr, operandStorages, type ClassesKernel, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type MultiMapKernel, type ReduceKernel } from '../kernel.js';
 import common from '../../../shaders/common.wgsl';
 import elementwise from '../../../shaders/elementwise.wgsl';
+import foreachSrc from '../../../shaders/optim_foreach.wgsl';
 import mathFns from '../../../shaders/math.wgsl';
 import reduceSrc from '../../../shaders/reduce.wgsl';
 import softmaxSrc from '../../../shaders/softmax.wgsl';
@@ -91,6 +92,11 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
       const dtypes = [...inputs, ...outputs].map((s) => s.dtype[0]).join('');
       return `map ${k.dtype} ${k.shape.length} ${inputs.length} ${dtypes} ${distinctBindings(bufs).bindingOf.join(',')} ${JSON.stringify(k.exprs)}`;
     }
+    case 'multimap': {
+      const { bindingOf } = distinctBindings(bufs);
+      const places = k.segments.map((seg) => [...seg.inputs.map((p) => bindingOf[p.storage]), ...seg.outputs.map((p) => bindingOf[inputs.length + p.storage])].join(','));
+      return `multimap ${places.join(';')} ${JSON.stringify(k.exprs)}`;
+    }
     case 'reduce': {
       const p = k.prologue;
       const fused = p ? ` ${p.shape.length} ${inputs.map((s) => s.dtype[0]).join('')} ${distinctBindings(bufs.slice(0, inputs.length)).bindingOf.join(',')} ${JSON.stringify(p.expr)}` : '';
@@ -113,6 +119,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
   const words = launch(k, opts).params.length;
   switch (k.kind) {
     case 'map': return mapKernel(k, inputs, outputs, bufs, words);
+    case 'multimap': return multiMapKernel(k, inputs, outputs, bufs, words);
     case 'reduce': return reduceKernel(k, inputs, outputs[0], bufs, opts, words);
     case 'softmax': {
       const code = withPrelude(fill(softmaxSrc, { RESULT: k.log ? 'z - logSum' : 'exp(z) / sum' }), words);
@@ -132,6 +139,10 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
   switch (k.kind) {
     case 'map': {
       const params = mapWords(k);
+      return { params, workgroups: grid(Math.ceil(params[0] / 256)) };
+    }
+    case 'multimap': {
+      const params = multiMapWords(k);
       return { params, workgroups: grid(Math.ceil(params[0] / 256)) };
     }
     case 'reduce':
@@ -239,6 +250,43 @@ function mapKernel(k: MapKernel, inputs: Storage[], outputs: Storage[], bufs: GP
     })
     .join('\n');
   const code = withPrelude(mathFns + fill(elementwise, { BINDINGS: bindings, OFFSETS: offsets, BODY: [reads, results, writes].join('\n') }), words);
+  return { code, bindings: unique };
+}
+
+/** [total, then per segment: its end, its cols, then each slot's offset, row and col strides (inputs, then outputs)]. */
+function multiMapWords(k: MultiMapKernel): Uint32Array {
+  const words = [0];
+  for (const seg of k.segments) {
+    words[0] += seg.rows * seg.cols;
+    words.push(words[0], seg.cols);
+    for (const p of [...seg.inputs, ...seg.outputs]) words.push(p.offset, ...p.strides);
+  }
+  return new Uint32Array(words);
+}
+
+function multiMapKernel(k: MultiMapKernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[], words: number): KernelCode {
+  const { unique, bindingOf } = distinctBindings(bufs);
+  const written = new Set(outputs.map((_, j) => bindingOf[inputs.length + j]));
+  const bindings = unique
+    .map((_, b) => `@group(0) @binding(${b + 1}) var<storage, ${written.has(b) ? 'read_write' : 'read'}> b${b}: array<f32>;`)
+    .join('\n');
+  const slotCount = k.segments.length ? k.segments[0].inputs.length : 0;
+  const per = 2 + 3 * (slotCount + k.exprs.length);
+  const segments = k.segments.map((seg, s) => {
+    const base = 1 + s * per;
+    const start = s === 0 ? '0u' : `u(${base - per}u)`;
+    const at = (j: number) => `u(${base + 2 + 3 * j}u) + r * u(${base + 3 + 3 * j}u) + c * u(${base + 4 + 3 * j}u)`;
+    const reads = seg.inputs.map((p, j) => `b${bindingOf[p.storage]}[${at(j)}]`);
+    const writes = seg.outputs.map((p, j) => `    b${bindingOf[inputs.length + p.storage]}[${at(slotCount + j)}] = v.r${j};`);
+    return `${s ? ' else ' : '  '}if (idx < u(${base}u)) {\n    let i = idx - ${start};\n    let r = i / u(${base + 1}u);\n    let c = i - r * u(${base + 1}u);\n    let v = sn_update(${reads.join(', ')});\n${writes.join('\n')}\n  }`;
+  });
+  const code = withPrelude(mathFns + fill(foreachSrc, {
+    BINDINGS: bindings,
+    FIELDS: k.exprs.map((_, j) => `r${j}: f32,`).join(' '),
+    ARGS: Array.from({ length: slotCount }, (_, i) => `v${i}: f32`).join(', '),
+    BODY: `${k.exprs.map((e, j) => `  let r${j} = ${exprCode(e, 'float32')};`).join('\n')}\n  return Results(${k.exprs.map((_, j) => `r${j}`).join(', ')});`,
+    SEGMENTS: segments.join(''),
+  }), words);
   return { code, bindings: unique };
 }
 

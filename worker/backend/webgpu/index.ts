@@ -114,6 +114,7 @@ export class WebGpuBackend implements Backend {
   /** Errors the device reported for work since the last check: out-of-memory or validation, captured per flush. */
   private scopeErrors: Promise<GPUError | null>[] = [];
   readonly maxBufferBytes: number;
+  readonly maxStorageBindings: number;
   /** [site, index, size] of the first out-of-range index a gather kernel met (see gather.wgsl); zero when none. */
   private flags: GPUBuffer;
   /** The kernel each site number (1-based) stands for, since the last check. */
@@ -128,6 +129,7 @@ export class WebGpuBackend implements Backend {
     this.software = software;
     // A buffer is bound whole, so the binding limit caps a tensor as much as the buffer limit does.
     this.maxBufferBytes = Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize);
+    this.maxStorageBindings = device.limits.maxStorageBuffersPerShaderStage;
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.flags = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     this.watch(device);
