@@ -104,6 +104,30 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       }
     });
 
+    it('160 parameters: the update splits where its segment table fills, results unchanged', async () => {
+      const make = (seed) => {
+        sn.manualSeed(seed);
+        return Array.from({ length: 160 }, (_, i) => new sn.nn.Parameter(sn.randn([1 + (i % 3)])));
+      };
+      const together = make(5);
+      const alone = make(5);
+      const joint = new sn.optim.Adam(together, { lr: 0.01 });
+      const single = alone.map((p) => new sn.optim.Adam([p], { lr: 0.01 }));
+      const loss = (params) => params.reduce((l, p, i) => l.add(p.mul(i % 7 - 3).sum()).add(p.square().sum()), sn.zeros([])).backward();
+      let kernels = 0;
+      for (let t = 0; t < 2; t++) {
+        loss(together);
+        kernels = await kernelsOf(() => joint.step());
+        joint.zeroGrad();
+        loss(alone);
+        for (const o of single) { o.step(); o.zeroGrad(); }
+      }
+      const [a, b] = [await values(together), await values(alone)];
+      a.forEach((v, i) => expectClose(v, b[i], { ...EXACT, label: `parameter ${i}` }));
+      // One step-count kernel, the update in two (a segment of Adam's 20 slots takes 62 words of the 8,192).
+      if (backend !== 'webgpu') expect(kernels).to.equal(3);
+    });
+
     it('gradient clipping scales every gradient in one kernel', async () => {
       const params = makeParams(2);
       backwardLoss(params, 0);

@@ -28,6 +28,8 @@ const MAX_BUFFERS = 8;
 const CHEAP_NODES = 8;
 /** Buffers a matmul operand's prologue may read (the output's binding counted), so both operands and an epilogue fit. */
 const OPERAND_BUFFERS = 4;
+/** A multi-tensor kernel's segment table (WebGPU keeps it in uniform words: 64 KiB on every adapter) stays within half of that. */
+const MAX_SEGMENT_WORDS = 8192;
 const TRANSCENDENTAL = new Set(['exp', 'log', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'softplus', 'pow']);
 
 export interface CtxOptions {
@@ -180,7 +182,8 @@ export class Ctx implements LazyHost {
       for (; start < placed.length; start++) {
         const seg = placed[start];
         const bound = new Set([...ins, ...outs, ...seg.inputs.map((p) => p.buf), ...seg.outputs.map((p) => p.buf)]);
-        if (segments.length && bound.size > this.maxBindings) break;
+        const words = (segments.length + 1) * (2 + 3 * (seg.inputs.length + seg.outputs.length));
+        if (segments.length && (bound.size > this.maxBindings || words > MAX_SEGMENT_WORDS)) break;
         segments.push({ rows: seg.rows, cols: seg.cols, inputs: seg.inputs.map((p) => index(ins, p)), outputs: seg.outputs.map((p) => index(outs, p)) });
       }
       this.dispatch({ kind: 'multimap', exprs, segments }, ins, outs);

@@ -50,7 +50,7 @@ interface RuleArgs {
   flags: UpdateFlags;
 }
 
-export interface Rule {
+interface Rule {
   /** How many state tensors (moments, buffers) follow the step-dependent scalars. */
   states(flags: UpdateFlags): number;
   /** Whether the rule keeps a step count (every rule but SGD without momentum). */
@@ -87,7 +87,7 @@ function oneMinusExp(z: Expr): Expr {
 }
 
 // The rules follow PyTorch 1.13's single-tensor implementations term by term.
-export const RULES: Record<string, Rule> = {
+const RULES: Record<string, Rule> = {
   sgd: {
     // With momentum, a hidden step count tells the first step, where the buffer starts as the gradient.
     counted: (fl) => !!fl.momentum,
@@ -169,7 +169,7 @@ export const RULES: Record<string, Rule> = {
 };
 
 /** Names of the step-dependent scalars a rule keeps for a parameter with these flags. */
-export const perStepNames = (rule: Rule, flags: UpdateFlags) => (rule.counted(flags) ? rule.perStep?.names ?? [] : []);
+const perStepNames = (rule: Rule, flags: UpdateFlags) => (rule.counted(flags) ? rule.perStep?.names ?? [] : []);
 
 interface SlotTensors {
   p: WT;
