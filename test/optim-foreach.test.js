@@ -113,7 +113,10 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       const alone = make(5);
       const joint = new sn.optim.Adam(together, { lr: 0.01 });
       const single = alone.map((p) => new sn.optim.Adam([p], { lr: 0.01 }));
-      const loss = (params) => params.reduce((l, p, i) => l.add(p.mul(i % 7 - 3).sum()).add(p.square().sum()), sn.zeros([])).backward();
+      // Each gradient is a GEMM's result (as in a model), read in place by the update.
+      sn.manualSeed(6);
+      const xs = [1, 2, 3].map((k) => sn.randn([2, k]));
+      const loss = (params) => params.reduce((l, p) => l.add(xs[p.size - 1].matmul(p.reshape([p.size, 1])).square().sum()), sn.zeros([])).backward();
       let kernels = 0;
       for (let t = 0; t < 2; t++) {
         loss(together);

@@ -272,20 +272,21 @@ function multiMapKernel(k: MultiMapKernel, inputs: Storage[], outputs: Storage[]
     .join('\n');
   const slotCount = k.segments.length ? k.segments[0].inputs.length : 0;
   const per = 2 + 3 * (slotCount + k.exprs.length);
+  // A switch over the segment, found by scanning the ends (an else-if chain would hit WGSL's chaining limit).
   const segments = k.segments.map((seg, s) => {
     const base = 1 + s * per;
-    const start = s === 0 ? '0u' : `u(${base - per}u)`;
     const at = (j: number) => `u(${base + 2 + 3 * j}u) + r * u(${base + 3 + 3 * j}u) + c * u(${base + 4 + 3 * j}u)`;
     const reads = seg.inputs.map((p, j) => `b${bindingOf[p.storage]}[${at(j)}]`);
-    const writes = seg.outputs.map((p, j) => `    b${bindingOf[inputs.length + p.storage]}[${at(slotCount + j)}] = v.r${j};`);
-    return `${s ? ' else ' : '  '}if (idx < u(${base}u)) {\n    let i = idx - ${start};\n    let r = i / u(${base + 1}u);\n    let c = i - r * u(${base + 1}u);\n    let v = sn_update(${reads.join(', ')});\n${writes.join('\n')}\n  }`;
+    const writes = seg.outputs.map((p, j) => `      b${bindingOf[inputs.length + p.storage]}[${at(slotCount + j)}] = v.r${j};`);
+    return `    case ${s}u: {\n      let r = i / u(${base + 1}u);\n      let c = i - r * u(${base + 1}u);\n      let v = sn_update(${reads.join(', ')});\n${writes.join('\n')}\n    }`;
   });
+  const find = `  var s = 0u;\n  loop { if (idx < u(1u + s * ${per}u)) { break; } s++; }\n  let i = idx - select(0u, u(1u + (s - 1u) * ${per}u), s > 0u);\n  switch s {\n${segments.join('\n')}\n    default: {}\n  }`;
   const code = withPrelude(mathFns + fill(foreachSrc, {
     BINDINGS: bindings,
     FIELDS: k.exprs.map((_, j) => `r${j}: f32,`).join(' '),
     ARGS: Array.from({ length: slotCount }, (_, i) => `v${i}: f32`).join(', '),
     BODY: `${k.exprs.map((e, j) => `  let r${j} = ${exprCode(e, 'float32')};`).join('\n')}\n  return Results(${k.exprs.map((_, j) => `r${j}`).join(', ')});`,
-    SEGMENTS: segments.join(''),
+    SEGMENTS: find,
   }), words);
   return { code, bindings: unique };
 }
