@@ -31,8 +31,7 @@ export class Tensor {
   readonly id: number;
   readonly shape: readonly number[];
   readonly dtype: DType;
-  /** Gradient accumulated by backward(); a handle at once, its values arrive with the stream. */
-  grad: Tensor | null = null;
+  private _grad: Tensor | null = null;
   /** Name of the op that made this tensor when it is part of an autograd graph; null for leaves. */
   readonly gradFn: string | null;
   private _requiresGrad: boolean;
@@ -51,6 +50,16 @@ export class Tensor {
     this._inputs = inputs;
     this.rt.track(this, id);
     tidyScopes[tidyScopes.length - 1]?.push(this);
+  }
+
+  /** Gradient accumulated by backward(); a handle at once, its values arrive with the stream. */
+  get grad(): Tensor | null { return this._grad; }
+  /** `p.grad = null` makes the next backward start a fresh gradient; `p.grad = t` makes it add into t, as in PyTorch. */
+  set grad(g: Tensor | null) {
+    if (g && (fmt(g.shape) !== fmt(this.shape) || g.dtype !== this.dtype)) {
+      throw new ShapeError(`assigned grad has shape ${fmt(g.shape)} (${g.dtype}) but the tensor has shape ${fmt(this.shape)} (${this.dtype})`);
+    }
+    this._grad = g;
   }
 
   get requiresGrad() { return this._requiresGrad; }

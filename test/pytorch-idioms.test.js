@@ -32,6 +32,24 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       expect(() => sn.zeros([2], { dtype: 'int32' }).add_(0.5)).to.throw(TypeError, /float32 can't be cast to the desired output type int32/);
     });
 
+    it('p.grad = null starts a fresh gradient; p.grad = t adds into t; a wrong shape is refused', async () => {
+      const w = sn.tensor([[1, 2], [3, 4]], undefined, { requiresGrad: true });
+      const x = sn.tensor([[1, -1], [2, 0.5]]);
+      w.mul(x).sum().backward();
+      const first = w.grad;
+      w.grad = null; // not disposed: the page still holds the old handle
+      w.mul(x).mul(2).sum().backward();
+      expect(await w.grad.array()).to.deep.equal([[2, -2], [4, 1]]);
+      expect(await first.array()).to.deep.equal([[1, -1], [2, 0.5]]);
+      const own = sn.tensor([[10, 10], [10, 10]]);
+      w.grad = own;
+      w.mul(x).sum().backward();
+      expect(w.grad).to.equal(own);
+      expect(await own.array()).to.deep.equal([[11, 9], [12, 10.5]]);
+      expect(() => { w.grad = sn.zeros([2]); }).to.throw(sn.ShapeError, /assigned grad has shape \[2\] \(float32\) but the tensor has shape \[2, 2\]/);
+      expect(w.grad).to.equal(own);
+    });
+
     it("PyTorch's manual SGD loop: noGrad(() => p.sub_(p.grad.mul(lr))), p.grad.zero_(), p.data.add_()", async () => {
       const rng = mulberry32(3);
       const x = sn.tensor(randomData(rng, 20), [10, 2]);

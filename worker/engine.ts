@@ -297,8 +297,11 @@ export class Engine {
   }
 
   private accumulateGrad(leaf: WT, g: WT, gradId: number | undefined) {
-    const existing = leaf.gradId && this.tensors.has(leaf.gradId) ? this.get(leaf.gradId) : undefined;
+    // The page's current .grad handle decides, not the last one made here: after `p.grad = null`
+    // it is a new id (PyTorch starts a fresh gradient), after `p.grad = t` it is t's (added into t).
+    const existing = gradId && this.tensors.has(gradId) ? this.get(gradId) : undefined;
     if (existing) {
+      leaf.gradId = gradId!;
       this.tensors.willWrite(existing);
       this.ctx.mapInto([f('add', x(0), x(1))], [existing, g], [existing]);
       return;
