@@ -219,5 +219,85 @@ export function benchCases(host) {
     host.results.push({ name: 'page freeze, sn.tensor of 8,000 digits through fit', unit: 'ms', ours, tfjs: theirs });
   }
 
-  return [['mlp', mlpFit], ['mlp32', mlpFit32], ['matmul', matmulChain], ['lstm', lstmFit], ['torch', torchLoop], ['stall', seedStall], ['convnet', () => convnetStep(host)]];
+  /**
+   * Attention at seq 64, d_model 64, 4 heads (head dim 16), batch 8: the op alone (q, k, v given) and
+   * nn.MultiheadAttention's self-attention (projections included), forward and forward + backward,
+   * under sn.init({ attention: 'fused' }) and 'composed'; TF.js composes the same math from matMul
+   * and softmax (it has no fused attention). Re-inits the engine per lowering, on its backend with default kernels.
+   */
+  async function attention() {
+    const [n, l, e, h] = [8, 64, 64, 4];
+    const hd = e / h;
+    const reps = 5;
+    const backend = sn.backend();
+    const seeded = (size, seed) => Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.731 + seed) * 0.5);
+    const [qd, kd, vd, xd] = [1, 2, 3, 4].map((s) => seeded(n * l * e, s));
+    const wd = seeded(4 * e * e, 5);
+    /** ms per call of fn, after one warm-up; fn returns what to read (all reads at the end). */
+    const time = async (fn) => {
+      await fn().data();
+      const t0 = performance.now();
+      let last;
+      for (let r = 0; r < reps; r++) last = fn();
+      await last.data();
+      return (performance.now() - t0) / reps;
+    };
+    /** Times under a label, printed as it goes (this case is slow on a software adapter). */
+    const logged = async (label, timer, fn) => {
+      const ms = await timer(fn);
+      console.log(`  ${label}: ${ms.toFixed(1)} ms`);
+      return ms;
+    };
+    const ours = {};
+    for (const lowering of ['fused', 'composed']) {
+      await sn.init({ backend, attention: lowering });
+      const [q, k, v] = [qd, kd, vd].map((d) => sn.tensor(d, [n, h, l, hd], { requiresGrad: true }));
+      const F = sn.nn.functional;
+      ours[`op forward ${lowering}`] = await logged(`op forward ${lowering}`, time, () => F.scaledDotProductAttention(q, k, v));
+      ours[`op forward+backward ${lowering}`] = await logged(`op forward+backward ${lowering}`, time, () => { F.scaledDotProductAttention(q, k, v).sum().backward(); return q.grad; });
+      const mha = new sn.nn.MultiheadAttention(e, h, { batchFirst: true, bias: false });
+      mha.loadStateDict({ in_proj_weight: sn.tensor(wd.subarray(0, 3 * e * e), [3 * e, e]), 'out_proj.weight': sn.tensor(wd.subarray(3 * e * e), [e, e]) });
+      const x = sn.tensor(xd, [n, l, e], { requiresGrad: true });
+      ours[`MHA forward ${lowering}`] = await logged(`MHA forward ${lowering}`, time, () => mha.forward(x, x, x, { needWeights: false })[0]);
+      ours[`MHA forward+backward ${lowering}`] = await logged(`MHA forward+backward ${lowering}`, time, () => { mha.forward(x, x, x, { needWeights: false })[0].sum().backward(); return x.grad; });
+    }
+    await sn.init({ backend });
+
+    // TF.js: [n, h, l, hd] heads as [n * h, l, hd].
+    const attend = (q, k, v) => tf.matMul(tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd))), v);
+    const [tq, tk, tv] = [qd, kd, vd].map((d) => tf.tensor3d(d, [n * h, l, hd]));
+    const tw = tf.tensor2d(wd.subarray(0, 3 * e * e), [3 * e, e]);
+    const to = tf.tensor2d(wd.subarray(3 * e * e), [e, e]);
+    const tx = tf.tensor2d(xd, [n * l, e]);
+    const heads = (t) => tf.reshape(tf.transpose(tf.reshape(t, [n, l, h, hd]), [0, 2, 1, 3]), [n * h, l, hd]);
+    const mhaTf = (x, w, wo) => {
+      const [wq, wk, wv] = tf.split(w, 3, 0);
+      const y = attend(heads(tf.matMul(x, wq, false, true)), heads(tf.matMul(x, wk, false, true)), heads(tf.matMul(x, wv, false, true)));
+      return tf.matMul(tf.reshape(tf.transpose(tf.reshape(y, [n, h, l, hd]), [0, 2, 1, 3]), [n * l, e]), wo, false, true);
+    };
+    const timeTf = async (fn) => {
+      const run = () => tf.tidy(fn);
+      await run().data();
+      const t0 = performance.now();
+      const outs = [];
+      for (let r = 0; r < reps; r++) outs.push(run());
+      await outs[reps - 1].data();
+      const ms = (performance.now() - t0) / reps;
+      tf.dispose(outs);
+      return ms;
+    };
+    const theirs = {
+      'op forward': await logged('TF.js op forward', timeTf, () => attend(tq, tk, tv)),
+      'op forward+backward': await logged('TF.js op forward+backward', timeTf, () => tf.grads((q, k, v) => tf.sum(attend(q, k, v)))([tq, tk, tv])[0]),
+      'MHA forward': await logged('TF.js MHA forward', timeTf, () => mhaTf(tx, tw, to)),
+      // Every gradient, as ours computes (x and both projection weights).
+      'MHA forward+backward': await logged('TF.js MHA forward+backward', timeTf, () => tf.grads((x, w, wo) => tf.sum(mhaTf(x, w, wo)))([tx, tw, to])[0]),
+    };
+    tf.dispose([tq, tk, tv, tw, to, tx]);
+    for (const [what, tfjs] of Object.entries(theirs)) {
+      for (const lowering of ['fused', 'composed']) host.results.push({ name: `attention ${what} (${lowering})`, unit: 'ms', ours: ours[`${what} ${lowering}`], tfjs });
+    }
+  }
+
+  return [['mlp', mlpFit], ['mlp32', mlpFit32], ['matmul', matmulChain], ['lstm', lstmFit], ['torch', torchLoop], ['stall', seedStall], ['convnet', () => convnetStep(host)], ['attention', attention]];
 }

@@ -83,7 +83,7 @@ function openBlasGflops() {
 }
 
 try {
-  // Arguments: ['gpu'] [case: mlp, mlp32, matmul, lstm, torch, stall, convnet] [kernels: workgroup, direct], or
+  // Arguments: ['gpu'] [case: mlp, mlp32, matmul, lstm, torch, stall, convnet, attention] [kernels: workgroup, direct], or
   // 'cpu' [case: mlp128, mlp32, lstm, convnet, matmul, all] [threads]; none runs both sections.
   const args = [...positional];
   const section = args[0] === 'cpu' || args[0] === 'gpu' ? args.shift() : args.length ? 'gpu' : null;

@@ -18,7 +18,8 @@ export function runtime(): Runtime {
  *
  * - `backend`: 'auto' (default) takes WebGPU on a hardware adapter, else 'wasm' (WebAssembly
  *   SIMD); 'webgpu' fails when there is no adapter; 'cpu' is plain TypeScript. sn.backendInfo() says why.
- * - `kernels`, `threads`, `fuse`: WebGPU's kernel variants, wasm's thread count, elementwise fusion (see InitOptions).
+ * - `kernels`, `threads`, `fuse`, `attention`: WebGPU's kernel variants, wasm's thread count, elementwise fusion,
+ *   the fused or composed attention kernels (see InitOptions).
  * - `hostCopyEvery`: WebGPU, optimizer steps between host copies that a device loss is recovered from (see InitOptions).
  * - `workerUrl`: where the engine's worker script is, when not next to this module (see HostOptions).
  *
@@ -33,9 +34,10 @@ export async function init(opts: { backend?: BackendChoice } & InitOptions & Hos
   if (opts.kernels !== undefined) check.oneOf(opts.kernels, ['auto', 'workgroup', 'direct'], 'init: kernels');
   if (opts.threads !== undefined) check.integer(opts.threads, 'init: threads', 1, 64);
   if (opts.fuse !== undefined && typeof opts.fuse !== 'boolean') throw new TypeError(`init: fuse must be a boolean, got ${check.describe(opts.fuse)}`);
+  if (opts.attention !== undefined) check.oneOf(opts.attention, ['fused', 'composed'], 'init: attention');
   if (opts.hostCopyEvery !== undefined) check.integer(opts.hostCopyEvery, 'init: hostCopyEvery', 0);
   current?.terminate();
-  const rt = new Runtime(choice, { kernels: opts.kernels, threads: opts.threads, fuse: opts.fuse, hostCopyEvery: opts.hostCopyEvery }, { workerUrl: opts.workerUrl });
+  const rt = new Runtime(choice, { kernels: opts.kernels, threads: opts.threads, fuse: opts.fuse, attention: opts.attention, hostCopyEvery: opts.hostCopyEvery }, { workerUrl: opts.workerUrl });
   current = rt;
   try {
     await rt.ready;

@@ -41,6 +41,12 @@ export interface InitOptions {
    */
   fuse?: boolean;
   /**
+   * Scaled dot-product attention (nn.MultiheadAttention, Keras multiHeadAttention, F.scaledDotProductAttention):
+   * 'composed' (default) runs matmul, softmax, matmul; 'fused' runs one kernel per pass that never
+   * holds the [L, S] scores in memory: for long sequences, as it measured slower on SwiftShader (README).
+   */
+  attention?: 'fused' | 'composed';
+  /**
    * WebGPU: optimizer steps between host copies of the tensors the page holds (parameters,
    * optimizer state, data), which the engine restores after a device loss (default 100; 0: no
    * copies). Keras fit also copies at the start of each epoch and at its end.

@@ -61,7 +61,11 @@ export class Runtime {
   /** While set, commands are recorded into a program instead of sent (see capture). */
   private captured: Command[] | null = null;
 
+  /** sn.init's attention choice: under 'fused', attention that returns its weights runs the fused op too. */
+  readonly attention: NonNullable<InitOptions['attention']>;
+
   constructor(choice: BackendChoice, opts: InitOptions = {}, hostOpts: HostOptions = {}) {
+    this.attention = opts.attention ?? 'composed';
     this.host = startHost(hostOpts);
     this.host.onFailure((e) => this.fail(new Error(`${e.message}. Its tensors and models are lost; checkpoints are intact. Call sn.init() to start a new engine`)));
     this.engine = Comlink.wrap<Engine>(this.host.endpoint);

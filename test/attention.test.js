@@ -1,6 +1,7 @@
 // nn.MultiheadAttention, TransformerEncoderLayer and TransformerEncoder
 // against PyTorch 1.13 fixtures (outputs, attention weights, input and
-// parameter gradients) on both backends; masks, layouts and argument errors.
+// parameter gradients) on both backends, under each attention lowering
+// (sn.init({ attention })): fused and composed; masks, layouts and argument errors.
 import { expect } from '@esm-bundle/chai';
 import * as sn from '../dist/index.js';
 import { expectClose } from './util.js';
@@ -21,9 +22,9 @@ function build(c) {
 const callOptions = (call) => Object.fromEntries(Object.entries(call).map(([k, v]) =>
   [k, v?.causal ? sn.nn.generateSquareSubsequentMask(v.causal) : v?.shape ? T(v) : v]));
 
-for (const backend of ['webgpu', 'cpu']) {
-  describe(`attention against PyTorch (${backend})`, () => {
-    before(() => sn.init({ backend }));
+for (const [backend, attention] of [['webgpu', 'composed'], ['webgpu', 'fused'], ['cpu', 'composed'], ['cpu', 'fused']]) {
+  describe(`attention against PyTorch (${backend}, attention ${attention})`, () => {
+    before(() => sn.init({ backend, attention }));
 
     for (const c of Object.values(cases)) {
       it(c.name, async () => {

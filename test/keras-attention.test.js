@@ -80,9 +80,9 @@ function setup(seed, outputShape) {
   return { shapes, weights, q, v, k, mask };
 }
 
-for (const backend of ['webgpu', 'cpu']) {
-  describe(`sn.layers.multiHeadAttention (${backend})`, () => {
-    before(() => sn.init({ backend }));
+for (const [backend, attention] of [['webgpu', 'composed'], ['webgpu', 'fused'], ['cpu', 'composed'], ['cpu', 'fused']]) {
+  describe(`sn.layers.multiHeadAttention (${backend}, attention ${attention})`, () => {
+    before(() => sn.init({ backend, attention }));
 
     for (const masked of [false, true]) {
       it(`B=${B} T=${T} S=${S}, query/value/key features ${QD}/${VD}/${KD}, ${H} heads${masked ? ', attentionMask' : ''}: outputs, scores and d(sum)/d(query) match the float64 reference`, async () => {

@@ -35,6 +35,8 @@ const TRANSCENDENTAL = new Set(['exp', 'log', 'sin', 'cos', 'tanh', 'sigmoid', '
 export interface CtxOptions {
   /** Lazy elementwise fusion (default on); off, every op runs as its own kernel (the tests' oracle). */
   fuse?: boolean;
+  /** Which attention lowering runs (worker/ops/attention.ts); default composed. */
+  attention?: 'fused' | 'composed';
 }
 
 /** An input of a kernel being built: a computed buffer read through a view. */
@@ -49,15 +51,17 @@ export class Ctx implements LazyHost {
   /** Kernels handed to the backend so far (sn.memory().kernels). */
   kernels = 0;
   readonly fuse: boolean;
+  readonly attention: 'fused' | 'composed';
   /** Live lazy buffers (not yet computed nor dropped). */
   private lazy = new Set<Buf>();
   /** Distinct storages one kernel may bind: the real backend's, kept while a recorder stands in for it. */
   private readonly maxBindings: number;
 
   /** backend is swapped for a recorder while a step plan records (worker/plan.ts). */
-  constructor(public backend: Backend, { fuse = true }: CtxOptions = {}) {
+  constructor(public backend: Backend, { fuse = true, attention = 'composed' }: CtxOptions = {}) {
     this.fuse = fuse;
     this.maxBindings = backend.maxStorageBindings ?? Infinity;
+    this.attention = attention;
   }
 
   /** Runs fn; tensors made inside are released at the end unless retained elsewhere. */

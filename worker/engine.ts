@@ -63,7 +63,7 @@ export class Engine {
   async init(kind: 'auto' | BackendName, opts: InitOptions = {}): Promise<EngineInfo> {
     const { backend, ...info } = await openBackend(kind, opts, this.openGpu);
     this.backend = backend;
-    this.ctx = new Ctx(this.backend, { fuse: opts.fuse });
+    this.ctx = new Ctx(this.backend, { fuse: opts.fuse, attention: opts.attention });
     this.tensors = new TensorTable(
       (op, inputs, attrs) => this.ctx.scoped(() => this.apply(op, inputs, attrs).retain()),
       () => {

@@ -1,11 +1,12 @@
 // Keras's MultiHeadAttention: weights in Keras's einsum layout (query/kernel
 // [dim, heads, keyDim], ...), called as mha.apply(query, value, key?, options).
 // Each einsum is a linear op on a flattened kernel, so this is the same
-// engine path as Dense and nn.MultiheadAttention.
+// engine path as Dense and nn.MultiheadAttention, and the attention itself is
+// nn's attend (one op unless the scores are returned or dropped out).
 
 import { fmt, ShapeError } from '../shape.js';
 import { record, tensor, Tensor, where } from '../tensor.js';
-import { dropout } from '../nn/functional.js';
+import { attend } from '../nn/functional.js';
 import { Parameter } from '../nn/module.js';
 import { initialize, type InitializerSpec } from './initializers.js';
 import { Layer, SymbolicTensor, type KerasWeight, type LayerArgs, type LayerShape } from './layer.js';
@@ -147,17 +148,17 @@ export class MultiHeadAttention extends Layer {
     const ts = ins as Tensor[];
     this.buildFor(ts.map((t) => t.shape.slice(1)));
     const [out, scores] = this.attend(ts, [null, null], flags, options?.training ?? false);
-    return flags.returnAttentionScores ? [out, scores] : out;
+    return flags.returnAttentionScores ? [out, scores!] : out;
   }
 
   override invoke(xs: Tensor[], masks: (Tensor | null)[], training: boolean) {
     const flags = this.graphFlags ?? { returnAttentionScores: false, useCausalMask: false };
     const [out, scores] = this.attend(xs, masks, flags, training);
-    return { outputs: flags.returnAttentionScores ? [out, scores] : [out], mask: masks[0] };
+    return { outputs: flags.returnAttentionScores ? [out, scores!] : [out], mask: masks[0] };
   }
 
   /** [query, value, key, attentionMask?] -> [output, scores]; masks are the query's and value's [batch, time] masks from earlier layers. */
-  private attend(xs: Tensor[], masks: (Tensor | null)[], flags: Flags, training: boolean): [Tensor, Tensor] {
+  private attend(xs: Tensor[], masks: (Tensor | null)[], flags: Flags, training: boolean): [Tensor, Tensor | null] {
     const [query, value, key, attentionMask] = xs;
     const { numHeads: h, keyDim } = this.args;
     const [b, t] = query.shape;
@@ -165,17 +166,16 @@ export class MultiHeadAttention extends Layer {
     if (value.shape[0] !== b || key.shape[0] !== b || key.shape[1] !== s) {
       throw new ShapeError(`layer '${this.name}': query ${fmt(query.shape)}, value ${fmt(value.shape)} and key ${fmt(key.shape)} need one batch size, and key and value one length`);
     }
-    // x [b, len, dim] through an einsum kernel [dim, h, d] -> [b * h, len, d].
+    // x [b, len, dim] through an einsum kernel [dim, h, d] -> [b, h, len, d].
     const project = (x: Tensor, kernel: Parameter, bias: Parameter | null) => {
       const [dim, , d] = kernel.shape;
       const flat = kernel.reshape(dim, h * d);
       const y = record('linear', bias ? [x, flat, bias.reshape(h * d)] : [x, flat], { activation: null });
-      return y.reshape(b, x.shape[1], h, d).permute(0, 2, 1, 3).reshape(b * h, x.shape[1], d);
+      return y.reshape(b, x.shape[1], h, d).permute(0, 2, 1, 3);
     };
-    const q = project(query, this.queryKernel!, this.queryBias).mul(1 / Math.sqrt(keyDim));
+    const q = project(query, this.queryKernel!, this.queryBias);
     const k = project(key, this.keyKernel!, this.keyBias);
     const v = project(value, this.valueKernel!, this.valueBias);
-    let scores = q.matmul(k.transpose(1, 2)).reshape(b, h, t, s);
 
     // Where each query may attend, as 1/0 [b, t, s]: the explicit mask, the causal mask and earlier layers' masks, all ANDed.
     let allowed: Tensor | null = null;
@@ -191,10 +191,11 @@ export class MultiHeadAttention extends Layer {
       for (let i = 0; i < t; i++) for (let j = 0; j <= Math.min(i, s - 1); j++) causal[i * s + j] = 1;
       and(tensor(causal, [1, t, s]));
     }
-    if (allowed) scores = scores.add((allowed as Tensor).expand(b, t, s).sub(1).mul(-MASKED).reshape(b, 1, t, s));
-    const probs = scores.softmax(-1);
-    const dropped = dropout(probs, this.args.dropout ?? 0, { training });
-    const ctx = dropped.reshape(b * h, t, s).matmul(v).reshape(b, h, t, this.valueDim).permute(0, 2, 1, 3).reshape(b, t, h * this.valueDim);
+    const mask = allowed ? (allowed as Tensor).expand(b, t, s).sub(1).mul(-MASKED).reshape(b, 1, t, s) : null;
+    const [heads, probs] = attend(q, k, v, mask, {
+      scale: 1 / Math.sqrt(keyDim), dropout: training ? this.args.dropout ?? 0 : 0, needProbs: flags.returnAttentionScores,
+    });
+    const ctx = heads.permute(0, 2, 1, 3).reshape(b, t, h * this.valueDim);
     const ok = this.outputKernel!;
     const flat = ok.reshape(h * this.valueDim, ok.shape[2]);
     const out = record('linear', this.outputBias ? [ctx, flat, this.outputBias] : [ctx, flat], { activation: null });

@@ -1,12 +1,14 @@
 // Attention: nn.MultiheadAttention and the transformer encoder, with
 // PyTorch 1.13's parameter names, layouts and math (scaled dot product,
-// softmax, dropout on the weights, output projection). Composed from the
-// existing batched matmul, softmax and elementwise kernels; there is no fused
-// softmax(QK^T)V kernel.
+// softmax, dropout on the weights, output projection), with
+// the attention itself through F's attend: one op ('attention'; under
+// sn.init({ attention: 'fused' }) kernels that never hold the [L, S] scores in
+// memory, worker/ops/attention.ts), or matmul + softmax where the
+// probabilities are wanted (returned weights, dropout on them).
 
 import { fmt, ShapeError } from '../shape.js';
 import { tensor, Tensor, where, zeros } from '../tensor.js';
-import { dropout, gelu, linear } from './functional.js';
+import { attend, gelu, linear, nestedShape } from './functional.js';
 import type { ActivationName } from '../ops/activations.js';
 import { uniform } from './init.js';
 import { Linear } from './layers.js';
@@ -30,12 +32,11 @@ const xavierUniform = (shape: [number, number]) => {
 function additiveMask(mask: Tensor | boolean[] | boolean[][] | boolean[][][], name: string): Tensor {
   if (!(mask instanceof Tensor)) {
     if (!Array.isArray(mask)) throw new TypeError(`MultiheadAttention: ${name} must be a Tensor or nested booleans, got ${typeof mask}`);
-    mask = tensor(mask.flat(Infinity).map(Number) as number[], shapeOfNested(mask), { dtype: 'int32' });
+    mask = tensor(mask.flat(Infinity).map(Number) as number[], nestedShape(mask), { dtype: 'int32' });
   }
   return mask.dtype === 'float32' ? mask : where(mask.ne(0), -Infinity, 0);
 }
 
-const shapeOfNested = (a: unknown): number[] => (Array.isArray(a) ? [a.length, ...shapeOfNested(a[0])] : []);
 
 /** A causal mask for sz steps: 0 on and below the diagonal, -Infinity above (nn.Transformer.generate_square_subsequent_mask). */
 export function generateSquareSubsequentMask(sz: number): Tensor {
@@ -151,35 +152,33 @@ export class MultiheadAttention extends Module {
     const wq = w ? w.slice(0, 0, E) : this.q_proj_weight!;
     const wk = w ? w.slice(0, E, 2 * E) : this.k_proj_weight!;
     const wv = w ? w.slice(0, 2 * E) : this.v_proj_weight!;
-    // [seq, batch, E] -> [batch * heads, seq, headDim], as PyTorch's view + transpose.
-    const heads = (t: Tensor, len: number) => t.reshape(len, N * H, this.headDim).transpose(0, 1);
-    const q = heads(linear(q0, wq, bq), L).mul(1 / Math.sqrt(this.headDim));
+    // [seq, batch, E] -> [batch, heads, seq, headDim], as PyTorch's view + transpose.
+    const heads = (t: Tensor, len: number) => t.reshape(len, N, H, this.headDim).permute(1, 2, 0, 3);
+    const q = heads(linear(q0, wq, bq), L);
     const k = heads(linear(k0, wk, bk), S);
     const v = heads(linear(v0, wv, bv), S);
-    let scores = q.matmul(k.transpose(1, 2)); // [N*H, L, S]
 
+    // Both masks as one additive mask broadcastable to [N, H, L, S].
     let mask: Tensor | null = null;
     if (attnMask != null) {
       mask = additiveMask(attnMask, 'attnMask');
       const ok = mask.ndim === 2 ? fmt(mask.shape) === fmt([L, S]) : mask.ndim === 3 && fmt(mask.shape) === fmt([N * H, L, S]);
       if (!ok) throw new ShapeError(`MultiheadAttention: attnMask ${fmt(mask.shape)} must be [L, S] = ${fmt([L, S])} or [N * numHeads, L, S] = ${fmt([N * H, L, S])} for ${where3}`);
+      mask = mask.ndim === 2 ? mask.reshape(1, 1, L, S) : mask.reshape(N, H, L, S);
     }
     if (keyPaddingMask != null) {
       const kpm = additiveMask(keyPaddingMask, 'keyPaddingMask');
       const want = batched ? [N, S] : [S];
       if (fmt(kpm.shape) !== fmt(want)) throw new ShapeError(`MultiheadAttention: keyPaddingMask ${fmt(kpm.shape)} must be ${fmt(want)} for ${where3}`);
-      const perHead = kpm.reshape(N, 1, 1, S).expand(N, H, 1, S).reshape(N * H, 1, S);
-      mask = mask ? mask.add(perHead) : perHead;
+      const perBatch = kpm.reshape(N, 1, 1, S);
+      mask = mask ? mask.add(perBatch) : perBatch;
     }
-    if (mask) scores = scores.add(mask);
-    let attn = scores.softmax(-1);
-    if (this.dropout > 0) attn = dropout(attn, this.dropout, { training: this.training });
-    const ctx = attn.matmul(v).transpose(0, 1).reshape(L, N, E);
-    let out = this.out_proj.forward(ctx);
-    out = !batched ? out.squeeze(1) : this.batchFirst ? out.transpose(0, 1) : out;
+    const [heads4, , attn] = attend(q, k, v, mask, { scale: 1 / Math.sqrt(this.headDim), dropout: this.training ? this.dropout : 0, needProbs: needWeights });
+    // [N, H, L, headDim] -> [N, L, E]; the projection, then back to the caller's layout.
+    let out = this.out_proj.forward(heads4.permute(0, 2, 1, 3).reshape(N, L, E));
+    out = !batched ? out.squeeze(0) : this.batchFirst ? out : out.transpose(0, 1);
     if (!needWeights) return [out, null];
-    let weights = attn.reshape(N, H, L, S);
-    if (averageAttnWeights) weights = weights.mean(1);
+    const weights = averageAttnWeights ? attn!.mean(1) : attn!;
     return [out, batched ? weights : weights.squeeze(0)];
   }
 

@@ -3,10 +3,10 @@
 
 import { runtime } from '../context.js';
 import { fmt, ShapeError } from '../shape.js';
-import { arange, full, noGrad, record, Tensor, where } from '../tensor.js';
+import { arange, full, noGrad, record, tensor, Tensor, where } from '../tensor.js';
 import { describe, integer } from '../validate.js';
 import type { Activation } from '../ops/activations.js';
-import { pair, poolParams, type Pair } from './args.js';
+import { checkOptions, pair, poolParams, type Pair } from './args.js';
 
 export type { Pair };
 
@@ -343,4 +343,80 @@ export function crossEntropy(input: Tensor, target: Tensor, { weight = null, ign
     const smoothed = reduction === 'mean' ? smooth.sum().div(nll.w.sum()) : reduce(smooth, reduction);
     return nll.loss.mul(1 - labelSmoothing).add(smoothed.mul(labelSmoothing / classes));
   });
+}
+
+// ---- attention -----------------------------------------------------------
+
+/** The shape of nested arrays (masks given as booleans). */
+export const nestedShape = (a: unknown): number[] => (Array.isArray(a) ? [a.length, ...nestedShape(a[0])] : []);
+
+/** Where a causal block is added to composed scores: 0 where key j <= query i, -Infinity after. */
+function causalMask(l: number, s: number): Tensor {
+  const data = new Float32Array(l * s);
+  for (let i = 0; i < l; i++) for (let j = i + 1; j < s; j++) data[i * s + j] = -Infinity;
+  return tensor(data, [l, s]);
+}
+
+export interface AttendOptions {
+  scale: number;
+  causal?: boolean;
+  /** Dropout on the probabilities (applied as given: callers pass 0 outside training). */
+  dropout?: number;
+  /** Also return the probabilities [N, H, L, S]. */
+  needProbs?: boolean;
+}
+
+/**
+ * softmax(q kᵀ · scale + mask) v over heads: q [N, H, L, D], k [N, H, S, D], v [N, H, S, DV], an
+ * additive mask broadcastable to [N, H, L, S]; returns [N, H, L, DV] and, when asked, the probabilities
+ * before and after dropout (Keras returns the first, PyTorch the second).
+ * One op (fused or composed in the engine, as sn.init's `attention` says) unless the probabilities
+ * are needed: then matmul + softmax here, and under attention 'fused' the op still gives the output.
+ */
+export function attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, { scale, causal = false, dropout: p = 0, needProbs = false }: AttendOptions): [Tensor, Tensor | null, Tensor | null] {
+  const fused = () => record('attention', mask ? [q, k, v, mask] : [q, k, v], { scale, causal });
+  if (!needProbs && !p) return [fused(), null, null];
+  let scores = q.matmul(k.transpose(2, 3)).mul(scale);
+  if (mask) scores = scores.add(mask);
+  if (causal) scores = scores.add(causalMask(q.shape[2], k.shape[2]));
+  const probs = scores.softmax(-1);
+  if (!p && runtime().attention === 'fused') return [fused(), probs, probs];
+  const dropped = dropout(probs, p, { training: true });
+  return [dropped.matmul(v), probs, dropped];
+}
+
+export interface ScaledDotProductAttentionOptions {
+  /** Broadcastable to [..., L, S]: a float mask is added to the scores; an int32 / boolean one is PyTorch 2's bool mask, true (non-zero) = may attend. */
+  attnMask?: Tensor | boolean[][] | null;
+  /** Dropout on the attention probabilities, always applied when > 0 (as PyTorch: pass 0 outside training). */
+  dropoutP?: number;
+  /** Query i attends keys j <= i only; not with attnMask. */
+  isCausal?: boolean;
+  /** Default 1 / sqrt(query's last dim). */
+  scale?: number | null;
+}
+
+/**
+ * PyTorch 2's F.scaled_dot_product_attention: softmax(q kᵀ · scale + mask) v for query [..., L, E],
+ * key [..., S, E], value [..., S, Ev] with 3 or 4 dims ([batch, L, E] or [batch, heads, L, E]).
+ */
+export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options: ScaledDotProductAttentionOptions = {}): Tensor {
+  checkOptions('scaledDotProductAttention', options, ['attnMask', 'dropoutP', 'isCausal', 'scale'], 3, arguments.length);
+  const { attnMask = null, dropoutP = 0, isCausal = false, scale = null } = options;
+  const r = query.ndim;
+  if ((r !== 3 && r !== 4) || key.ndim !== r || value.ndim !== r) {
+    throw new ShapeError(`scaledDotProductAttention: query, key and value must all be [batch, L, E] or all [batch, heads, L, E], got query ${fmt(query.shape)}, key ${fmt(key.shape)}, value ${fmt(value.shape)}`);
+  }
+  if (!(dropoutP >= 0 && dropoutP < 1)) throw new RangeError(`scaledDotProductAttention: dropoutP must be in [0, 1), got ${dropoutP}`);
+  if (isCausal && attnMask != null) throw new Error('scaledDotProductAttention: pass attnMask or isCausal, not both (add the causal block to the mask)');
+  const four = (t: Tensor) => (r === 3 ? t.unsqueeze(0) : t);
+  let mask: Tensor | null = null;
+  if (attnMask != null) {
+    const m = attnMask instanceof Tensor ? attnMask : tensor(attnMask.flat(Infinity).map(Number) as number[], nestedShape(attnMask), { dtype: 'int32' });
+    if (m.ndim > 4) throw new ShapeError(`scaledDotProductAttention: attnMask ${fmt(m.shape)} has more than 4 dims`);
+    const additive = m.dtype === 'float32' ? m : where(m.ne(0), 0, -Infinity);
+    mask = additive.reshape(...new Array(4 - m.ndim).fill(1), ...m.shape);
+  }
+  const [out] = attend(four(query), four(key), four(value), mask, { scale: scale ?? 1 / Math.sqrt(query.shape[r - 1]), causal: isCausal, dropout: dropoutP });
+  return r === 3 ? out.squeeze(0) : out;
 }

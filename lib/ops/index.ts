@@ -9,6 +9,7 @@ import { arange, full, random } from './create.js';
 import { binaryCrossEntropy, classAccuracy, embedding, geluTanh, pad, softmaxCrossEntropy, windows2d } from './nn.js';
 import { recurrent } from './recurrent.js';
 import { conv2d } from './conv.js';
+import { attention } from './attention.js';
 
 export const SPECS = {
   ...UNARY, ...BINARY, where, clamp, leakyRelu, cast,
@@ -17,7 +18,7 @@ export const SPECS = {
   reshape, permute, expand, slice, select, cat, gather, indexSelect, clone,
   full, arange, random,
   pad, windows2d, conv2d, embedding, geluTanh, binaryCrossEntropy, softmaxCrossEntropy, classAccuracy,
-  recurrent,
+  recurrent, attention,
 };
 
 export type OpName = keyof typeof SPECS;

@@ -324,7 +324,30 @@ export interface ClassesKernel {
   gradConstant?: number;
 }
 
-export type Kernel = MapKernel | MultiMapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel | ClassesKernel;
+/**
+ * Scaled dot-product attention over heads [N, H] without the [L, S] scores in memory:
+ * each query row's scores are made, softmaxed (running max and sum) and applied to v
+ * a tile of keys at a time; the backward recomputes them from the row's logsumexp.
+ * Every tensor is a 4-D view indexed [n, h, row, feature]; the mask, when present, is an
+ * additive [N, H, L, S] view (stride 0 where it broadcasts); causal blocks keys j > i.
+ * Per mode, inputs and outputs (in this order, and `views` lists every one but stats):
+ * - 'forward': [q, k, v, mask?] -> [o]
+ * - 'gradQ':   [q, k, v, mask?, o, dO] -> [dq, stats]   stats: contiguous [N*H*L, 2] of each
+ *              row's logsumexp and sum(dO * o), which gradKV reads
+ * - 'gradKV':  [q, k, v, mask?, dO, stats] -> [dk, dv]
+ */
+export interface AttentionKernel {
+  kind: 'attention';
+  mode: 'forward' | 'gradQ' | 'gradKV';
+  /** [N, H, L, S, D, DV]. */
+  dims: [number, number, number, number, number, number];
+  scale: number;
+  causal: boolean;
+  mask: boolean;
+  views: View[];
+}
+
+export type Kernel = MapKernel | MultiMapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel | ClassesKernel | AttentionKernel;
 
 /** PCG hash shared by both backends (u32 arithmetic). */
 export function pcgHash(v: number): number {

@@ -10,6 +10,7 @@ import { arange, full, random } from './create.js';
 import { binaryCrossEntropy, classAccuracy, embedding, geluTanh, pad, softmaxCrossEntropy, windows2d } from './nn.js';
 import { recurrent } from './recurrent.js';
 import { conv2d } from './conv.js';
+import { attention } from './attention.js';
 
 const implemented = {
   ...UNARY_OPS, ...BINARY_OPS, where, clamp, leakyRelu, cast,
@@ -18,7 +19,7 @@ const implemented = {
   reshape, permute, expand, slice, select, cat, gather, indexSelect, clone,
   full, arange, random,
   pad, windows2d, conv2d, embedding, geluTanh, binaryCrossEntropy, softmaxCrossEntropy, classAccuracy,
-  recurrent,
+  recurrent, attention,
   // Every spec has an implementation, and (excess property check) every implementation a spec.
 } satisfies Record<OpName, OpDef>;
 

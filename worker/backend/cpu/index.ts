@@ -7,7 +7,7 @@ import { sizeOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import {
   ELEMENTWISE, activationExpr, indexError, operandStorages, plainOperands, prologueMap, segmentMap, uniformAt,
-  type ConvKernel, type Expr, type View, type Prologue, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
+  type AttentionKernel, type ConvKernel, type Expr, type View, type Prologue, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
 } from '../kernel.js';
 import { classesKernel } from '../classes.js';
 
@@ -118,6 +118,7 @@ export class CpuBackend implements Backend {
       case 'rand': return rand(k, outs[0]);
       case 'conv': return conv(k, ins, outs[0]);
       case 'classes': return classesKernel(k, ins, outs[0]);
+      case 'attention': return attention(k, ins, outs);
     }
   }
 }
@@ -335,6 +336,92 @@ export function rand(k: RandKernel, out: TypedArray) {
     } else {
       const u = uniformAt(k.seed, k.counter, i);
       out[i] = k.dist === 'uniform' ? u : u < k.p ? 1 : 0;
+    }
+  }
+}
+
+/**
+ * An attention kernel (see AttentionKernel) straight from its definition, in float64: each
+ * row's scores in full, then the mode's sums. The wasm backend runs this too, on its heap.
+ */
+export function attention(k: AttentionKernel, ins: TypedArray[], outs: TypedArray[]) {
+  const [N, H, L, S, D, DV] = k.dims;
+  const m = +k.mask;
+  const [qv, kv, vv] = k.views;
+  const maskView = k.mask ? k.views[3] : null;
+  const [q, key, v] = ins;
+  const mask = k.mask ? ins[3] : null;
+  const at = (w: View, n: number, h: number, i: number, d: number) => w.offset + n * w.strides[0] + h * w.strides[1] + i * w.strides[2] + d * w.strides[3];
+  const dot = (a: TypedArray, av: View, b: TypedArray, bv: View, n: number, h: number, i: number, j: number, len: number) => {
+    let acc = 0;
+    for (let d = 0; d < len; d++) acc += a[at(av, n, h, i, d)] * b[at(bv, n, h, j, d)];
+    return acc;
+  };
+  /** Row i's scores over every key. */
+  const scores = (n: number, h: number, i: number) => {
+    const s = new Float64Array(S);
+    for (let j = 0; j < S; j++) {
+      s[j] = k.causal && j > i ? -Infinity : dot(q, qv, key, kv, n, h, i, j, D) * k.scale + (mask ? mask[at(maskView!, n, h, i, j)] : 0);
+    }
+    return s;
+  };
+  const logSumExp = (s: Float64Array) => {
+    const max = s.reduce((a, b) => Math.max(a, b), -Infinity);
+    let sum = 0;
+    for (const x of s) sum += x === -Infinity ? 0 : Math.exp(x - max);
+    return max + Math.log(sum);
+  };
+  /** A masked pair's probability is 0, also in a row with every key masked (where the forward gives NaN, as PyTorch's softmax). */
+  const prob = (s: number, lse: number) => (s === -Infinity ? 0 : Math.exp(s - lse));
+  for (let n = 0; n < N; n++) for (let h = 0; h < H; h++) {
+    if (k.mode === 'forward') {
+      const ov = k.views[3 + m];
+      for (let i = 0; i < L; i++) {
+        const s = scores(n, h, i);
+        const lse = logSumExp(s);
+        for (let e = 0; e < DV; e++) {
+          let acc = 0;
+          for (let j = 0; j < S; j++) acc += prob(s[j], lse) * v[at(vv, n, h, j, e)];
+          outs[0][at(ov, n, h, i, e)] = lse === -Infinity ? NaN : acc;
+        }
+      }
+    } else if (k.mode === 'gradQ') {
+      const [o, g] = [ins[3 + m], ins[4 + m]];
+      const [ov, gv, dqv] = k.views.slice(3 + m);
+      for (let i = 0; i < L; i++) {
+        const s = scores(n, h, i);
+        const lse = logSumExp(s);
+        const delta = dot(g, gv, o, ov, n, h, i, i, DV);
+        const row = (n * H + h) * L + i;
+        outs[1][2 * row] = lse;
+        outs[1][2 * row + 1] = delta;
+        const dq = new Float64Array(D);
+        for (let j = 0; j < S; j++) {
+          const p = prob(s[j], lse);
+          if (!p) continue;
+          const ds = p * (dot(g, gv, v, vv, n, h, i, j, DV) - delta);
+          for (let d = 0; d < D; d++) dq[d] += ds * key[at(kv, n, h, j, d)];
+        }
+        for (let d = 0; d < D; d++) outs[0][at(dqv, n, h, i, d)] = dq[d] * k.scale;
+      }
+    } else {
+      const [g, stats] = [ins[3 + m], ins[4 + m]];
+      const [gv, dkv, dvv] = k.views.slice(3 + m);
+      const rows = Array.from({ length: L }, (_, i) => scores(n, h, i));
+      for (let j = 0; j < S; j++) {
+        const dk = new Float64Array(D);
+        const dv = new Float64Array(DV);
+        for (let i = 0; i < L; i++) {
+          const row = (n * H + h) * L + i;
+          const p = prob(rows[i][j], stats[2 * row]);
+          if (!p) continue;
+          for (let e = 0; e < DV; e++) dv[e] += p * g[at(gv, n, h, i, e)];
+          const ds = p * (dot(g, gv, v, vv, n, h, i, j, DV) - stats[2 * row + 1]);
+          for (let d = 0; d < D; d++) dk[d] += ds * q[at(qv, n, h, i, d)];
+        }
+        for (let d = 0; d < D; d++) outs[0][at(dkv, n, h, j, d)] = dk[d] * k.scale;
+        for (let e = 0; e < DV; e++) outs[1][at(dvv, n, h, j, e)] = dv[e];
+      }
     }
   }
 }

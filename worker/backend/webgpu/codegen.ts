@@ -3,7 +3,7 @@
 
 import type { DType } from '../../../lib/shape.js';
 import type { Storage } from '../backend.js';
-import { ELEMENTWISE, activationExpr, operandStorages, type ClassesKernel, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type MultiMapKernel, type ReduceKernel } from '../kernel.js';
+import { ELEMENTWISE, activationExpr, operandStorages, type AttentionKernel, type ClassesKernel, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type MultiMapKernel, type ReduceKernel } from '../kernel.js';
 import common from '../../../shaders/common.wgsl';
 import elementwise from '../../../shaders/elementwise.wgsl';
 import foreachSrc from '../../../shaders/optim_foreach.wgsl';
@@ -16,6 +16,7 @@ import gatherSrc from '../../../shaders/gather.wgsl';
 import randSrc from '../../../shaders/rand.wgsl';
 import convSrc from '../../../shaders/conv.wgsl';
 import crossEntropySrc from '../../../shaders/cross_entropy.wgsl';
+import attentionSrc from '../../../shaders/attention.wgsl';
 
 /** What a kernel's structure compiles to: the same for every kernel with the same key (see kernelKey). */
 export interface KernelCode {
@@ -112,6 +113,7 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     case 'rand': return 'rand';
     case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''}`;
     case 'classes': return `classes ${k.mode} ${k.sparse} ${inputs[1].dtype} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined}`;
+    case 'attention': return `attention ${k.mode} ${k.dims[4]} ${k.dims[5]} ${k.mask} ${k.causal}`;
   }
 }
 
@@ -131,6 +133,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
     case 'rand': return { code: withPrelude(randSrc, words), bindings: [0] };
     case 'conv': return convCode(k, opts, words);
     case 'classes': return classesCode(k, inputs, words);
+    case 'attention': return attentionCode(k, opts, words);
   }
 }
 
@@ -172,6 +175,14 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
       words.set([k.rows, k.classes, (k.ignoreIndex ?? 0) >>> 0, +(k.ignoreIndex !== null), f32Bits(k.smoothing), ['mean', 'sum', 'none'].indexOf(k.reduction), +k.softmax, f32Bits(k.gradConstant ?? 0)]);
       words[GATHER_SITE_WORD] = opts.site ?? 0;
       return { params: words, workgroups: [1, 1, 1] };
+    }
+    case 'attention': {
+      const [n, h, l, s, , , ] = k.dims;
+      const words = [n, h, l, s, f32Bits(k.scale)];
+      for (const v of k.views) words.push(v.offset, ...v.strides);
+      const heads = n * h;
+      const rows = k.mode === 'gradKV' ? s : l;
+      return { params: new Uint32Array(words), workgroups: [Math.ceil(rows / 64), Math.min(heads, MAX_GROUPS), Math.ceil(heads / MAX_GROUPS)] };
     }
   }
 }
@@ -402,6 +413,108 @@ function classesCode(k: ClassesKernel, storages: Storage[], words: number): Kern
   );
   const code = withPrelude(fill(crossEntropySrc, { BINDINGS: decls.join('\n') }), words);
   return { code, bindings, entryPoint: k.mode };
+}
+
+/** Each mode's storages ([inputs..., outputs...]) by the names shaders/attention.wgsl reads them by; the names with a view come first, in views order. */
+const ATTENTION_BUFFERS: Record<AttentionKernel['mode'], { read: string[]; written: string[]; unviewed?: string }> = {
+  forward: { read: ['Q', 'K', 'V', 'M'], written: ['O'] },
+  gradQ: { read: ['Q', 'K', 'V', 'M', 'O', 'G'], written: ['GQ', 'ST'], unviewed: 'ST' },
+  gradKV: { read: ['Q', 'K', 'V', 'M', 'G', 'ST'], written: ['GK', 'GV'], unviewed: 'ST' },
+};
+
+/**
+ * How the other side's rows reach the threads (kt/vt for keys and values; qt/gt/lse_at/delta_at
+ * for queries): staged through workgroup memory a tile at a time, or on software adapters read
+ * straight from storage (no barriers, which SwiftShader runs slowly).
+ */
+function attentionStaging(software: boolean) {
+  if (software) {
+    const staged = 'var<private> staged: vec3<u32>;';
+    const row = (view: string, c: string, d: string) => `${view}[at(V_${view}, staged.x, staged.y, staged.z + ${c}, ${d})]`;
+    const stat = (k: number) => `ST[2u * ((staged.x * u(1u) + staged.y) * u(2u) + staged.z + c) + ${k}u]`;
+    return {
+      keys: [staged,
+        `fn kt(c: u32, d: u32) -> f32 { return ${row('K', 'c', 'd')}; }`,
+        `fn vt(c: u32, e: u32) -> f32 { return ${row('V', 'c', 'e')}; }`,
+        'fn stage_keys(n: u32, h: u32, j0: u32, t: u32, values: bool) { staged = vec3<u32>(n, h, j0); }'].join('\n'),
+      queries: [staged,
+        `fn qt(c: u32, d: u32) -> f32 { return ${row('Q', 'c', 'd')}; }`,
+        `fn gt(c: u32, e: u32) -> f32 { return ${row('G', 'c', 'e')}; }`,
+        `fn lse_at(c: u32) -> f32 { return ${stat(0)}; }`,
+        `fn delta_at(c: u32) -> f32 { return ${stat(1)}; }`,
+        'fn stage_queries(n: u32, h: u32, i0: u32, t: u32) { staged = vec3<u32>(n, h, i0); }'].join('\n'),
+    };
+  }
+  /** Rows r0 .. r0 + TILE of a view into workgroup memory, the last row repeated past `count`. */
+  const copy = (dst: string, view: string, width: string, count: string, r0: string) =>
+    `  for (var e = t; e < TILE * ${width}; e += ROWS) { ${dst}[e] = ${view}[at(V_${view}, n, h, min(${r0} + e / ${width}, ${count} - 1u), e % ${width})]; }`;
+  return {
+    keys: [
+      'var<workgroup> Kt: array<f32, TILE * QK>;',
+      'var<workgroup> Vt: array<f32, TILE * VF>;',
+      'fn kt(c: u32, d: u32) -> f32 { return Kt[c * QK + d]; }',
+      'fn vt(c: u32, e: u32) -> f32 { return Vt[c * VF + e]; }',
+      'fn stage_keys(n: u32, h: u32, j0: u32, t: u32, values: bool) {',
+      '  workgroupBarrier();',
+      copy('Kt', 'K', 'QK', 'u(3u)', 'j0'),
+      `  if (values) {\n${copy('Vt', 'V', 'VF', 'u(3u)', 'j0')}\n  }`,
+      '  workgroupBarrier();',
+      '}'].join('\n'),
+    queries: [
+      'var<workgroup> Qt: array<f32, TILE * QK>;',
+      'var<workgroup> Gt: array<f32, TILE * VF>;',
+      'var<workgroup> Lt: array<f32, TILE>;',
+      'var<workgroup> Dt: array<f32, TILE>;',
+      'fn qt(c: u32, d: u32) -> f32 { return Qt[c * QK + d]; }',
+      'fn gt(c: u32, e: u32) -> f32 { return Gt[c * VF + e]; }',
+      'fn lse_at(c: u32) -> f32 { return Lt[c]; }',
+      'fn delta_at(c: u32) -> f32 { return Dt[c]; }',
+      'fn stage_queries(n: u32, h: u32, i0: u32, t: u32) {',
+      '  workgroupBarrier();',
+      copy('Qt', 'Q', 'QK', 'u(2u)', 'i0'),
+      copy('Gt', 'G', 'VF', 'u(2u)', 'i0'),
+      '  if (t < TILE) {',
+      '    let r = (n * u(1u) + h) * u(2u) + min(i0 + t, u(2u) - 1u);',
+      '    Lt[t] = ST[2u * r];',
+      '    Dt[t] = ST[2u * r + 1u];',
+      '  }',
+      '  workgroupBarrier();',
+      '}'].join('\n'),
+  };
+}
+
+/**
+ * The shader's shared part, then its mode's sections (forward and gradQ share the staging of keys),
+ * with the head sizes and the tile as constants: the tile is as long as workgroup memory
+ * (16 KiB, WebGPU's guaranteed minimum) holds for the staged rows, up to 32.
+ */
+function attentionCode(k: AttentionKernel, opts: CodegenOptions, words: number): KernelCode {
+  const [, , , , qk, vf] = k.dims;
+  let tile = 32;
+  while (tile > 1 && tile * (qk + vf + 2) * 4 > 16384) tile /= 2;
+  const names = ATTENTION_BUFFERS[k.mode];
+  const present = (b: string) => b !== 'M' || k.mask;
+  const read = names.read.filter(present);
+  const storages = [...read, ...names.written];
+  const bindings = storages.map((b, i) => `@group(0) @binding(${i + 1}) var<storage, ${i < read.length ? 'read' : 'read_write'}> ${b}: array<f32>;`);
+  const viewWords = storages.filter((b) => b !== names.unviewed).map((b, i) => `const V_${b}: u32 = ${5 + 5 * i}u;`);
+  const [shared, ...sections] = attentionSrc.split(/^\/\/ mode: (\w+)$/m);
+  const section = (name: string) => sections[sections.indexOf(name) + 1];
+  const staging = attentionStaging(opts.software);
+  const body = k.mode === 'gradKV' ? fill(section('gradKV'), { STAGE_QUERIES: staging.queries }) : fill(section('rows'), { STAGE_KEYS: staging.keys }) + section(k.mode);
+  const consts = [`const QK: u32 = ${qk}u;`, `const VF: u32 = ${vf}u;`, `const TILE: u32 = ${tile}u;`, `const CAUSAL: bool = ${k.causal};`];
+  const code = withPrelude(unrollFeatureLoops([...bindings, ...viewWords, ...consts, fill(shared, { MASK: k.mask ? '  b += M[at(V_M, n, h, i, j)];' : '' }), body].join('\n'), { QK: qk, VF: vf }), words);
+  return { code, bindings: storages.map((_, i) => i) };
+}
+
+/**
+ * One-line loops over a row's features (`for (var d = 0u; d < QK; d++) { ... }`) written out
+ * once per feature with a constant index: SwiftShader keeps an array indexed only by constants
+ * in registers, while a loop's variable index sends every access through memory.
+ */
+function unrollFeatureLoops(code: string, sizes: Record<string, number>): string {
+  return code.replace(/for \(var (\w+) = 0u; \1 < (QK|VF); \1\+\+\) \{ (.*) \}$/gm, (_, v: string, size: string, body: string) =>
+    Array.from({ length: sizes[size] }, (_, i) => body.replace(new RegExp(`\\b${v}\\b`, 'g'), `${i}u`)).join(' '));
 }
 
 function sizeOfShape(shape: number[]) {
