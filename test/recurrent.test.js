@@ -60,11 +60,13 @@ async function stateArrays(m) {
   return out;
 }
 
-for (const backend of ['webgpu', 'wasm', 'cpu']) {
-  describe(`recurrent (${backend})`, function () {
+// WebGPU twice: the scan kernel has a variant per kind of adapter (a thread per batch row on
+// software adapters such as the SwiftShader these tests run on, a workgroup per row on GPUs).
+for (const [backend, kernels] of [['webgpu', 'auto'], ['webgpu', 'workgroup'], ['wasm', 'auto'], ['cpu', 'auto']]) {
+  describe(`recurrent (${backend}${kernels === 'auto' ? '' : `, ${kernels} kernels`})`, function () {
     this.timeout(600000);
     before(async () => {
-      await sn.init({ backend });
+      await sn.init({ backend, kernels });
       expect(sn.backend()).to.equal(backend);
       sn.manualSeed(5);
     });
@@ -172,6 +174,37 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
         expectClose(await read(h), ref.h, { label: `T=${T} h_n` });
         expectClose(await read(c), ref.c, { label: `T=${T} c_n` });
       }
+    });
+
+    it('a wide layer (hidden 70: several units per thread) equals the LSTM composed of ops, output and every gradient', async () => {
+      const [T, B, In, H] = [5, 3, 4, 70];
+      const m = new sn.nn.LSTM(In, H);
+      const rng = mulberry32(31);
+      const xd = randomData(rng, T * B * In);
+      const w = sn.tensor(randomData(rng, T * B * H), [T, B, H]);
+      const x = sn.tensor(xd, [T, B, In], { requiresGrad: true });
+      const [out, [h]] = m.forward(x);
+      out.mul(w).sum().add(h.sum()).backward();
+      // The same cell op by op (matmul, sigmoid, tanh kernels), on copies of the parameters.
+      const shapes = Object.fromEntries(m.namedParameters().map(([k, t]) => [k, t.shape]));
+      const p = Object.fromEntries(Object.entries(await stateArrays(m)).map(([k, v]) => [k, sn.tensor(v, shapes[k], { requiresGrad: true })]));
+      const x2 = sn.tensor(xd, [T, B, In], { requiresGrad: true });
+      let hh = sn.zeros([B, H]);
+      let cc = sn.zeros([B, H]);
+      const outs = [];
+      for (let t = 0; t < T; t++) {
+        const g = x2.index(t).matmul(p.weight_ih_l0.T).add(p.bias_ih_l0).add(hh.matmul(p.weight_hh_l0.T)).add(p.bias_hh_l0);
+        const [i, f, gg, o] = [0, 1, 2, 3].map((k) => g.slice(1, k * H, (k + 1) * H));
+        cc = f.sigmoid().mul(cc).add(i.sigmoid().mul(gg.tanh()));
+        hh = o.sigmoid().mul(cc.tanh());
+        outs.push(hh);
+      }
+      const composed = sn.stack(outs);
+      composed.mul(w).sum().add(hh.sum()).backward();
+      const opts = { atol: 1e-5, rtol: 1e-4 };
+      expectClose(await read(out), await read(composed), { ...opts, label: 'output' });
+      expectClose(await read(x.grad), await read(x2.grad), { ...opts, label: 'input grad' });
+      for (const [k, t] of m.namedParameters()) expectClose(await read(t.grad), await read(p[k].grad), { ...opts, label: `grad ${k}` });
     });
 
     it('unbatched input [seq, in] equals a batch of one', async () => {

@@ -347,7 +347,57 @@ export interface AttentionKernel {
   views: View[];
 }
 
-export type Kernel = MapKernel | MultiMapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel | ClassesKernel | AttentionKernel;
+/**
+ * What input k of a recurrent cell's expressions reads at step t, batch row b, unit j (see ScanKernel).
+ * `hg` and `viaW` are dot products the kernel computes: the step's recurrent matmul, row by row.
+ */
+export type CellSource =
+  | { from: 'xg'; gate: number } // xg[t, b, gate*H + j]
+  | { from: 'hg'; gate: number } // sum_i h_prev[b, i] * whh[gate*H + j, i] (forward)
+  | { from: 'bias'; gate: number } // bhh[gate*H + j]
+  | { from: 'mask' } // mask[t, b]
+  | { from: 'state'; slot: number; prev: boolean } // out[slot, previous or current time index, b, j]
+  | { from: 'grad'; slot: number } // grad[slot, current time index, b, j] (backward)
+  | { from: 'carry'; index: number } // what the backward pass carries to the previous step: dh (0), dc (1)
+  | { from: 'viaW' }; // sum_k d[b, k] * whh[k, j], d the gradient row the step after wrote to dhg (backward)
+
+/** Where a cell's expression k is stored. */
+export type CellTarget =
+  | { to: 'state'; slot: number } // out[slot, current time index, b, j] (forward)
+  | { to: 'dxg'; gate: number } // dxg[t, b, gate*H + j]
+  | { to: 'dhg'; gate: number } // dhg[t, b, gate*H + j]: the gradient of h @ whh^T (the GRU's differs from dxg)
+  | { to: 'carry'; index: number };
+
+/**
+ * A recurrent layer's whole time loop as one kernel (the fused 'recurrent' op): for each batch
+ * row, T steps in order (reversed with `reverse`), each step the cell's expressions over the
+ * sources above, for every unit j. Time indices as the op's output: step t reads index t and
+ * writes t + 1 (reverse: reads t + 1, writes t). Buffers, every one dense at its offset:
+ * - forward, inputs [xg [T, B, G*H], whh [G*H, H], bhh [G*H] (gru), mask [T, B] (masked)],
+ *   output [out [S, T+1, B, H]], which the kernel also reads (the previous step's state);
+ * - backward, inputs [grad [S, T+1, B, H], out, whh, mask (masked)], outputs [dxg [T, B, G*H],
+ *   dhg (gru), dh0 [B, H], dc0 [B, H] (lstm)]. The carries start at 0; after the last step,
+ *   dh0 = grad[0] + viaW + carry 0 and dc0 = grad[1] + carry 1 at the initial state's index.
+ * The row viaW reads is dhg where the cell writes one, else dxg.
+ */
+export interface ScanKernel {
+  kind: 'scan';
+  pass: 'forward' | 'backward';
+  mode: 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu';
+  T: number;
+  B: number;
+  H: number;
+  G: number;
+  reverse: boolean;
+  masked: boolean;
+  sources: CellSource[];
+  exprs: Expr[];
+  targets: CellTarget[];
+  /** Each buffer's element offset, inputs then outputs. */
+  offsets: number[];
+}
+
+export type Kernel = MapKernel | MultiMapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel | ClassesKernel | AttentionKernel | ScanKernel;
 
 /** PCG hash shared by both backends (u32 arithmetic). */
 export function pcgHash(v: number): number {

@@ -10,6 +10,7 @@ import {
   type AttentionKernel, type ConvKernel, type Expr, type View, type Prologue, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
 } from '../kernel.js';
 import { classesKernel } from '../classes.js';
+import { loopGemm, scan } from '../scan.js';
 
 class CpuStorage implements Storage {
   data: TypedArray;
@@ -25,7 +26,7 @@ type Eval = (vals: number[]) => number;
  * chain gives what the same ops one kernel each give. int32 ones compute exactly in
  * float64 (truncated on store).
  */
-function compile(e: Expr, dtype: DType = 'float32'): Eval {
+export function compile(e: Expr, dtype: DType = 'float32'): Eval {
   if ('in' in e) { const i = e.in; return (v) => v[i]; }
   if ('c' in e) { const c = dtype === 'float32' ? Math.fround(e.c) : e.c; return () => c; }
   const js = ELEMENTWISE[e.op]?.js;
@@ -88,6 +89,7 @@ export class CpuBackend implements Backend {
       : k.kind === 'multimap' ? [k.exprs, 'float32']
       : k.kind === 'reduce' && k.prologue ? [[k.prologue.expr], k.dtype]
       : k.kind === 'matmul' && k.epilogue ? [[k.epilogue.expr], 'float32']
+      : k.kind === 'scan' ? [k.exprs, 'float32']
       : [];
     if (!exprs) return NOTHING_TO_PREPARE;
     const key = JSON.stringify([exprs, dtype]);
@@ -119,6 +121,10 @@ export class CpuBackend implements Backend {
       case 'conv': return conv(k, ins, outs[0]);
       case 'classes': return classesKernel(k, ins, outs[0]);
       case 'attention': return attention(k, ins, outs);
+      case 'scan': {
+        const buffers = () => [...ins, ...outs] as Float32Array[];
+        return scan(k, (prepared as CpuPrepared).fns!, buffers, loopGemm(buffers));
+      }
     }
   }
 }

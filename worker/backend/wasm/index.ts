@@ -256,6 +256,7 @@ export class WasmBackend implements Backend {
       case 'classes': return classesKernel(k, inputs.map((s) => this.view(s)), this.view(outputs[0]));
       // The oracle's loops on the heap (the fused lowering runs only when sn.init asks for it).
       case 'attention': return attention(k, inputs.map((s) => this.view(s)), outputs.map((s) => this.view(s)));
+      case 'scan': throw new Error('wasm: scan kernels are not dispatched here; the recurrent op runs its steps as ops on wasm');
     }
   }
 

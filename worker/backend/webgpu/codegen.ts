@@ -3,7 +3,7 @@
 
 import type { DType } from '../../../lib/shape.js';
 import type { Storage } from '../backend.js';
-import { ELEMENTWISE, activationExpr, operandStorages, type AttentionKernel, type ClassesKernel, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type MultiMapKernel, type ReduceKernel } from '../kernel.js';
+import { ELEMENTWISE, activationExpr, operandStorages, type AttentionKernel, type CellSource, type CellTarget, type ClassesKernel, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type MultiMapKernel, type ReduceKernel, type ScanKernel } from '../kernel.js';
 import common from '../../../shaders/common.wgsl';
 import elementwise from '../../../shaders/elementwise.wgsl';
 import foreachSrc from '../../../shaders/optim_foreach.wgsl';
@@ -114,6 +114,10 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''}`;
     case 'classes': return `classes ${k.mode} ${k.sparse} ${inputs[1].dtype} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined}`;
     case 'attention': return `attention ${k.mode} ${k.dims[4]} ${k.dims[5]} ${k.mask} ${k.causal}`;
+    case 'scan': {
+      const { pass, mode, H, G, reverse, masked, sources, exprs, targets } = k;
+      return `scan ${distinctBindings(bufs).bindingOf.join(',')} ${JSON.stringify([pass, mode, H, G, reverse, masked, sources, exprs, targets])}`;
+    }
   }
 }
 
@@ -134,6 +138,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
     case 'conv': return convCode(k, opts, words);
     case 'classes': return classesCode(k, inputs, words);
     case 'attention': return attentionCode(k, opts, words);
+    case 'scan': return scanCode(k, inputs, bufs, opts, words);
   }
 }
 
@@ -184,6 +189,7 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
       const rows = k.mode === 'gradKV' ? s : l;
       return { params: new Uint32Array(words), workgroups: [Math.ceil(rows / 64), Math.min(heads, MAX_GROUPS), Math.ceil(heads / MAX_GROUPS)] };
     }
+    case 'scan': return { params: new Uint32Array([k.T, k.B, ...k.offsets]), workgroups: grid(opts.software ? Math.ceil(k.B / SCAN_ROWS) : k.B) };
   }
 }
 
@@ -515,6 +521,123 @@ function attentionCode(k: AttentionKernel, opts: CodegenOptions, words: number):
 function unrollFeatureLoops(code: string, sizes: Record<string, number>): string {
   return code.replace(/for \(var (\w+) = 0u; \1 < (QK|VF); \1\+\+\) \{ (.*) \}$/gm, (_, v: string, size: string, body: string) =>
     Array.from({ length: sizes[size] }, (_, i) => body.replace(new RegExp(`\\b${v}\\b`, 'g'), `${i}u`)).join(' '));
+}
+
+/** GPUs: threads per batch row of a scan, each walking the units j = lid, lid + width, ... */
+const scanWidth = (H: number) => Math.min(64, Math.ceil(H / 32) * 32);
+/** Software adapters: batch rows per workgroup, a thread each. */
+const SCAN_ROWS = 4;
+
+/**
+ * The whole time loop of a batch row in one workgroup (see ScanKernel). On GPUs its threads
+ * share the row's units, and a storage barrier after each step makes its writes (the new
+ * state, or the gradient row) visible to the other threads, which read them in the next
+ * dot products. Software adapters give each row one thread that walks every unit, with no
+ * barriers: SwiftShader's barriers cost more than the row's arithmetic at small sizes.
+ */
+function scanCode(k: ScanKernel, inputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions, words: number): KernelCode {
+  const { H, G, reverse, sources, exprs, targets } = k;
+  const forward = k.pass === 'forward';
+  const gru = k.mode === 'gru';
+  const WG = scanWidth(H);
+  const J = Math.ceil(H / WG);
+  const { unique, bindingOf } = distinctBindings(bufs);
+  const written = new Set(bufs.map((_, n) => bindingOf[n]).filter((_, n) => n >= inputs.length));
+  const decls = unique.map((_, b) => `@group(0) @binding(${b + 1}) var<storage, ${written.has(b) ? 'read_write' : 'read'}> b${b}: array<f32>;`);
+  // Buffer n is b{bindingOf[n]} at element offset u(2 + n); roles as ScanKernel lists them.
+  const buf = (n: number) => `b${bindingOf[n]}`;
+  const off = (n: number) => `o${n}`;
+  const nIn = inputs.length;
+  const r: Record<string, number> = forward
+    ? { xg: 0, whh: 1, bias: 2, mask: gru ? 3 : 2, out: nIn }
+    : { grad: 0, saved: 1, whh: 2, mask: 3, dxg: nIn, dhg: gru ? nIn + 1 : nIn, dh0: nIn + (gru ? 2 : 1), dc0: nIn + 2 };
+  const at = (name: string, index: string) => `${buf(r[name])}[${off(r[name])} + ${index}]`;
+  const state = (name: string, slot: number, i: string) => at(name, `((${slot}u * T1 + ${i}) * B + b) * H + j`);
+  const gate = (name: string, col: string) => at(name, `(t * B + b) * GH + ${col}`);
+  const read = (src: CellSource): string => {
+    switch (src.from) {
+      case 'xg': return gate('xg', `${src.gate * H}u + j`);
+      case 'hg': return `hg${src.gate}`;
+      case 'bias': return at('bias', `${src.gate * H}u + j`);
+      case 'mask': return at('mask', 't * B + b');
+      case 'state': return state(forward ? 'out' : 'saved', src.slot, src.prev ? 'prev' : 'cur');
+      case 'grad': return state('grad', src.slot, 'cur');
+      case 'carry': return `carry${src.index}[q]`;
+      case 'viaW': return 'via[q]';
+    }
+  };
+  const write = (tg: CellTarget, v: string): string => {
+    switch (tg.to) {
+      case 'state': return `${state('out', tg.slot, 'cur')} = ${v};`;
+      case 'dxg': return `${gate('dxg', `${tg.gate * H}u + j`)} = ${v};`;
+      case 'dhg': return `${gate('dhg', `${tg.gate * H}u + j`)} = ${v};`;
+      case 'carry': return `carry${tg.index}[q] = ${v};`;
+    }
+  };
+  const gatesRead = [...new Set(sources.flatMap((s) => (s.from === 'hg' ? [s.gate] : [])))];
+  const cell = [
+    ...(gatesRead.length ? [
+      ...gatesRead.map((g) => `      var hg${g} = 0.0;`),
+      `      let hRow = ${off(r.out)} + (prev * B + b) * H;`,
+      ...gatesRead.map((g) => `      let wRow${g} = ${off(r.whh)} + (${g * H}u + j) * H;`),
+      '      for (var i = 0u; i < H; i++) {',
+      `        let h = ${buf(r.out)}[hRow + i];`,
+      ...gatesRead.map((g) => `        hg${g} += h * ${buf(r.whh)}[wRow${g} + i];`),
+      '      }',
+    ] : []),
+    ...sources.map((src, n) => `      let v${n} = ${read(src)};`),
+    ...exprs.map((e, n) => `      let r${n} = ${exprCode(e, 'float32')};`),
+    ...targets.map((tg, n) => `      ${write(tg, `r${n}`)}`),
+  ];
+  const { software } = opts;
+  // A unit's loop body sees j and q, the index of the unit's registers (carries, viaW).
+  const units = (body: string[]) => software
+    ? ['    for (var j = 0u; j < H; j++) {', '      let q = j;', ...body, '    }']
+    : [`    for (var q = 0u; q < ${J}u; q++) {`, '      let j = lid.x + q * WG;', '      if (j < H) {', ...body.map((l) => `  ${l}`), '      }', '    }'];
+  const registers = software ? H : J;
+  const step = [
+    `    let t = ${forward === reverse ? 'T - 1u - s' : 's'};`,
+    `    let prev = ${reverse ? 't + 1u' : 't'};`,
+    `    let cur = ${reverse ? 't' : 't + 1u'};`,
+    ...units(cell),
+    ...(software ? [] : ['    storageBarrier();']),
+  ];
+  if (!forward) {
+    // The gradient reaching the previous step's h through W_hh, from the row the step just wrote.
+    const row = gru ? 'dhg' : 'dxg';
+    step.push(...units([
+      '      var acc = 0.0;',
+      `      let dRow = ${off(r[row])} + (t * B + b) * GH;`,
+      `      for (var c = 0u; c < GH; c++) { acc += ${buf(r[row])}[dRow + c] * ${buf(r.whh)}[${off(r.whh)} + c * H + j]; }`,
+      '      via[q] = acc;',
+    ]));
+  }
+  const first = reverse ? 'T' : '0u';
+  const finish = forward ? [] : units([
+    `      ${at('dh0', 'b * H + j')} = (${state('grad', 0, first)} + via[q]) + carry0[q];`,
+    ...(k.mode === 'lstm' ? [`      ${at('dc0', 'b * H + j')} = ${state('grad', 1, first)} + carry1[q];`] : []),
+  ]);
+  const code = [
+    mathFns, ...decls,
+    `const H = ${H}u;`,
+    `const GH = ${G * H}u;`,
+    `const WG = ${WG}u;`,
+    `@compute @workgroup_size(${software ? SCAN_ROWS : WG})`,
+    'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {',
+    '  let T = u(0u);',
+    '  let T1 = T + 1u;',
+    '  let B = u(1u);',
+    ...bufs.map((_, n) => `  let o${n} = u(${2 + n}u);`),
+    software ? `  let b = flat_id(gid, nwg, ${SCAN_ROWS}u);` : '  let b = wid.x + wid.y * nwg.x;',
+    '  if (b >= B) { return; }',
+    ...(forward ? [] : [`  var carry0: array<f32, ${registers}>;`, `  var carry1: array<f32, ${registers}>;`, `  var via: array<f32, ${registers}>;`]),
+    '  for (var s = 0u; s < T; s++) {',
+    ...step,
+    '  }',
+    ...finish,
+    '}',
+  ].join('\n');
+  return { code: withPrelude(code, words), bindings: unique };
 }
 
 function sizeOfShape(shape: number[]) {
