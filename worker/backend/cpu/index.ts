@@ -26,7 +26,7 @@ type Eval = (vals: number[]) => number;
  * chain gives what the same ops one kernel each give. int32 ones compute exactly in
  * float64 (truncated on store).
  */
-export function compile(e: Expr, dtype: DType = 'float32'): Eval {
+function compile(e: Expr, dtype: DType = 'float32'): Eval {
   if ('in' in e) { const i = e.in; return (v) => v[i]; }
   if ('c' in e) { const c = dtype === 'float32' ? Math.fround(e.c) : e.c; return () => c; }
   const js = ELEMENTWISE[e.op]?.js;
