@@ -56,12 +56,19 @@ export class Ctx implements LazyHost {
   private lazy = new Set<Buf>();
   /** Distinct storages one kernel may bind: the real backend's, kept while a recorder stands in for it. */
   private readonly maxBindings: number;
+  /**
+   * Elements segments may share one multi-tensor kernel with: on WebGPU (SwiftShader measured) a
+   * kernel branching between segments ran the seed MLP's Adam update ~3x slower than one kernel
+   * per large parameter, so only small tensors (step counts, biases) share one there.
+   */
+  private readonly maxSegmentElements: number;
 
   /** backend is swapped for a recorder while a step plan records (worker/plan.ts). */
   constructor(public backend: Backend, { fuse = true, attention = 'composed' }: CtxOptions = {}) {
     this.fuse = fuse;
     this.maxBindings = backend.maxStorageBindings ?? Infinity;
     this.attention = attention;
+    this.maxSegmentElements = backend.name === 'webgpu' ? 4096 : Infinity;
   }
 
   /** Runs fn; tensors made inside are released at the end unless retained elsewhere. */
@@ -187,7 +194,8 @@ export class Ctx implements LazyHost {
         const seg = placed[start];
         const bound = new Set([...ins, ...outs, ...seg.inputs.map((p) => p.buf), ...seg.outputs.map((p) => p.buf)]);
         const words = (segments.length + 1) * (2 + 3 * (seg.inputs.length + seg.outputs.length));
-        if (segments.length && (bound.size > this.maxBindings || words > MAX_SEGMENT_WORDS)) break;
+        const elements = segments.reduce((n, sg) => n + sg.rows * sg.cols, seg.rows * seg.cols);
+        if (segments.length && (bound.size > this.maxBindings || words > MAX_SEGMENT_WORDS || elements > this.maxSegmentElements)) break;
         segments.push({ rows: seg.rows, cols: seg.cols, inputs: seg.inputs.map((p) => index(ins, p)), outputs: seg.outputs.map((p) => index(outs, p)) });
       }
       this.dispatch({ kind: 'multimap', exprs, segments }, ins, outs);
