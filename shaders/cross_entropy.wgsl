@@ -12,14 +12,7 @@
 const WG = 64u;
 var<workgroup> red: array<f32, 64>;
 
-fn flag(i: i32, size: u32) {
-  if (atomicLoad(&err[0]) != 0) { return; }
-  let r = atomicCompareExchangeWeak(&err[0], 0, i32(u(19u)));
-  if (r.exchanged) {
-    atomicStore(&err[1], i);
-    atomicStore(&err[2], i32(size));
-  }
-}
+{{FLAG}}
 
 // Sums red[0..64) into red[0]; every thread must call it.
 fn tree_sum(t: u32, v: f32) -> f32 {

@@ -9,14 +9,7 @@
 @group(0) @binding(3) var<storage, read_write> dst: array<{{OUT}}>;
 @group(0) @binding(4) var<storage, read_write> err: array<atomic<i32>, 4>;
 
-fn flag(i: i32, size: u32) {
-  if (atomicLoad(&err[0]) != 0) { return; }
-  let r = atomicCompareExchangeWeak(&err[0], 0, i32(u(19u)));
-  if (r.exchanged) {
-    atomicStore(&err[1], i);
-    atomicStore(&err[2], i32(size));
-  }
-}
+{{FLAG}}
 
 fn target_of(p: u32) -> u32 {
   let rank = u(1u); let dim = u(2u);

@@ -16,6 +16,7 @@ import gatherSrc from '../../../shaders/gather.wgsl';
 import randSrc from '../../../shaders/rand.wgsl';
 import convSrc from '../../../shaders/conv.wgsl';
 import crossEntropySrc from '../../../shaders/cross_entropy.wgsl';
+import flagSrc from '../../../shaders/flag.wgsl';
 import attentionSrc from '../../../shaders/attention.wgsl';
 
 /** What a kernel's structure compiles to: the same for every kernel with the same key (see kernelKey). */
@@ -45,6 +46,9 @@ function fill(template: string, subs: Record<string, string>): string {
     return subs[k];
   });
 }
+
+/** flag(), which kernels reading indices call on an out-of-range one (shaders/flag.wgsl). */
+const flagCode = () => fill(flagSrc, { SITE_WORD: String(GATHER_SITE_WORD) });
 
 /** Prepends the shared prelude sized for `words` parameter words. */
 function withPrelude(code: string, words: number) {
@@ -417,7 +421,7 @@ function classesCode(k: ClassesKernel, storages: Storage[], words: number): Kern
     `fn weight(c: u32) -> f32 { return ${weighted ? 'W[c]' : '1.0'}; }`,
     `fn gscale(r: u32) -> f32 { return ${!readsG ? 'bitcast<f32>(u(7u))' : k.reduction === 'none' ? 'G[r]' : 'G[0]'}; }`,
   );
-  const code = withPrelude(fill(crossEntropySrc, { BINDINGS: decls.join('\n') }), words);
+  const code = withPrelude(fill(crossEntropySrc, { BINDINGS: decls.join('\n'), FLAG: flagCode() }), words);
   return { code, bindings, entryPoint: k.mode };
 }
 
@@ -720,7 +724,7 @@ function gatherKernel(k: GatherKernel, src: Storage, out: Storage, words: number
     ? // f32 atomics do not exist in WGSL: add through a compare-exchange loop on the bits.
       '  let t = target_of(p);\n  let v = src[p];\n  var old = atomicLoad(&dst[t]);\n  loop {\n    let r = atomicCompareExchangeWeak(&dst[t], old, bitcast<u32>(bitcast<f32>(old) + v));\n    if (r.exchanged) { break; }\n    old = r.old_value;\n  }\n}'
     : '  dst[p] = src[target_of(p)];\n}';
-  const code = withPrelude(fill(gatherSrc, { T: wgslType(src.dtype), OUT: scatter ? 'atomic<u32>' : wgslType(out.dtype), KERNEL: head + body }), words);
+  const code = withPrelude(fill(gatherSrc, { T: wgslType(src.dtype), OUT: scatter ? 'atomic<u32>' : wgslType(out.dtype), FLAG: flagCode(), KERNEL: head + body }), words);
   // Binding 4 is the flag buffer, which the backend passes after the kernel's own buffers.
   return { code, bindings: [0, 1, 2, 3], clearOutputs: scatter };
 }
