@@ -34,25 +34,47 @@ for (const backend of ['webgpu', 'wasm']) {
       expect(peak / MiB).to.be.at.most(128);
     });
 
-    it('a kept intermediate that was evicted reads its own values, and so does one computed from it', async function () {
+    it('lazy results hold no memory: consumed ones are neither counted nor evicted, and read their own values', async function () {
+      this.timeout(60000);
+      const n = MiB;
+      const data = randomData(mulberry32(10), n);
+      const x = sn.tensor(data, [n]);
+      const inUse = (m) => m.allocatedBytes - m.pooledBytes;
+      const before = inUse(await sn.memory());
+      const kept = [];
+      // 24 lazy results of 4 MiB each, each used by a sum that computes it inline: 96 MiB were they memory.
+      for (let i = 0; i < 24; i++) {
+        const a = x.mul(i + 1);
+        kept.push(a);
+        await a.sum().item();
+      }
+      const after = await sn.memory();
+      expect(after.evictedTensors).to.equal(0);
+      expect((inUse(after) - before) / MiB).to.be.below(1);
+      for (const i of [0, 23]) expectClose(await kept[i].data(), data.map((v) => v * (i + 1)), { rtol: 1e-6 });
+    });
+
+    it('a kept intermediate that was evicted reads its own values, and so does one computed from it (lazy results in its recipe)', async function () {
       this.timeout(60000);
       const n = MiB;
       const data = randomData(mulberry32(11), n);
       const x = sn.tensor(data, [n]);
       const kept = [];
       for (let i = 0; i < 24; i++) {
-        const a = x.mul(i + 1);
-        const b = a.add(0.5);
-        kept.push([a, b]);
-        await b.sum().item();
+        // cat computes memory (8 MiB) from x and a lazy result.
+        const a = sn.cat([x, x.mul(i + 1)]);
+        kept.push(a);
+        await a.sum().item();
       }
       expect((await sn.memory()).evictedTensors).to.be.above(0);
       for (const i of [0, 5, 23]) {
-        const [a, b] = kept[i];
-        expectClose(await a.data(), data.map((v) => v * (i + 1)), { rtol: 1e-6 });
-        expectClose(await b.data(), data.map((v) => v * (i + 1) + 0.5), { rtol: 1e-6 });
+        const a = kept[i];
+        const want = new Float32Array(2 * n);
+        want.set(data);
+        want.set(data.map((v) => v * (i + 1)), n);
+        expectClose(await a.data(), want, { rtol: 1e-6 });
         // Used again as an input, too.
-        expectClose(await b.sub(a).data(), new Float32Array(n).fill(0.5), { atol: 1e-4 });
+        expectClose(await a.add(0.5).sub(a).data(), new Float32Array(2 * n).fill(0.5), { atol: 1e-4 });
       }
     });
 
@@ -61,20 +83,26 @@ for (const backend of ['webgpu', 'wasm']) {
       const n = MiB;
       const data = randomData(mulberry32(12), n);
       const base = sn.tensor(data, [n]);
-      const doubled = base.mul(2);
-      await doubled.add(1).sum().item();
-      // Pressure: enough consumed temporaries that `doubled` is evicted.
-      for (let i = 0; i < 24; i++) await base.mul(i / 24).exp().sum().item();
+      const pair = sn.cat([base.mul(2), base]);
+      await pair.sum().item();
+      // Pressure: enough consumed temporaries holding memory that `pair` is evicted.
+      const pressure = async () => {
+        for (let i = 0; i < 24; i++) await sn.cat([base.mul(i / 24).exp(), base]).sum().item();
+      };
+      await pressure();
       expect((await sn.memory()).evictedTensors).to.be.above(0);
       base.add_(1);
-      expectClose(await doubled.data(), data.map((v) => v * 2), { rtol: 1e-6 });
+      const want = new Float32Array(2 * n);
+      want.set(data.map((v) => v * 2));
+      want.set(data, n);
+      expectClose(await pair.data(), want, { rtol: 1e-6 });
       expectClose(await base.data(), data.map((v) => v + 1), { rtol: 1e-6 });
       // And written in place itself: it keeps what was written, evicted or not.
-      const y = base.mul(3);
+      const y = sn.cat([base.mul(3), base]);
       await y.sum().item();
-      y.copy_(sn.ones([n]));
-      for (let i = 0; i < 24; i++) await y.mul(i / 24).exp().sum().item();
-      expectClose(await y.data(), new Float32Array(n).fill(1));
+      y.copy_(sn.ones([2 * n]));
+      await pressure();
+      expectClose(await y.data(), new Float32Array(2 * n).fill(1));
     });
 
     it('a view written in place after eviction still writes its base, as views do', async function () {
@@ -82,21 +110,25 @@ for (const backend of ['webgpu', 'wasm']) {
       const n = MiB;
       const data = randomData(mulberry32(14), n);
       const x = sn.tensor(data, [n]);
-      const y = x.mul(2);
-      const v = y.reshape([1024, 1024]);
+      const y = sn.cat([x.mul(2), x]);
+      const v = y.reshape([2048, 1024]);
       await v.sum().item();
-      for (let i = 0; i < 24; i++) await x.mul(i / 24).exp().sum().item();
+      for (let i = 0; i < 24; i++) await sn.cat([x.mul(i / 24).exp(), x]).sum().item();
       expect((await sn.memory()).evictedTensors).to.be.above(0);
       v.add_(1);
-      expectClose(await y.data(), data.map((a) => a * 2 + 1), { rtol: 1e-6 });
-      expectClose(await v.data(), data.map((a) => a * 2 + 1), { rtol: 1e-6 });
+      const want = new Float32Array(2 * n);
+      want.set(data.map((a) => a * 2 + 1));
+      want.set(data.map((a) => a + 1), n);
+      expectClose(await y.data(), want, { rtol: 1e-6 });
+      expectClose(await v.data(), want, { rtol: 1e-6 });
     });
 
     it('views and chains are evicted and recomputed too', async function () {
       this.timeout(60000);
       const x = sn.tensor(randomData(mulberry32(13), MiB), [1024, 1024]);
-      const chain = [x.mul(1)];
-      for (let i = 1; i < 40; i++) chain.push(chain[i - 1].add(1).reshape([1024, 1024]).transpose(0, 1));
+      // Each link computes memory (cat) from a view of the last, through a lazy result.
+      const chain = [sn.cat([x.mul(1)])];
+      for (let i = 1; i < 40; i++) chain.push(sn.cat([chain[i - 1].reshape([1024, 1024]).transpose(0, 1).mul(1).add(1)]));
       await chain[39].sum().item();
       const { evictedTensors, allocatedBytes, pooledBytes } = await sn.memory();
       expect(evictedTensors).to.be.above(0);

@@ -43,7 +43,11 @@ export interface CtxOptions {
 interface Operand { buf: Buf; view: View; dtype: DType }
 
 export class Ctx implements LazyHost {
-  private scopes: WT[][] = [[]];
+  /**
+   * Open scopes, innermost last. There is no outer scope: a tensor made with none open would be
+   * kept for the engine's lifetime, so making one throws (every engine entry point opens one).
+   */
+  private scopes: WT[][] = [];
   seed = 0;
   randCounter = 0;
   /** The page-level op being run, for errors kernels raise (an embedding's out-of-range index names 'embedding'). */
@@ -52,6 +56,8 @@ export class Ctx implements LazyHost {
   kernels = 0;
   readonly fuse: boolean;
   readonly attention: 'fused' | 'composed';
+  /** Told when a lazy buffer has been computed into memory (the tensor table counts what idle tensors hold). */
+  onComputed: ((buf: Buf) => void) | null = null;
   /** Live lazy buffers (not yet computed nor dropped). */
   private lazy = new Set<Buf>();
   /** Distinct storages one kernel may bind: the real backend's, kept while a recorder stands in for it. */
@@ -82,7 +88,9 @@ export class Ctx implements LazyHost {
   }
 
   private track(t: WT): WT {
-    this.scopes[this.scopes.length - 1].push(t.retain());
+    const scope = this.scopes[this.scopes.length - 1];
+    if (!scope) throw new Error('shadenet internal error: a tensor was made outside ctx.scoped(), where nothing would ever free it');
+    scope.push(t.retain());
     return t;
   }
 
@@ -262,6 +270,7 @@ export class Ctx implements LazyHost {
     }
     buf.settle(storage);
     for (const b of p.inputs) b.release();
+    this.onComputed?.(buf);
     return storage;
   }
 

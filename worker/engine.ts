@@ -3,7 +3,7 @@
 
 import * as Comlink from 'comlink';
 import type { BackendName, Command, EngineInfo, EvalSpec, FitEvents, FitSpec, InitOptions, ReadResult } from '../lib/protocol.js';
-import type { Backend, TypedArray } from './backend/backend.js';
+import type { Backend, Storage, TypedArray } from './backend/backend.js';
 import { CpuBackend } from './backend/cpu/index.js';
 import { DeviceLostError, WebGpuBackend, browserGpu, requestDevice, type Recovery } from './backend/webgpu/index.js';
 import { createWasmBackend } from './backend/wasm/index.js';
@@ -71,6 +71,7 @@ export class Engine {
         return allocatedBytes - pooledBytes;
       },
     );
+    this.ctx.onComputed = (buf) => this.tensors.computed(buf);
     const engine = this;
     this.loops = new LoopReplay({
       ctx: this.ctx,
@@ -120,9 +121,19 @@ export class Engine {
     const b = this.backend;
     if (!(b instanceof WebGpuBackend) || !this.hostCopyEvery) return 0;
     this.stepsAtCopy = this.optimizerSteps;
-    const point = await b.hostCopy([...[...this.tensors.resident()].map(([, t]) => t), ...extra].map((t) => t.storage));
+    const point = await b.hostCopy([...[...this.tensors.resident()].map(([, t]) => t), ...extra].flatMap((t) => this.kept(t)));
     if (point > this.lastCopy.point) this.lastCopy = { point, at };
     return point;
+  }
+
+  /**
+   * What a host copy keeps of `t`: its memory, or for a lazy result the memory its recipe reads,
+   * so that copying does not compute it. A recipe reading memory written in place before (weights,
+   * optimizer state) is computed: the next write would compute it anyway, after the copy.
+   */
+  private kept(t: WT): Storage[] {
+    const p = t.buf.pending;
+    return p && !p.inputs.some((b) => b.version > 0) ? p.inputs.map((b) => b.storage) : [t.storage];
   }
 
   /** The engine runs on a new device: the next read or sync reports what was restored and what was lost. */
@@ -403,7 +414,8 @@ export class Engine {
       free: (id) => this.free(id),
       flush: () => this.backend.flush(),
       done: () => this.backend.done(),
-      plans: this.plans,
+      // Under anomaly detection a fit runs op by op, each op's output checked: a plan replays kernels, not ops.
+      plans: this.anomaly ? { ...this.plans, on: false } : this.plans,
       // One readback for all of them: the scalars are gathered into one small tensor first.
       readScalars: async (ts) => {
         const all = this.ctx.scoped(() => this.ctx.op('cat', ts.map((t) => this.ctx.reshape(t, [1])), { dim: 0 }).retain());

@@ -15,7 +15,9 @@
 // written in place later (optimizer step, `copy_`) first brings back every
 // evicted tensor that reads it. Tensors that depend on trained parameters
 // or gradients are never evicted (the optimizer would bring them straight
-// back), nor are tensors an autograd graph still holds.
+// back), nor are tensors an autograd graph still holds. A lazy result (an
+// elementwise recipe not yet computed, see worker/ctx.ts) holds no memory of
+// its own: it counts for nothing until it is computed, and is never evicted.
 
 import { bytesPerElement } from './backend/backend.js';
 import type { Buf, WT } from './tensor.js';
@@ -40,7 +42,10 @@ interface Entry {
   named: boolean;
   /** Evicted entries whose recompute reads this one. */
   dependents: Set<Entry>;
+  /** Bytes of its memory once computed. */
   bytes: number;
+  /** What it counts for in idleBytes while idle: its bytes if computed, 0 while lazy. */
+  counted: number;
 }
 
 /** Below this many bytes of consumed tensors nothing is evicted. */
@@ -50,6 +55,7 @@ export class TensorTable {
   private entries = new Map<number, Entry>();
   /** Resident, recomputable entries that were used as an op input, least recently used first. */
   private idle = new Set<Entry>();
+  /** Memory the idle entries hold (lazy ones hold none). */
   private idleBytes = 0;
   /** Evicted entries whose recompute reads a resident input on this Buf: an in-place write brings them back first. */
   private readers = new WeakMap<Buf, Set<Entry>>();
@@ -91,11 +97,25 @@ export class TensorTable {
     const wt = this.get(id);
     const e = this.entries.get(id)!;
     if (this.recomputable(e)) {
-      if (this.idle.delete(e)) this.idleBytes -= e.bytes;
+      this.unidle(e);
+      e.counted = wt.buf.pending ? 0 : e.bytes;
       this.idle.add(e);
-      this.idleBytes += e.bytes;
+      this.idleBytes += e.counted;
     }
     return wt;
+  }
+
+  /** A lazy storage was computed (Ctx.materialise): idle entries on it now hold memory. */
+  computed(buf: Buf) {
+    for (const e of this.holders.get(buf) ?? []) {
+      if (!this.idle.has(e) || e.counted) continue;
+      e.counted = e.bytes;
+      this.idleBytes += e.bytes;
+    }
+  }
+
+  private unidle(e: Entry) {
+    if (this.idle.delete(e)) this.idleBytes -= e.counted;
   }
 
   /**
@@ -114,7 +134,7 @@ export class TensorTable {
         recipe = { op: made.op, attrs: made.attrs, inputs, versions: inputs.map((e) => e.wt!.buf.version) };
       }
     }
-    const e: Entry = { wt: wt.retain(), recipe, version: wt.buf.version, named: true, dependents: new Set(), bytes: wt.size * bytesPerElement(wt.dtype) };
+    const e: Entry = { wt: wt.retain(), recipe, version: wt.buf.version, named: true, dependents: new Set(), bytes: wt.size * bytesPerElement(wt.dtype), counted: 0 };
     this.entries.set(id, e);
     this.setOf(this.holders, wt.buf).add(e);
   }
@@ -149,8 +169,9 @@ export class TensorTable {
     if (this.idleBytes <= limit) return;
     for (const e of this.idle) {
       if (this.idleBytes <= limit / 2) break;
-      this.idle.delete(e);
-      this.idleBytes -= e.bytes;
+      // Evicting a lazy result would free nothing and make its next use compute it.
+      if (!e.counted) continue;
+      this.unidle(e);
       this.evict(e);
     }
   }
@@ -161,19 +182,40 @@ export class TensorTable {
 
   /**
    * Evicts e with every other view of its storage: a write through a view left resident
-   * would have to reach the evicted ones, which recomputing cannot do.
+   * would have to reach the evicted ones, which recomputing cannot do. Lazy results the page
+   * holds whose recipes read the storage would keep it: they are evicted with it (they hold no
+   * memory of their own, and are made again from it), or it stays.
    */
   private evict(e: Entry) {
     const buf = e.wt!.buf;
     const group = this.holders.get(buf);
-    // Every handle on the storage is a table entry (not a graph node, a fit, a scope) that can be recomputed.
-    if (!group || group.size !== buf.refs || ![...group].every((g) => this.evictable(g))) return;
+    if (!group) return;
+    const lazy: [Buf, Set<Entry>][] = [];
+    let pins = 0;
+    for (const r of buf.readers) {
+      const held = this.holders.get(r);
+      if (!held || !this.wholly(r, held)) return;
+      lazy.push([r, held]);
+      pins += r.pending!.inputs.filter((b) => b === buf).length;
+    }
+    // Every other handle on the storage is a table entry (not a graph node, a fit, a scope) that can be recomputed.
+    if (!this.wholly(buf, group, pins)) return;
+    for (const [r, held] of lazy) this.evictGroup(r, held);
+    this.evictGroup(buf, group);
+  }
+
+  /** Whether the table's entries `group` are all of buf's holders (but `pins` lazy recipes) and can be recomputed. */
+  private wholly(buf: Buf, group: Set<Entry>, pins = 0) {
+    return group.size + pins === buf.refs && [...group].every((g) => this.evictable(g));
+  }
+
+  private evictGroup(buf: Buf, group: Set<Entry>) {
     for (const g of [...group]) {
       for (const input of g.recipe!.inputs) {
         input.dependents.add(g);
         if (input.wt && input.wt.buf !== buf) this.setOf(this.readers, input.wt.buf).add(g);
       }
-      if (this.idle.delete(g)) this.idleBytes -= g.bytes;
+      this.unidle(g);
       g.wt!.release();
       g.wt = null;
     }
@@ -231,7 +273,7 @@ export class TensorTable {
     while (stack.length) {
       const e = stack.pop()!;
       if (e.named || e.dependents.size) continue;
-      if (this.idle.delete(e)) this.idleBytes -= e.bytes;
+      this.unidle(e);
       if (e.wt) {
         this.holders.get(e.wt.buf)?.delete(e);
         e.wt.release();
