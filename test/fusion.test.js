@@ -96,6 +96,11 @@ const PROGRAMS = [
     const F = sn.nn.functional;
     return [a.mul(2).matmul(e.add(1)), a.relu().matmul(e.T.mul(3).T), F.linear(a.tanh(), w, b).add(1).relu(), F.linear(a, w.mul(0.5), b.add(2))];
   }],
+  ['matmul on 8x8 thread blocks (outputs of 64 or more blocks): lazy operands, transposed and batched, and the epilogue', (rng) => {
+    const a = t(rng, [67, 45]), e = t(rng, [45, 71]), w = t(rng, [71, 45]), b = t(rng, [71]), x = t(rng, [3, 45, 67]);
+    const F = sn.nn.functional;
+    return [a.mul(2).matmul(e.add(1)), a.relu().matmul(e.T.mul(3).T), F.linear(a.tanh(), w, b).add(1).relu(), x.transpose(1, 2).exp().matmul(e.sub(1))];
+  }],
   ['batched matmul operands computed as the GEMM reads them: broadcast batch, int32, too many inputs to inline', (rng) => {
     const a = t(rng, [3, 37, 29]), b = t(rng, [29, 31]), c = t(rng, [37, 29]), d = t(rng, [29]), e = t(rng, [31]);
     const i = sn.arange(0, 29 * 31, 1, { dtype: 'int32' }).reshape([29, 31]);

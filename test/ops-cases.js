@@ -69,6 +69,12 @@ export function opCases(sn) {
     ['matmul 2-D @ 1-D', [[[5, 6]], [[6]]], (a, b) => a.matmul(b)],
     ['matmul 1-D @ 1-D', [[[6]], [[6]]], (a, b) => a.matmul(b)],
     ['matmul transposed operands', [[[7, 5]], [[6, 7]]], (a, b) => a.T.matmul(b.T)],
+    // Outputs of at least 64 8x8 blocks run the direct variant's 8x8 thread blocks (webgpu codegen.ts directBlock).
+    ['matmul 67x45 @ 45x71 (8x8 thread blocks, ragged edges, K % 4 = 1)', [[[67, 45]], [[45, 71]]], (a, b) => a.matmul(b)],
+    ['matmul 8x8 blocks, transposed operands', [[[45, 67]], [[71, 45]]], (a, b) => a.T.matmul(b.T)],
+    ['matmul 8x8 blocks, strided views at offsets', [[[70, 91]], [[46, 73]]], (a, b) => a.slice(0, 3).slice(1, 1, 91, 2).matmul(b.slice(0, 1).slice(1, 2))],
+    ['matmul 8x8 blocks, broadcast batch 2x1x33x19 @ 3x19x35', [[[2, 1, 33, 19]], [[3, 19, 35]]], (a, b) => a.matmul(b)],
+    ['linear sigmoid 67x45 -> 71 (8x8 blocks: bias and activation at the store)', [[[67, 45]], [[71, 45]], [[71]]], (x, w, b) => sn.nn.functional.linear(x, w, b, { activation: 'sigmoid' })],
     // linear: matmul + bias + activation in one kernel; weight [out, in]
     ['linear 37x29, weight 53x29, bias', [[[37, 29]], [[53, 29]], [[53]]], (x, w, b) => sn.nn.functional.linear(x, w, b)],
     ['linear without bias', [[[37, 29]], [[53, 29]]], (x, w) => sn.nn.functional.linear(x, w)],

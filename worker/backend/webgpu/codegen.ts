@@ -91,7 +91,7 @@ export interface CodegenOptions {
  * share one KernelCode, so codegen and pipeline creation run once per structure. It names
  * everything generate() reads from the kernel besides the parameter words.
  */
-export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[]): string {
+export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions): string {
   switch (k.kind) {
     case 'map': {
       const dtypes = [...inputs, ...outputs].map((s) => s.dtype[0]).join('');
@@ -110,7 +110,8 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     case 'softmax': return `softmax ${k.log}`;
     case 'matmul': {
       const exprs = [k.epilogue, k.aPrologue, k.bPrologue].map((e) => (e ? JSON.stringify(e.expr) : '-')).join(' ');
-      return `matmul ${operandStorages(k).join(',')} ${inputs.map((s) => s.dtype[0]).join('')} ${distinctBindings(bufs.slice(0, inputs.length)).bindingOf.join(',')} ${exprs}`;
+      const block = opts.software ? ` ${directBlock(k).rows}` : '';
+      return `matmul ${operandStorages(k).join(',')} ${inputs.map((s) => s.dtype[0]).join('')} ${distinctBindings(bufs.slice(0, inputs.length)).bindingOf.join(',')} ${exprs}${block}`;
     }
     case 'gather':
     case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
@@ -163,8 +164,10 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
       return { params: new Uint32Array([k.outer, k.n, k.inner]), workgroups: rowsGrid(k.outer * k.inner, opts) };
     case 'matmul': {
       const params = matmulWords(k);
-      const tile = opts.software ? 32 : 64;
-      return { params, workgroups: [Math.ceil(k.n / tile), Math.ceil(k.m / tile), k.batch] };
+      // A tiled workgroup covers 64x64 of C; a direct one 8x8 threads' blocks.
+      const block = opts.software ? directBlock(k) : null;
+      const [tileM, tileN] = block ? [8 * block.rows, 32 * block.cols4] : [64, 64];
+      return { params, workgroups: [Math.ceil(k.n / tileN), Math.ceil(k.m / tileM), k.batch] };
     }
     case 'gather':
     case 'scatterAdd': {
@@ -343,8 +346,41 @@ function matmulKernel(k: MatmulKernel, inputs: Storage[], bufs: GPUBuffer[], opt
     ...load('load_a', k.aPrologue, 0, na, 'row,kk'),
     ...load('load_b', k.bPrologue, na, nb, 'kk,col'),
   ].join('\n');
-  const shader = withPrelude(fill(opts.software ? matmulDirectSrc : matmulSrc, { BINDINGS: bindings, EPILOGUE: code }), words);
+  const shader = withPrelude(opts.software ? fill(matmulDirectSrc, { BINDINGS: bindings, EPILOGUE: code, ...directBlockCode(directBlock(k)) }) : fill(matmulSrc, { BINDINGS: bindings, EPILOGUE: code }), words);
   return { code: shader, bindings: [...unique, inputs.length] };
+}
+
+/**
+ * A direct-matmul thread's block of C: 8 rows by 8 columns where the output has enough of
+ * them to keep 64 threads busy, else 4 by 4. Measured on SwiftShader (bench/NOTES.md): 8x8
+ * runs the seed MLP's GEMMs about twice as fast as 4x4, but a small output such as
+ * [128, 10] then has too few threads.
+ */
+function directBlock(k: MatmulKernel): { rows: number; cols4: number } {
+  const blocks = Math.ceil(k.m / 8) * Math.ceil(k.n / 8) * k.batch;
+  return blocks >= 64 ? { rows: 8, cols4: 2 } : { rows: 4, cols4: 1 };
+}
+
+/** matmul_direct.wgsl's statements for a block of `rows` x 4 `cols4`, one vec4 accumulator per row and 4 columns. */
+function directBlockCode({ rows, cols4 }: { rows: number; cols4: number }): Record<string, string> {
+  const R = Array.from({ length: rows }, (_, i) => i);
+  const V = Array.from({ length: cols4 }, (_, v) => v);
+  const cols = Array.from({ length: 4 * cols4 }, (_, j) => j);
+  const setup = [
+    ...R.map((i) => `  let ar${i} = min(r0 + ${i}u, M - 1u); let ap${i} = aBase + ar${i} * aRow;`),
+    ...cols.map((j) => `  let bc${j} = min(c0 + ${j}u, N - 1u); let bp${j} = bBase + bc${j} * bCol;`),
+    ...R.flatMap((i) => V.map((v) => `  var acc${i}_${v} = vec4<f32>(0.0);`)),
+  ];
+  const step = [
+    '      let ak = k * aCol; let bk = k * bRow;',
+    ...V.map((v) => `      let b${v} = vec4<f32>(${[0, 1, 2, 3].map((j) => `load_b(bp${4 * v + j} + bk, batch, k, bc${4 * v + j})`).join(', ')});`),
+    ...R.flatMap((i) => [
+      `      let a${i} = vec4<f32>(load_a(ap${i} + ak, batch, ar${i}, k));`,
+      ...V.map((v) => `      acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});`),
+    ]),
+  ];
+  const store = R.flatMap((i) => V.map((v) => `  store_row(base, batch, r0 + ${i}u, c0 + ${4 * v}u, M, N, acc${i}_${v});`));
+  return { ROWS: String(rows), COLS: String(4 * cols4), SETUP: setup.join('\n'), STEP: step.join('\n'), STORE: store.join('\n') };
 }
 
 /** The bias + activation store of conv kernels; `index` names the bias element. */

@@ -352,7 +352,7 @@ export class WebGpuBackend implements Backend {
 
   prepare(k: Kernel, inputs: Storage[], outputs: Storage[]): Prepared {
     const bufs = this.buffersOf(k, inputs, outputs);
-    const key = kernelKey(k, inputs, outputs, bufs);
+    const key = kernelKey(k, inputs, outputs, bufs, { software: this.software });
     let p = this.prepared.get(key);
     if (!p) {
       const gen = generate(k, inputs, outputs, bufs, { software: this.software });
