@@ -69,6 +69,30 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       });
     });
 
+    it('checks the ops of Keras fit steps too (fit runs op by op while on): a NaN that first appears in a later epoch is named', async function () {
+      this.timeout(60000);
+      const rand = mulberry32(4);
+      const model = sn.sequential([sn.layers.dense({ units: 7, activation: 'relu', inputShape: [5] }), sn.layers.dense({ units: 1 })]);
+      model.compile({ optimizer: 'sgd', loss: 'mse' });
+      const xs = Array.from({ length: 37 * 5 }, () => rand() - 0.5);
+      const x = sn.tensor(xs, [37, 5]);
+      const y = sn.tensor(Array.from({ length: 37 }, () => rand()), [37, 1]);
+      const poisoned = xs.slice();
+      poisoned[29 * 5 + 2] = NaN; // a row of the fourth batch
+      await sn.autograd.detectAnomaly(async () => {
+        const err = await rejection(model.fit(x, y, {
+          epochs: 3, batchSize: 8, shuffle: false, terminateOnNaN: false,
+          // Between epochs 1 and 2 a NaN enters the data: as a step plan the steps would replay unchecked.
+          callbacks: { onEpochEnd: async (epoch) => { if (epoch === 0) { x.copy_(sn.tensor(poisoned, [37, 5])); await sn.sync(); } } },
+        }));
+        expect(err.message).to.match(/^detectAnomaly: op '\w+' \(tensor #\d+\) produced NaN or infinite values/);
+      });
+      // Off again, fit runs as plans and NaN goes through unnamed.
+      const history = await model.fit(x, y, { epochs: 1, batchSize: 8, shuffle: false, terminateOnNaN: false });
+      expect(history.history.loss[0]).to.be.NaN;
+      await sn.sync();
+    });
+
     it('log and sqrt of negative numbers are NaN, as in PyTorch (WGSL leaves them indeterminate)', async () => {
       expect(Array.from(await sn.tensor([-1, 0, 1]).log().data())).to.deep.equal([NaN, -Infinity, 0]);
       expect(Array.from(await sn.tensor([-4, 0, 4]).sqrt().data())).to.deep.equal([NaN, 0, 2]);

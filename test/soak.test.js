@@ -1,17 +1,19 @@
-// Soak: thousands of imperative PyTorch-style steps, then repeated Keras fit
-// and predict, with no dispose, tidy or forced garbage collection in the
-// loops. sn.memory() is sampled along the way twice: as it is (what waits for
-// the page's garbage collector comes and goes, so those samples must only
-// stay bounded), and after a collection forced at the sample, outside the
-// steps, which leaves exactly what the page still holds: those samples must
-// stay flat, the last one within a small margin of the first after warm-up.
-// The samples are printed for the record.
+// Soak: thousands of imperative PyTorch-style steps (replayed as step plans, with reads),
+// then repeated Keras fit, evaluate and predict, and checkpoint saves and loads, with no
+// dispose, tidy or forced garbage collection in the loops, on every backend. sn.memory() is
+// sampled along the way twice: as it is (what waits for the page's garbage collector comes and
+// goes, so those samples must only stay bounded), and after a collection forced at the sample,
+// outside the steps, which leaves exactly what the page still holds: those samples must stay
+// flat, the last one within a small margin of the first after warm-up. The samples are printed
+// for the record. (The engine cannot keep tensors by accident: making one outside a scope throws,
+// test/lazy-bookkeeping.test.js.)
 import { expect } from '@esm-bundle/chai';
 import * as sn from '../dist/index.js';
 import { forceGC } from './util.js';
 
-const STEPS = 3000;
-const SAMPLE_EVERY = 250;
+/** Imperative steps per backend, and how often they are sampled (the TypeScript backend is the slow one). */
+const STEPS = { webgpu: 3000, wasm: 3000, cpu: 1000 };
+const SAMPLE_EVERY = { webgpu: 250, wasm: 250, cpu: 125 };
 
 /** sn.memory() as it is, then after the page's garbage collector ran. */
 async function sample(raw, settled) {
@@ -38,14 +40,14 @@ function expectFlat(label, raw, settled) {
   }
 }
 
-for (const backend of ['webgpu', 'wasm']) {
+for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`soak (${backend})`, () => {
     before(async () => {
       await sn.init({ backend });
       sn.manualSeed(5);
     });
 
-    it(`${STEPS} imperative steps keep sn.memory() flat`, async function () {
+    it(`${STEPS[backend]} imperative steps, replayed, with reads, keep sn.memory() flat`, async function () {
       this.timeout(120000);
       const model = new sn.nn.Sequential(new sn.nn.Linear(8, 32), new sn.nn.ReLU(), new sn.nn.Linear(32, 1));
       const opt = new sn.optim.Adam(model.parameters(), { lr: 1e-2 });
@@ -56,7 +58,8 @@ for (const backend of ['webgpu', 'wasm']) {
       const settled = [];
       let first = 0;
       let last = 0;
-      for (let step = 1; step <= STEPS; step++) {
+      const every = SAMPLE_EVERY[backend];
+      for (let step = 1; step <= STEPS[backend]; step++) {
         const loss = lossFn.forward(model.forward(x), y);
         opt.zeroGrad();
         loss.backward();
@@ -67,13 +70,16 @@ for (const backend of ['webgpu', 'wasm']) {
           last = v;
         }
         // The first samples warm up (pools fill, the first garbage collections run).
-        if (step % SAMPLE_EVERY === 0 && step > SAMPLE_EVERY) await sample(raw, settled);
+        if (step % every === 0 && step > every) await sample(raw, settled);
       }
       expect(last).to.be.below(first);
+      // The steps replayed as a plan (worker/replay.ts): the soak covers replayed loops.
+      const { loop } = await sn._runtime().call((e) => e._stepPlans(true));
+      expect(loop.replayed).to.be.above(STEPS[backend] / 2);
       expectFlat(`imperative ${backend}`, raw, settled);
     });
 
-    it('repeated fit and predict keep sn.memory() flat', async function () {
+    it('repeated fit, evaluate and predict keep sn.memory() flat', async function () {
       this.timeout(120000);
       const model = sn.sequential([
         sn.layers.dense({ units: 16, activation: 'relu', inputShape: [4] }),
@@ -85,11 +91,34 @@ for (const backend of ['webgpu', 'wasm']) {
       const raw = [];
       const settled = [];
       for (let round = 0; round < 12; round++) {
-        await model.fit(x, y, { epochs: 2, batchSize: 32 });
+        await model.fit(x, y, { epochs: 2, batchSize: 32, validationSplit: 0.25 });
+        await model.evaluate(x, y, { batchSize: 32 });
         for (let i = 0; i < 5; i++) await model.predict(x).data();
         if (round >= 2) await sample(raw, settled);
       }
-      expectFlat(`fit/predict ${backend}`, raw, settled);
+      expectFlat(`fit/evaluate/predict ${backend}`, raw, settled);
+    });
+
+    it('repeated checkpoint saves and loads keep sn.memory() flat', async function () {
+      this.timeout(120000);
+      const net = new sn.nn.Sequential(new sn.nn.Linear(8, 16), new sn.nn.ReLU(), new sn.nn.Linear(16, 2));
+      const opt = new sn.optim.Adam(net.parameters(), { lr: 1e-2 });
+      const x = sn.randn([32, 8]);
+      const url = `indexeddb://soak-${backend}-${Date.now()}`;
+      const raw = [];
+      const settled = [];
+      for (let round = 0; round < 12; round++) {
+        opt.zeroGrad();
+        net.forward(x).square().mean().backward();
+        opt.step();
+        await sn.save({ model: net, optimizer: opt }, url);
+        const ck = await sn.load(url);
+        net.loadStateDict(ck.model);
+        opt.loadStateDict(ck.optimizer);
+        if (round >= 2) await sample(raw, settled);
+      }
+      await sn.checkpoints.delete(url);
+      expectFlat(`checkpoints ${backend}`, raw, settled);
     });
   });
 }

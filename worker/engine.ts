@@ -415,7 +415,7 @@ export class Engine {
       flush: () => this.backend.flush(),
       done: () => this.backend.done(),
       // Under anomaly detection a fit runs op by op, each op's output checked: a plan replays kernels, not ops.
-      plans: this.anomaly ? { ...this.plans, on: false } : this.plans,
+      plans: this.anomaly?.on ? { ...this.plans, on: false } : this.plans,
       // One readback for all of them: the scalars are gathered into one small tensor first.
       readScalars: async (ts) => {
         const all = this.ctx.scoped(() => this.ctx.op('cat', ts.map((t) => this.ctx.reshape(t, [1])), { dim: 0 }).retain());
