@@ -168,6 +168,18 @@ export function benchCases(host) {
     let t0 = performance.now();
     for (let e = 0; e < epochs; e++) await epoch();
     const ours = (performance.now() - t0) / epochs;
+    // The worker's JS per step (Engine.exec until submitted, its share of the epoch's read included), replayed and op by op.
+    const workerMs = async (plans) => {
+      const execMs = async () => (await sn._runtime().call((e) => e._stepPlans(plans))).execMs;
+      await epoch();
+      const before = await execMs();
+      await epoch();
+      return ((await execMs()) - before) / (n / batch);
+    };
+    const replayedMs = await workerMs(true);
+    const opByOpMs = await workerMs(false);
+    await sn._runtime().call((e) => e._stepPlans(true));
+    console.log(`PyTorch-style step, worker JS: replayed ${replayedMs.toFixed(2)} ms, op by op ${opByOpMs.toFixed(2)} ms`);
 
     const tm = tf.sequential({ layers: [tf.layers.dense({ units: 128, activation: 'relu', inputShape: [784] }), tf.layers.dense({ units: 10 })] });
     const topt = tf.train.adam(1e-3);

@@ -110,5 +110,44 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
       await m.fit(x, y, { epochs: 1, batchSize: 10, shuffle: false }).catch((e) => (error = e));
       expect(error?.message ?? 'no error').to.match(/index 50 is out of range/);
     });
+
+    it('plans last across fit calls on the same model, data and compile (fit per epoch); a recompile records anew; weights set in place replay exactly', async () => {
+      const { x, y } = data(80, 9, 3, 21);
+      const run = async (plans) => {
+        await stepPlans(plans);
+        const counts = [await stepPlans(plans)];
+        sn.manualSeed(11);
+        const m = sn.sequential([sn.layers.dense({ units: 11, activation: 'tanh', inputShape: [9] }), sn.layers.dropout({ rate: 0.2 }), sn.layers.dense({ units: 3, activation: 'softmax' })]);
+        m.compile({ optimizer: 'adam', loss: 'categorical_crossentropy', metrics: ['accuracy'] });
+        const logs = [];
+        // 64 training rows (4 batches of 16) and 16 validation rows (one batch) per call.
+        const fit = async (n) => {
+          for (let i = 0; i < n; i++) logs.push((await m.fit(x, y, { epochs: 1, batchSize: 16, validationSplit: 0.2, shuffle: true })).history);
+          counts.push(await stepPlans(plans));
+        };
+        await fit(1);
+        await fit(2);
+        m.compile({ optimizer: 'rmsprop', loss: 'categorical_crossentropy', metrics: ['accuracy'] });
+        await fit(2);
+        m.setWeights(m.getWeights().map((w) => w.mul(0.5)));
+        await fit(1);
+        await fit(1);
+        const weights = await Promise.all(m.getWeights().map((w) => w.data()));
+        await stepPlans(true);
+        const recorded = counts.slice(1).map((c, i) => c.recorded - counts[i].recorded);
+        const replayed = counts.slice(1).map((c, i) => c.replayed - counts[i].replayed);
+        return { logs, weights: weights.map((w) => Array.from(w)), recorded, replayed };
+      };
+      const off = await run(false);
+      const on = await run(true);
+      expect(on.logs).to.deep.equal(off.logs);
+      on.weights.forEach((w, i) => expect(w, `weight ${i}`).to.deep.equal(off.weights[i]));
+      expect(off.recorded.concat(off.replayed).every((n) => n === 0)).to.equal(true);
+      // The first fit records the training and validation plans; the first after the recompile
+      // records training anew (a new optimizer's state), its validation step unchanged; every
+      // other call only replays (5 steps per call).
+      expect(on.recorded).to.deep.equal([2, 0, 1, 0, 0]);
+      expect(on.replayed).to.deep.equal([3, 10, 9, 5, 5]);
+    });
   });
 }

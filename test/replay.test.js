@@ -50,6 +50,29 @@ const mlp = (dropout = 0, features = 13) => () => {
   return { model, opt: new sn.optim.Adam(model.parameters(), { lr: 0.01 }), lossFn: new sn.nn.CrossEntropyLoss() };
 };
 
+/** Generator 4 -> 13 and discriminator 13 -> 1, each with its own Adam. */
+const gan = () => {
+  const G = new sn.nn.Sequential(new sn.nn.Linear(4, 16), new sn.nn.ReLU(), new sn.nn.Linear(16, 13));
+  const D = new sn.nn.Sequential(new sn.nn.Linear(13, 16), new sn.nn.ReLU(), new sn.nn.Linear(16, 1));
+  return {
+    model: new sn.nn.Sequential(G, D),
+    G,
+    D,
+    optG: new sn.optim.Adam(G.parameters(), { lr: 0.01 }),
+    optD: new sn.optim.Adam(D.parameters(), { lr: 0.01 }),
+    lossFn: new sn.nn.BCEWithLogitsLoss(),
+  };
+};
+
+/** A recurrent cell written with ops: h' = tanh(x Wx + h Wh), logits from h'. */
+const rnn = () => {
+  const input = new sn.nn.Linear(13, 17);
+  const recurrent = new sn.nn.Linear(17, 17);
+  const head = new sn.nn.Linear(17, 5);
+  const model = new sn.nn.Sequential(input, recurrent, head);
+  return { model, input, recurrent, head, opt: new sn.optim.Adam(model.parameters(), { lr: 0.01 }), lossFn: new sn.nn.CrossEntropyLoss() };
+};
+
 for (const backend of ['webgpu', 'wasm', 'cpu']) {
   describe(`Imperative loop replay (${backend})`, () => {
     before(() => sn.init({ backend }));
@@ -208,6 +231,83 @@ for (const backend of ['webgpu', 'wasm', 'cpu']) {
         return Promise.all(losses.map((l) => l.item()));
       });
       expect(counts.replayed).to.be.at.least(12 - 5);
+    });
+
+    it('a GAN-style loop (two optimizers, two steps per iteration) replays both steps exactly', async () => {
+      const counts = await expectSame(gan, async ({ G, D, optG, optD, lossFn }) => {
+        const xs = sn.tensor(x, [96, 13]);
+        const ones = sn.ones([8, 1]);
+        const zeros = sn.zeros([8, 1]);
+        const losses = [];
+        for (let s = 0; s < 96; s += 8) {
+          optD.zeroGrad();
+          const fake = sn.noGrad(() => G.forward(sn.randn([8, 4])));
+          const lossD = lossFn.forward(D.forward(xs.slice(0, s, s + 8)), ones).add(lossFn.forward(D.forward(fake), zeros));
+          lossD.backward();
+          optD.step();
+          optG.zeroGrad();
+          const lossG = lossFn.forward(D.forward(G.forward(sn.randn([8, 4]))), ones);
+          lossG.backward();
+          optG.step();
+          losses.push(lossD, lossG);
+        }
+        return Promise.all(losses.map((l) => l.item()));
+      });
+      // Each kind of step: the first makes Adam's state, the next two teach its template, the fourth records it.
+      expect(counts.recorded).to.equal(2);
+      expect(counts.replayed).to.be.at.least(2 * (12 - 4));
+      expect(counts.refused).to.equal(0);
+    });
+
+    it('truncated backpropagation through time (a hidden state detached and carried to the next step under a new id) replays exactly', async () => {
+      const counts = await expectSame(rnn, async ({ input, recurrent, head, opt, lossFn }) => {
+        const xs = sn.tensor(x, [96, 13]);
+        const ys = sn.tensor(labels, [96], { dtype: 'int32' });
+        let h = sn.zeros([8, 17]);
+        const losses = [];
+        for (let s = 0; s < 96; s += 8) {
+          h = h.detach();
+          opt.zeroGrad();
+          h = input.forward(xs.slice(0, s, s + 8)).add(recurrent.forward(h)).tanh();
+          const loss = lossFn.forward(head.forward(h), ys.slice(0, s, s + 8));
+          loss.backward();
+          opt.step();
+          losses.push(loss);
+        }
+        return { losses: await Promise.all(losses.map((l) => l.item())), h: Array.from(await h.data()) };
+      });
+      // Step 2 carries the hidden state step 1 made among the loop's setup, so steps 3 and 4 teach the template.
+      expect(counts.recorded).to.equal(1);
+      expect(counts.replayed).to.be.at.least(12 - 5);
+      expect(counts.refused).to.equal(0);
+    });
+
+    it('a step held across two batches that fails in the first: its error is reported and the second batch runs, as op by op', async () => {
+      const counts = await expectSame(mlp(), async ({ model, opt, lossFn }) => {
+        const xs = sn.tensor(x, [96, 13]);
+        const ys = sn.tensor(labels, [96], { dtype: 'int32' });
+        const aux = sn.tensor(x.subarray(0, 13), [13]);
+        const losses = [];
+        // The forward pass and a side product of `aux` in one batch, backward and the update in the next.
+        const step = async (s) => {
+          opt.zeroGrad();
+          const loss = lossFn.forward(model.forward(xs.slice(0, s, s + 8)), ys.slice(0, s, s + 8));
+          aux.mul(2);
+          await null;
+          loss.backward();
+          opt.step();
+          losses.push(loss);
+          await null;
+        };
+        for (let s = 0; s < 64; s += 8) await step(s);
+        // The worker no longer has `aux` (as after a failed batch): from now on each step's first batch fails at its end.
+        sn._runtime().enqueue(['free', [aux.id]]);
+        for (let s = 64; s < 96; s += 8) await step(s);
+        const failure = await sn.sync().then(() => 'none', (e) => e.message.replace(/#\d+/, '#n'));
+        expect(failure).to.match(/tensor #n does not exist in the worker/);
+        return { failure, losses: await Promise.all(losses.map((l) => l.item())) };
+      });
+      expect(counts.replayed).to.be.above(0);
     });
   });
 }

@@ -11,7 +11,8 @@ import { c, f, x } from './backend/kernel.js';
 import { backward } from './autograd.js';
 import { Ctx } from './ctx.js';
 import { TensorTable } from './liveness.js';
-import { FitLoop, Turns, type FitHost } from './fit.js';
+import { FitLoop, Turns, type FitHost, type SweepState } from './fit.js';
+import { KeptSweeps } from './fit-plans.js';
 import { LoopReplay } from './replay.js';
 import { OPS } from './ops/index.js';
 import { UPDATES } from './ops/optim.js';
@@ -64,6 +65,7 @@ export class Engine {
     const { backend, ...info } = await openBackend(kind, opts, this.openGpu);
     this.backend = backend;
     this.ctx = new Ctx(this.backend, { fuse: opts.fuse, attention: opts.attention });
+    this.keptSweeps.clear();
     this.tensors = new TensorTable(
       (op, inputs, attrs) => this.ctx.scoped(() => this.apply(op, inputs, attrs).retain()),
       () => {
@@ -80,6 +82,7 @@ export class Engine {
         this.ctx.scoped(() => this.command(cmd));
         this.tensors.relieve();
       },
+      failed: (e) => { this.error ??= e instanceof Error ? e : new Error(String(e)); },
       apply: (name, inputs, attrs) => this.apply(name, inputs, attrs),
       optimizerStepped: () => this.optimizerSteps++,
       get blocked() { return !!engine.anomaly; },
@@ -92,17 +95,24 @@ export class Engine {
     return { backend: backend.name, maxBufferBytes: backend.maxBufferBytes, ...info };
   }
 
+  /** Batches run so far (held commands remember theirs), and the worker JS time they took until submitted. */
+  private batches = 0;
+  private execMs = 0;
+
   /** Runs one batch from the page; resolves when the device has finished it. */
   async exec(batch: Command[]): Promise<void> {
     if (this.recovering) await this.settle();
+    const t0 = performance.now();
+    const batchNo = ++this.batches;
     try {
       // One scope per command, so that between commands the table alone holds what may be evicted.
-      for (const cmd of batch) this.loops.push(cmd);
+      for (const cmd of batch) this.loops.push(cmd, batchNo);
     } catch (e) {
       this.loops.abandon();
       this.error ??= e instanceof Error ? e : new Error(String(e));
     }
     this.backend.flush();
+    this.execMs += performance.now() - t0;
     this.backend.trim();
     if (this.hostCopyEvery && this.optimizerSteps - this.stepsAtCopy >= this.hostCopyEvery) {
       this.hostCopy(`after optimizer step ${this.optimizerSteps}`).catch(() => {});
@@ -139,8 +149,9 @@ export class Engine {
   /** The engine runs on a new device: the next read or sync reports what was restored and what was lost. */
   private recovered({ why, point }: Recovery) {
     this.losses++;
-    // Its plan was compiled on the lost device: recorded again on the new one.
+    // Plans were compiled on the lost device: recorded again on the new one.
     this.loops.dropPlan();
+    this.keptSweeps.clear();
     this.restoredPoint = point;
     // The anomaly marker is the engine's own, never copied: it starts over.
     if (this.anomaly) {
@@ -377,17 +388,23 @@ export class Engine {
     }
   }
 
+  /** Fit sweeps' plans earlier fit calls left for later ones (worker/fit-plans.ts). */
+  private keptSweeps = new KeptSweeps<SweepState>();
+
   /** Fit's step plans: on unless a test compares them with op-by-op steps; counts for those tests. */
   private plans = { on: true, recorded: 0, replayed: 0, refused: 0 };
 
-  /** @internal Test switch: step plans (fit's and the op stream's) on or off; returns what plans did so far. */
+  /** @internal Test and bench switch: step plans (fit's and the op stream's) on or off; returns what plans did so far and the worker JS time of batches. */
   _stepPlans(on: boolean) {
     const { recorded, replayed, refused } = this.plans;
     this.drain();
     this.plans.on = on;
-    if (!on) this.loops.reset();
+    if (!on) {
+      this.loops.reset();
+      this.keptSweeps.clear();
+    }
     this.loops.on = on;
-    return { recorded, replayed, refused, loop: { ...this.loops.counts } };
+    return { recorded, replayed, refused, loop: { ...this.loops.counts }, execMs: this.execMs };
   }
 
   /** Runs a step the op stream holds back (see LoopReplay): whatever comes next needs its results. */
@@ -416,6 +433,8 @@ export class Engine {
       done: () => this.backend.done(),
       // Under anomaly detection a fit runs op by op, each op's output checked: a plan replays kernels, not ops.
       plans: this.anomaly?.on ? { ...this.plans, on: false } : this.plans,
+      keptSweeps: this.keptSweeps,
+      bufOf: (id) => (this.tensors.has(id) ? this.tensors.get(id).buf : undefined),
       // One readback for all of them: the scalars are gathered into one small tensor first.
       readScalars: async (ts) => {
         const all = this.ctx.scoped(() => this.ctx.op('cat', ts.map((t) => this.ctx.reshape(t, [1])), { dim: 0 }).retain());

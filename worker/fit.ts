@@ -11,8 +11,9 @@ import type { Command, FitEvents, FitSpec, EvalSpec, ProgramSpec } from '../lib/
 import { c, f, x } from './backend/kernel.js';
 import type { Storage } from './backend/backend.js';
 import type { Ctx } from './ctx.js';
-import type { WT } from './tensor.js';
+import type { Buf, WT } from './tensor.js';
 import { StepPlan, type Tag } from './plan.js';
+import { olderIds, type KeptSweeps } from './fit-plans.js';
 import { permutation } from '../lib/data/sampler.js';
 
 const BATCH_EVENT_MS = 100;
@@ -55,6 +56,10 @@ export interface FitHost {
   readScalars(ts: WT[]): Promise<number[]>;
   /** Whether steps run as plans (off: op by op, for tests that compare the two); counts what the plans did. */
   plans: { on: boolean; recorded: number; replayed: number; refused: number };
+  /** Sweep states earlier fit calls left (worker/fit-plans.ts). */
+  keptSweeps: KeptSweeps<SweepState>;
+  /** The memory an id holds now; undefined once it is gone. */
+  bufOf(id: number): Buf | undefined;
   /** Copies the page's tensors to host memory (see Engine.hostCopy); resolves with the copy's number, 0 if none. */
   hostCopy(at: string): Promise<number>;
   /** Device losses recovered from so far; waits for one in progress first. */
@@ -136,7 +141,7 @@ interface BatchStep {
  * rows from (the page's tensors, or this sweep's permutation of them). Kept across a fit's epochs
  * (rewritten in place at each start), so the plans recorded in the first epoch replay in all.
  */
-interface SweepState {
+export interface SweepState {
   sums: WT[];
   batches: WT;
   sources: WT[];
@@ -186,7 +191,7 @@ export class FitLoop {
    */
   private async sweep(spec: EvalSpec, programs: Record<number, ProgramSpec>, perm: Int32Array | null, onBatch?: (batch: number, sums: WT[], seen: number) => Promise<void> | void) {
     const keep = this.kept && this.host.plans.on;
-    const state = this.kept?.get(spec) ?? this.sweepState(spec, programs, perm);
+    const state = this.kept?.get(spec) ?? (keep ? this.resume(spec, programs, perm) : undefined) ?? this.sweepState(spec, programs, perm);
     if (keep) this.kept!.set(spec, state);
     const { sums, batches, plans, toFree } = state;
     const n = state.sources[0].shape[0];
@@ -227,6 +232,43 @@ export class FitLoop {
     for (const s of sums) s.retain();
     if (!keep) disposeState(state);
     return sums;
+  }
+
+  /**
+   * The state an earlier fit left for alike programs (worker/fit-plans.ts), its plans keyed by
+   * this fit's programs and moved onto this fit's data; undefined when none fits.
+   */
+  private resume(spec: EvalSpec, specPrograms: Record<number, ProgramSpec>, perm: Int32Array | null): SweepState | undefined {
+    const programs = Object.fromEntries(Object.entries(specPrograms).map(([b, p]) => [b, withoutDeadOps(p)]));
+    const kept = this.host.keptSweeps.take(programs, (id) => this.host.bufOf(id));
+    if (!kept) return undefined;
+    const { state, data: views } = kept;
+    return this.host.ctx.scoped(() => {
+      const data = [...spec.x, ...spec.y].map((id) => (perm ? this.permuted(this.host.get(id), perm) : this.host.get(id)));
+      // The rows copies read the data at the batch's offset: its layout and memory size must be the same.
+      if (data.some((t, i) => !same(t.shape, views[i].shape) || !same(t.strides, views[i].strides) || t.storage.size !== views[i].storage.size || t.dtype !== views[i].dtype)) {
+        kept.dispose();
+        return undefined;
+      }
+      const moved = new Map<Storage, Storage>();
+      data.forEach((t, i) => { if (t.storage !== views[i].storage) moved.set(views[i].storage, t.storage); });
+      for (const [size, program] of Object.entries(programs)) {
+        const plan = state.plans!.get(state.programs[+size]);
+        if (moved.size) plan?.move(moved);
+        state.plans!.set(program, plan!);
+        state.toFree.set(program, [...program.inputs, ...createdIds(program.commands)]);
+      }
+      for (const old of Object.values(state.programs)) {
+        state.plans!.delete(old);
+        state.toFree.delete(old);
+      }
+      state.programs = programs;
+      state.sources = data.map((t) => t.retain());
+      // A first sweep on this state: nothing to restart.
+      state.sweeps = 0;
+      this.zero(state);
+      return state;
+    });
   }
 
   /** A sweep's first state: zeroed sums, the data in this sweep's order, no plans yet. */
@@ -284,7 +326,22 @@ export class FitLoop {
     });
   }
 
-  /** Lets go of what sweeps kept (fit's end, or a device loss: plans compiled on the lost device do not replay on the new one). */
+  /**
+   * Leaves the sweeps' states to the next fit call (worker/fit-plans.ts): the data they read is let
+   * go (a resumed state moves onto that fit's data), their shape and memory remembered.
+   */
+  private leaveKept() {
+    for (const state of this.kept?.values() ?? []) {
+      const older = new Map(olderIds(state.programs).map((id) => [id, this.host.bufOf(id)]));
+      const data = state.sources.map((t) => ({ shape: t.shape, strides: t.strides, dtype: t.dtype, storage: t.storage }));
+      for (const t of state.sources) t.release();
+      state.sources = [];
+      this.host.keptSweeps.keep({ programs: state.programs, state, older, data, dispose: () => disposeState(state) });
+    }
+    this.kept?.clear();
+  }
+
+  /** Lets go of what sweeps kept (a failed fit, or a device loss: plans compiled on the lost device do not replay on the new one). */
   private dropKept() {
     for (const state of this.kept?.values() ?? []) disposeState(state);
     this.kept?.clear();
@@ -373,6 +430,7 @@ export class FitLoop {
     this.keptAt = await this.host.losses();
     try {
       await this.epochs(spec, events, n, resumes);
+      if ((await this.host.losses()) === this.keptAt) this.leaveKept();
     } finally {
       this.dropKept();
       this.kept = null;
@@ -447,4 +505,8 @@ export class FitLoop {
     }
     return logs;
   }
+}
+
+function same(a: readonly number[], b: readonly number[]) {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

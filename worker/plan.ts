@@ -198,19 +198,21 @@ export class StepPlan {
 
   /**
    * The exports still held (by last run's tensors) are left to their holders, freed to the backend
-   * when they let go; the plan replays into fresh storages instead (its launches rebound).
+   * when they let go; the plan replays into fresh storages instead (its launches rebound). `inputs`
+   * moves launches that read a storage made before the step onto another (a carried hidden state).
    */
-  renewLent() {
+  renewLent(inputs?: Map<Storage, Storage>) {
     const exports = this.lender.exports!;
     const fresh = new Map<Storage, Storage>();
     for (const s of exports) if (this.lender.lent.has(s)) fresh.set(s, this.backend.alloc(s.size, s.dtype));
-    if (!fresh.size) return;
     for (const [old, s] of fresh) {
       exports.delete(old);
       exports.add(s);
     }
     this.exportOrder = this.exportOrder.map((s) => fresh.get(s) ?? s);
-    this.move(fresh);
+    // One move for both: a fresh storage may be one the launches read before (freed and pooled since).
+    const moved = inputs?.size ? new Map([...fresh, ...inputs]) : fresh;
+    if (moved.size) this.move(moved);
   }
 
   /** Replays from now on read and write other storages (same sizes) in place of some (fit's data, permuted anew each epoch). */
