@@ -116,7 +116,7 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     case 'gather':
     case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
     case 'rand': return 'rand';
-    case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''}`;
+    case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''} ${convEntry(k, opts)}`;
     case 'classes': return `classes ${k.mode} ${k.sparse} ${inputs[1].dtype} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined}`;
     case 'attention': return `attention ${k.mode} ${k.dims[4]} ${k.dims[5]} ${k.mask} ${k.causal}`;
     case 'scan': {
@@ -402,6 +402,13 @@ function convGemm(k: ConvKernel): [number, number] {
   return k.mode === 'forward' ? [n * oh * ow, og] : k.mode === 'gradInput' ? [n * h * w, cg] : [og, cg * kh * kw];
 }
 
+/** conv.wgsl's entry point: tiled on GPUs; on software adapters 8x8 blocks per thread where the GEMM has 64 of them, as matmul (directBlock). */
+function convEntry(k: ConvKernel, opts: CodegenOptions): 'tiled' | 'direct' | 'direct8' {
+  if (!opts.software) return 'tiled';
+  const [m, nc] = convGemm(k);
+  return Math.ceil(m / 8) * Math.ceil(nc / 8) * k.groups >= 64 ? 'direct8' : 'direct';
+}
+
 function convLaunch(k: ConvKernel, opts: CodegenOptions): Launch {
   const [, c, , , o] = k.dims;
   const view = (v: ConvKernel['x']) => [v.offset, ...v.strides];
@@ -410,7 +417,7 @@ function convLaunch(k: ConvKernel, opts: CodegenOptions): Launch {
     ...view(k.x), ...view(k.w), ...view(k.y), k.groups,
   ]);
   const [m, nc] = convGemm(k);
-  const tile = opts.software ? 32 : 64;
+  const tile = convEntry(k, opts) === 'direct' ? 32 : 64;
   // Row tiles past the y limit go to further slabs along z (see shaders/conv.wgsl).
   const rowTiles = Math.ceil(m / tile);
   const y = Math.min(rowTiles, MAX_GROUPS);
@@ -427,7 +434,7 @@ function convCode(k: ConvKernel, opts: CodegenOptions, words: number): KernelCod
   ].join('\n');
   const epilogue = epilogueFn(bias, k.mode === 'forward' ? k.activation : null);
   const code = withPrelude(fill(convSrc, { BINDINGS: bindings, EPILOGUE: epilogue, MODE: k.mode }), words);
-  return { code, bindings: bias ? [0, 1, 2, 3] : [0, 1, 2], entryPoint: opts.software ? 'direct' : 'tiled' };
+  return { code, bindings: bias ? [0, 1, 2, 3] : [0, 1, 2], entryPoint: convEntry(k, opts) };
 }
 
 /**
