@@ -18,8 +18,13 @@
 // WGSL's bounds clamping makes harmless).
 // Parameter words: [N, C, H, W, O, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw,
 // C/groups, O/groups, xOff, xN, xC, xH, xW, wOff, wO, wC, wKH, wKW,
-// yOff, yN, yC, yH, yW, groups]. Workgroup z is the group, plus groups times
-// the slab of row tiles when these overflow the y dimension.
+// yOff, yN, yC, yH, yW, groups, chunks, chunkStride]. Workgroup z is the
+// group, plus groups times (the slab of row tiles when these overflow the y
+// dimension) times chunks plus the chunk.
+// Chunks (grad weight of a layer with few output tiles, where a handful of
+// threads would each run the whole sum): the taps are cut into `chunks`
+// ranges, each summed by its own workgroups into its own copy of dw,
+// chunkStride floats after the last; the op then sums the copies.
 @group(0) @binding(1) var<storage, read> In0: array<f32>;
 @group(0) @binding(2) var<storage, read> In1: array<f32>;
 {{BINDINGS}}
@@ -30,16 +35,26 @@ struct Geo {
   sh: u32, sw: u32, dh: u32, dw: u32, ph: u32, pw: u32, cg: u32, og: u32,
   /** Offset and [N, C, H, W] strides of x, of w ([O, C/g, KH, KW]) and of y ([N, O, OH, OW]). */
   xo: u32, xs: vec4<u32>, wo: u32, ws: vec4<u32>, yo: u32, ys: vec4<u32>,
-  /** The group this workgroup computes. */
-  g: u32,
+  /** The group and the chunk of taps this workgroup computes. */
+  g: u32, chunk: u32,
 }
 
-fn geometry(group: u32) -> Geo {
+fn geometry(group: u32, chunk: u32) -> Geo {
   return Geo(u(0u), u(1u), i32(u(2u)), i32(u(3u)), u(4u), u(5u), u(6u), u(7u), u(8u),
     u(9u), u(10u), u(11u), u(12u), u(13u), u(14u), u(15u), u(16u),
     u(17u), vec4<u32>(u(18u), u(19u), u(20u), u(21u)),
     u(22u), vec4<u32>(u(23u), u(24u), u(25u), u(26u)),
-    u(27u), vec4<u32>(u(28u), u(29u), u(30u), u(31u)), group);
+    u(27u), vec4<u32>(u(28u), u(29u), u(30u), u(31u)), group, chunk);
+}
+
+/** Workgroup z as [group, slab of row tiles, chunk]. */
+fn split_z(z: u32) -> vec3<u32> { let rest = z / u(32u); return vec3<u32>(z % u(32u), rest / u(33u), rest % u(33u)); }
+
+/** The chunk's taps [begin, end) of all `taps`. */
+fn tap_range(G: Geo, taps: u32) -> vec2<u32> {
+  let per = (taps + u(33u) - 1u) / u(33u);
+  let begin = min(taps, G.chunk * per);
+  return vec2<u32>(begin, min(taps, begin + per));
 }
 
 /** A row of A or a column of B, resolved once: a base offset and where its window starts. */
@@ -132,7 +147,7 @@ fn gradWeight_A(i: u32) -> f32 { return In1[i]; }
 fn gradWeight_B(i: u32) -> f32 { return In0[i]; }
 fn gradWeight_store(G: Geo, o: u32, col: u32, v: f32) {
   let c = col / (G.KH * G.KW); let i = (col / G.KW) % G.KH; let j = col % G.KW;
-  Out[G.wo + (G.g * G.og + o) * G.ws.x + c * G.ws.y + i * G.ws.z + j * G.ws.w] = v;
+  Out[G.wo + G.chunk * u(34u) + (G.g * G.og + o) * G.ws.x + c * G.ws.y + i * G.ws.z + j * G.ws.w] = v;
 }
 
 const TILE = 64u;
@@ -143,12 +158,16 @@ var<workgroup> Bs: array<array<f32, 64>, 16>; // [k][col]
 /** Workgroups [ceil(NC / 64), ceil(M / 64), groups] (see the parameter words). */
 @compute @workgroup_size(16, 16)
 fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let G = geometry(wid.z % u(32u));
+  let z = split_z(wid.z);
+  let G = geometry(z.x, z.z);
   let size = {{MODE}}_size(G);
   let M = size.x; let NC = size.y;
   let runs = {{MODE}}_taps(G); let steps = {{MODE}}_steps(G);
-  let K = runs.x * runs.y;
-  let row0 = (wid.y + nwg.y * (wid.z / u(32u))) * TILE;
+  // This chunk's stretch [k_begin, K) of the sum.
+  let range = tap_range(G, runs.x);
+  let k_begin = range.x * runs.y;
+  let K = range.y * runs.y;
+  let row0 = (wid.y + nwg.y * z.y) * TILE;
   let col0 = wid.x * TILE;
   let tid = lid.y * 16u + lid.x;
   // Each thread loads the same 4 rows of A and 4 columns of B at every step: resolved once.
@@ -160,7 +179,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
     cols[i] = {{MODE}}_col(G, min(col0 + e % TILE, NC - 1u));
   }
   var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0u; k0 < K; k0 += BK) {
+  for (var k0 = k_begin; k0 < K; k0 += BK) {
     for (var i = 0u; i < 4u; i++) {
       let e = tid + i * 256u;
       let ak = min(k0 + e % BK, K - 1u);
@@ -198,11 +217,13 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
 /** Workgroups [ceil(NC / 32), ceil(M / 32), groups] (see the parameter words). */
 @compute @workgroup_size(8, 8)
 fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let G = geometry(wid.z % u(32u));
+  let z = split_z(wid.z);
+  let G = geometry(z.x, z.z);
   let size = {{MODE}}_size(G);
   let M = size.x; let NC = size.y;
   let runs = {{MODE}}_taps(G); let steps = {{MODE}}_steps(G);
-  let r0 = (gid.y + nwg.y * 8u * (wid.z / u(32u))) * 4u;
+  let range = tap_range(G, runs.x);
+  let r0 = (gid.y + nwg.y * 8u * z.y) * 4u;
   let c0 = gid.x * 4u;
   if (r0 >= M || c0 >= NC) { return; }
   let ra = {{MODE}}_row(G, r0);
@@ -217,7 +238,7 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
-  for (var t = 0u; t < runs.x; t++) {
+  for (var t = range.x; t < range.y; t++) {
     let a0 = {{MODE}}_a(G, ra, t); let a1 = {{MODE}}_a(G, rb, t); let a2 = {{MODE}}_a(G, rc, t); let a3 = {{MODE}}_a(G, rd, t);
     let b0 = {{MODE}}_b(G, ca, t); let b1 = {{MODE}}_b(G, cb, t); let b2 = {{MODE}}_b(G, cc, t); let b3 = {{MODE}}_b(G, cd, t);
     let okA = vec4<bool>(a0.ok, a1.ok, a2.ok, a3.ok);
@@ -248,15 +269,17 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
  * `direct` with an 8x8 block per thread (two vec4 accumulators per row): SwiftShader
  * gathers every load, so twice the multiply-adds per load run the GEMM about twice
  * as fast where the output has enough blocks to keep the threads busy (codegen.ts
- * convBlock). Workgroups [ceil(NC / 64), ceil(M / 64), groups].
+ * convBlock). Workgroups [ceil(NC / 64), ceil(M / 64), groups] (z as in `direct`).
  */
 @compute @workgroup_size(8, 8)
 fn direct8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let G = geometry(wid.z % u(32u));
+  let z = split_z(wid.z);
+  let G = geometry(z.x, z.z);
   let size = {{MODE}}_size(G);
   let M = size.x; let NC = size.y;
   let runs = {{MODE}}_taps(G); let steps = {{MODE}}_steps(G);
-  let r0 = (gid.y + nwg.y * 8u * (wid.z / u(32u))) * 8u;
+  let range = tap_range(G, runs.x);
+  let r0 = (gid.y + nwg.y * 8u * z.y) * 8u;
   let c0 = gid.x * 8u;
   if (r0 >= M || c0 >= NC) { return; }
   let ra = {{MODE}}_row(G, r0);
@@ -284,7 +307,7 @@ fn direct8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
   var acc5_0 = vec4<f32>(0.0); var acc5_1 = vec4<f32>(0.0);
   var acc6_0 = vec4<f32>(0.0); var acc6_1 = vec4<f32>(0.0);
   var acc7_0 = vec4<f32>(0.0); var acc7_1 = vec4<f32>(0.0);
-  for (var t = 0u; t < runs.x; t++) {
+  for (var t = range.x; t < range.y; t++) {
     let a0 = {{MODE}}_a(G, ra, t); let a1 = {{MODE}}_a(G, rb, t); let a2 = {{MODE}}_a(G, rc, t); let a3 = {{MODE}}_a(G, rd, t);
     let a4 = {{MODE}}_a(G, re, t); let a5 = {{MODE}}_a(G, rf, t); let a6 = {{MODE}}_a(G, rg, t); let a7 = {{MODE}}_a(G, rh, t);
     let b0 = {{MODE}}_b(G, ca, t); let b1 = {{MODE}}_b(G, cb, t); let b2 = {{MODE}}_b(G, cc, t); let b3 = {{MODE}}_b(G, cd, t);

@@ -78,6 +78,8 @@ const NCHW_CASES = [
   // GEMMs of at least 64 8x8 blocks in every mode run the direct kernels' 8x8 thread blocks (codegen.ts convEntry).
   ['8x8 thread blocks in every mode: 70 channels, stride [2, 1], dilation [1, 2], padding 1', [2, 8, 19, 17], [70, 8, 3, 3], { stride: [2, 1], dilation: [1, 2], padding: 1 }, true],
   ['8x8 thread blocks in every mode, groups 2, 8 -> 130 channels', [2, 8, 19, 17], [130, 4, 3, 3], { groups: 2 }, true],
+  // A 3 x 18 grad weight over 3 x 50 rows: on WebGPU its sum is cut into chunks added after.
+  ['few output tiles, 3 x 50 rows (grad weight in chunks on WebGPU)', [3, 2, 52, 7], [3, 2, 3, 3], {}, true],
 ];
 
 /** An NCHW case's output and gradients. */
@@ -100,6 +102,7 @@ const NHWC_CASES = [
   ['valid, dilation 2, tanh in the store', [1, 11, 10, 5], { filters: 4, kernelSize: 3, dilationRate: 2, activation: 'tanh' }],
   ['sigmoid in the store, no bias', [3, 6, 6, 2], { filters: 5, kernelSize: 2, useBias: false, activation: 'sigmoid' }],
   ['gelu after the kernel', [2, 5, 8, 4], { filters: 3, kernelSize: [2, 3], padding: 'same', activation: 'gelu' }],
+  ['1 -> 4 channels over 4 x 40 rows (grad weight in chunks on WebGPU)', [4, 40, 9, 1], { filters: 4, kernelSize: 3, activation: 'relu' }],
 ];
 
 /** A built Keras conv2d layer with random weights and its output and grads for input x. */

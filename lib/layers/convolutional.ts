@@ -5,10 +5,9 @@
 // kernels read either layout through strides); 'same' padding is Keras's
 // (the odd extra row or column goes after), for any kernel and stride.
 
-import { pad } from '../nn/functional.js';
 import { pair, type Pair } from '../nn/args.js';
 import { Parameter } from '../nn/module.js';
-import { ones, record, type Tensor } from '../tensor.js';
+import { record, type Tensor } from '../tensor.js';
 import { activationFn, type ActivationName } from './core.js';
 import { initialize, type InitializerSpec } from './initializers.js';
 import { Layer, type CallOptions, type LayerArgs, type LayerShape } from './layer.js';
@@ -187,34 +186,27 @@ abstract class Pooling2D extends Layer {
     if ((gh.out !== null && gh.out < 1) || (gw.out !== null && gw.out < 1)) this.shapeError(`at least as large as the pool [${this.dims().k.join(', ')}]`, s);
     return [gh.out, gw.out, s[2]];
   }
-  /** Windows [N, C, OH, OW, kh*kw] of x padded with `fill`. */
-  protected windows(x: Tensor, fill: number) {
+  /** The pool2d op over NHWC x; 'same' pads as TensorFlow does (the odd pixel after). */
+  protected pool(x: Tensor, op: 'max' | 'avg') {
     const { k, strides } = this.dims();
     const [gh, gw] = this.geometry(x.shape[1], x.shape[2]);
-    let nchw = x.permute(0, 3, 1, 2);
-    const pads = [gw.pads[0], gw.pads[1], gh.pads[0], gh.pads[1]];
-    if (pads.some((p) => p > 0)) nchw = pad(nchw, pads, fill);
-    const win = record('windows2d', [nchw], { kernel: k, stride: strides, dilation: [1, 1] });
-    return { win: win.reshape(...win.shape.slice(0, -2), k[0] * k[1]), padded: pads.some((p) => p > 0) };
+    return record('pool2d', [x], {
+      op, kernel: k, stride: strides, padding: [...gh.pads, ...gw.pads], dilation: [1, 1], channelsLast: true,
+      // Keras averages the real pixels of a 'same' window only.
+      countIncludePad: false,
+    });
   }
-  protected toNHWC(y: Tensor) { return y.permute(0, 2, 3, 1); }
   getConfig() { return { ...this.args }; }
 }
 
 export class MaxPooling2D extends Pooling2D {
   constructor(args: Pooling2dArgs) { super('MaxPooling2D', args); }
-  call(x: Tensor) { return this.toNHWC(this.windows(x, -Infinity).win.max(-1)); }
+  call(x: Tensor) { return this.pool(x, 'max'); }
 }
 
 export class AveragePooling2D extends Pooling2D {
   constructor(args: Pooling2dArgs) { super('AveragePooling2D', args); }
-  call(x: Tensor) {
-    const { win, padded } = this.windows(x, 0);
-    if (!padded) return this.toNHWC(win.mean(-1));
-    // Padded pixels do not count: divide by the number of real pixels in each window.
-    const counts = this.windows(ones([x.shape[0], x.shape[1], x.shape[2], 1]), 0).win.sum(-1);
-    return this.toNHWC(win.sum(-1).div(counts));
-  }
+  call(x: Tensor) { return this.pool(x, 'avg'); }
 }
 
 /** Mean or max over the steps ([batch, steps, channels]) or the pixels ([batch, h, w, channels]). */

@@ -71,7 +71,7 @@ export interface MaxPool2dOptions {
   dilation?: Pair;
   /** Only false. */
   returnIndices?: boolean;
-  /** Only false. */
+  /** A last, partial window where the stride leaves pixels over. */
   ceilMode?: boolean;
 }
 
@@ -79,6 +79,7 @@ export class MaxPool2d extends Module {
   readonly stride: Pair;
   readonly padding: Pair;
   readonly dilation: Pair;
+  readonly ceilMode: boolean;
 
   constructor(readonly kernelSize: Pair, ...rest: PyRest<[stride: Pair | null, padding: Pair, dilation: Pair, returnIndices: boolean, ceilMode: boolean], MaxPool2dOptions>) {
     super();
@@ -86,20 +87,20 @@ export class MaxPool2d extends Module {
     const { stride, padding = 0, dilation = 1, returnIndices = false, ceilMode = false } = pyArgs<MaxPool2dOptions>('MaxPool2d', rest,
       { stride: 'pair?', padding: 'pair', dilation: 'pair', returnIndices: 'boolean', ceilMode: 'boolean' });
     if (returnIndices) throw new RangeError('MaxPool2d: returnIndices is not supported');
-    if (ceilMode) throw new RangeError('MaxPool2d: ceilMode is not supported (pad the input instead)');
     this.stride = stride ?? kernelSize;
     this.padding = padding;
     this.dilation = dilation;
+    this.ceilMode = ceilMode;
     // Fail at construction, not at the first forward.
     poolParams(kernelSize, this);
   }
 
   forward(x: Tensor): Tensor {
-    return maxPool2d(x, this.kernelSize, { stride: this.stride, padding: this.padding, dilation: this.dilation });
+    return maxPool2d(x, this.kernelSize, { stride: this.stride, padding: this.padding, dilation: this.dilation, ceilMode: this.ceilMode });
   }
 
   override extraRepr() {
     const py = (v: Pair) => (typeof v === 'number' ? String(v) : pyTuple(v));
-    return `kernel_size=${py(this.kernelSize)}, stride=${py(this.stride)}, padding=${py(this.padding)}, dilation=${py(this.dilation)}, ceil_mode=False`;
+    return `kernel_size=${py(this.kernelSize)}, stride=${py(this.stride)}, padding=${py(this.padding)}, dilation=${py(this.dilation)}, ceil_mode=${this.ceilMode ? 'True' : 'False'}`;
   }
 }

@@ -67,14 +67,14 @@ export interface MaxPool2dOptions {
   stride?: Pair;
   padding?: Pair;
   dilation?: Pair;
+  /** A last, partial window where the stride leaves pixels over (PyTorch's ceil_mode). */
+  ceilMode?: boolean;
 }
 
 /** Max over 2-D windows of [..., H, W]; padding counts as -Infinity. stride defaults to the kernel size. */
 export function maxPool2d(input: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): Tensor {
   const { kernel, stride, pad: p, dilation } = poolParams(kernelSize, opts);
-  const padded = p[0] || p[1] ? pad(input, [p[1], p[1], p[0], p[0]], -Infinity) : input;
-  const win = record('windows2d', [padded], { kernel, stride, dilation });
-  return win.reshape(...win.shape.slice(0, -2), kernel[0] * kernel[1]).max(-1);
+  return record('pool2d', [input], { op: 'max', kernel, stride, padding: [p[0], p[0], p[1], p[1]], dilation, ceilMode: opts.ceilMode ?? false });
 }
 
 export interface AvgPool2dOptions extends MaxPool2dOptions {
@@ -86,16 +86,7 @@ export interface AvgPool2dOptions extends MaxPool2dOptions {
 export function avgPool2d(input: Tensor, kernelSize: Pair, { countIncludePad = true, ...opts }: AvgPool2dOptions = {}): Tensor {
   if (opts.dilation !== undefined && pair(opts.dilation, 'avgPool2d: dilation').some((d) => d !== 1)) throw new RangeError('avgPool2d: PyTorch has no dilation here');
   const { kernel, stride, pad: p } = poolParams(kernelSize, opts);
-  const windowMean = (x: Tensor) => {
-    const padded = p[0] || p[1] ? pad(x, [p[1], p[1], p[0], p[0]]) : x;
-    const win = record('windows2d', [padded], { kernel, stride, dilation: [1, 1] });
-    return win.reshape(...win.shape.slice(0, -2), kernel[0] * kernel[1]).mean(-1);
-  };
-  const mean = windowMean(input);
-  if (countIncludePad || !(p[0] || p[1])) return mean;
-  // The share of each window that lies inside the image, from the same windows over ones.
-  const inside = noGrad(() => windowMean(full(input.shape.slice(-2), 1)));
-  return mean.div(inside);
+  return record('pool2d', [input], { op: 'avg', kernel, stride, padding: [p[0], p[0], p[1], p[1]], dilation: [1, 1], ceilMode: opts.ceilMode ?? false, countIncludePad });
 }
 
 // Activations, as torch.nn.functional names them (camelCase).

@@ -22,7 +22,10 @@ export const NCHW = [0, 1, 2, 3];
 export const NHWC = [0, 3, 1, 2];
 export const KERAS_KERNEL = [3, 2, 0, 1];
 
-/** The canonical dims [N, C, H, W, O, OH, OW, KH, KW], the output shape and where each layout keeps PyTorch's dims. */
+/** [N, C, H, W, O, OH, OW, KH, KW]. */
+export type ConvDims = [number, number, number, number, number, number, number, number, number];
+
+/** The canonical dims, the output shape and where each layout keeps PyTorch's dims. */
 export function geometry(x: Shape, w: Shape, bias: Shape | null, at: Conv2dAttrs) {
   const { stride, padding, dilation, groups = 1, channelsLast = false } = at;
   const ints = [...stride, ...dilation, groups];
@@ -45,7 +48,7 @@ export function geometry(x: Shape, w: Shape, bias: Shape | null, at: Conv2dAttrs
   if (oh < 1 || ow < 1) {
     throw new ShapeError(`conv2d: kernel ${fmt([kh, kw])} with dilation ${fmt(dilation)} does not fit input ${fmt(x)} padded by ${fmt(padding)}`);
   }
-  return { dims: [n, c, h, wd, o, oh, ow, kh, kw] as [number, number, number, number, number, number, number, number, number], out: channelsLast ? [n, oh, ow, o] : [n, o, oh, ow], xp, wp };
+  return { dims: [n, c, h, wd, o, oh, ow, kh, kw] as ConvDims, out: channelsLast ? [n, oh, ow, o] : [n, o, oh, ow], xp, wp };
 }
 
 export const conv2d = defineSpec<Conv2dAttrs>({

@@ -18,36 +18,9 @@ export function paddedShape(shape: Shape, pad: number[]): number[] {
   return out;
 }
 
-/** Constant padding of the trailing dims (zeros for conv, -Infinity for max pooling). */
+/** Constant padding of the trailing dims. */
 export const pad = defineSpec<PadAttrs>({
   shape: ([a], { pad }) => meta(paddedShape(a.shape, pad), a.dtype),
-});
-
-export interface WindowAttrs {
-  kernel: [number, number];
-  stride: [number, number];
-  dilation: [number, number];
-}
-
-/** [..., H, W] -> [..., OH, OW, KH, KW]. */
-export function windowShape(shape: Shape, { kernel, stride, dilation }: WindowAttrs): number[] {
-  const all = [...kernel, ...stride, ...dilation];
-  if (all.length !== 6 || all.some((v) => !Number.isInteger(v) || v < 1)) {
-    throw new ShapeError(`windows2d: kernel, stride and dilation must be pairs of positive integers, got ${JSON.stringify({ kernel, stride, dilation })}`);
-  }
-  if (shape.length < 2) throw new ShapeError(`windows2d: expected an input [..., H, W], got ${fmt(shape)}`);
-  const [h, w] = shape.slice(-2);
-  const oh = Math.floor((h - dilation[0] * (kernel[0] - 1) - 1) / stride[0]) + 1;
-  const ow = Math.floor((w - dilation[1] * (kernel[1] - 1) - 1) / stride[1]) + 1;
-  if (oh < 1 || ow < 1) {
-    throw new ShapeError(`windows2d: kernel [${kernel.join(', ')}] with dilation [${dilation.join(', ')}] does not fit the (padded) input ${fmt(shape)}`);
-  }
-  return [...shape.slice(0, -2), oh, ow, ...kernel];
-}
-
-/** Sliding 2-D windows as a view (the im2col before its copy). */
-export const windows2d = defineSpec<WindowAttrs>({
-  shape: ([a], at) => meta(windowShape(a.shape, at), a.dtype),
 });
 
 /** Rows of weight [num, dim] picked by int32 indices of any shape; the paddingIdx row never receives gradient. */

@@ -291,6 +291,44 @@ export interface ConvKernel {
   bias?: boolean;
   /** forward: applied after the bias. */
   activation?: Activation | null;
+  /**
+   * gradWeight on WebGPU: the sum over (n, p) cut into this many ranges, each written as a
+   * whole dw (laid out as w's view says) one dw's size after the other; the op sums them.
+   */
+  chunks?: number;
+}
+
+/**
+ * 2-D max or average pooling over strided 4-D views in PyTorch's order: x
+ * [N, C, H, W], y [N, C, OH, OW] (channels-last data is the same indexing
+ * with other strides). Window (p, q)'s tap (i, j) reads x[n, c, p*stride +
+ * i*dilation - pad, ...]; taps outside the image are left out (max: as
+ * -Infinity; average: as zeros). Per mode, inputs and output:
+ * - 'max':     [x] -> y, the first largest value of each window (NaN wins, as in PyTorch)
+ * - 'avg':     [x] -> y, each window's sum over its divisor
+ * - 'maxGrad': [x, dy] -> dx: each input element gathers dy of the windows whose max it is
+ * - 'avgGrad': [dy] -> dx: each input element gathers dy / divisor of the windows that cover it
+ * The grad modes give each input element one thread that reads the windows
+ * covering it, so nothing is scattered and no two threads write one element.
+ */
+export interface PoolKernel {
+  kind: 'pool';
+  mode: 'max' | 'avg' | 'maxGrad' | 'avgGrad';
+  /** [N, C, H, W, OH, OW, KH, KW]. */
+  dims: [number, number, number, number, number, number, number, number];
+  stride: [number, number];
+  dilation: [number, number];
+  /** Padding before the first row and column. */
+  pad: [number, number];
+  /** Where the padded image ends, [H + bottom, W + right]: an average's divisor counts taps up to here when countIncludePad. */
+  end: [number, number];
+  countIncludePad: boolean;
+  /** max, avg, maxGrad: the input read. */
+  x: View;
+  /** max, avg: the output; grad modes: dy. */
+  y: View;
+  /** Grad modes: the gradient written, shaped as x. */
+  dx: View;
 }
 
 /**
@@ -397,7 +435,7 @@ export interface ScanKernel {
   offsets: number[];
 }
 
-export type Kernel = MapKernel | MultiMapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel | ClassesKernel | AttentionKernel | ScanKernel;
+export type Kernel = MapKernel | MultiMapKernel | ReduceKernel | MatmulKernel | SoftmaxKernel | GatherKernel | RandKernel | ConvKernel | PoolKernel | ClassesKernel | AttentionKernel | ScanKernel;
 
 /** PCG hash shared by both backends (u32 arithmetic). */
 export function pcgHash(v: number): number {

@@ -42,10 +42,35 @@ export const conv2d = implement(spec.conv2d, {
     }
     let dw: WT | null = null;
     if (w.requiresGrad) {
-      dw = ctx.empty(w.shape);
-      ctx.run({ ...common, mode: 'gradWeight', x: canonical(x, xp), w: canonical(dw, wp) }, [x, gPre], [dw]);
+      const chunks = ctx.backend.name === 'webgpu' ? gradWeightChunks(dims, at.groups ?? 1) : 1;
+      if (chunks === 1) {
+        dw = ctx.empty(w.shape);
+        ctx.run({ ...common, mode: 'gradWeight', x: canonical(x, xp), w: canonical(dw, wp) }, [x, gPre], [dw]);
+      } else {
+        // Each chunk of the sum writes its own dw into [chunks, ...w.shape]; one reduction adds them.
+        const partial = ctx.empty([chunks, ...w.shape]);
+        const first = ctx.view(partial, w.shape, partial.strides.slice(1), 0);
+        ctx.run({ ...common, mode: 'gradWeight', chunks, x: canonical(x, xp), w: canonical(first, wp) }, [x, gPre], [partial]);
+        dw = ctx.op('sum', [partial], { dims: [0] });
+      }
     }
     const db: WT | null = b?.requiresGrad ? ctx.op('sum', [gPre], { dims: at.channelsLast ? [0, 1, 2] : [0, 2, 3] }) : null;
     return [dx, dw, db];
   },
 });
+
+/** Workgroups a grad-weight dispatch should reach (per group) before its sum is cut into chunks. */
+const GRAD_WEIGHT_WORKGROUPS = 16;
+/** The fewest (n, p) rows of the sum a chunk takes: fewer would cost more in partial sums than they save. */
+const MIN_CHUNK_ROWS = 64;
+
+/**
+ * How many chunks to cut grad weight's sum over (n, p) into: a layer with few output tiles
+ * (conv 1 -> 32, 3x3: a 32 x 9 dw, one workgroup) would otherwise run the whole batch's sum
+ * on a handful of threads of one workgroup, i.e. on one core of a software adapter.
+ */
+function gradWeightChunks(dims: spec.ConvDims, groups: number) {
+  const [n, c, , , o, oh, , kh, kw] = dims;
+  const tiles = Math.ceil(o / groups / 32) * Math.ceil((c / groups) * kh * kw / 32);
+  return Math.max(1, Math.min(Math.ceil(GRAD_WEIGHT_WORKGROUPS / tiles), Math.floor((n * oh) / MIN_CHUNK_ROWS)));
+}

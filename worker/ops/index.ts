@@ -7,9 +7,10 @@ import { argmax, argmin, logSoftmax, max, mean, min, softmax, sum } from './redu
 import { linear, matmul } from './matmul.js';
 import { cat, clone, expand, gather, indexSelect, permute, reshape, select, slice } from './movement.js';
 import { arange, full, random } from './create.js';
-import { binaryCrossEntropy, classAccuracy, embedding, geluTanh, pad, softmaxCrossEntropy, windows2d } from './nn.js';
+import { binaryCrossEntropy, classAccuracy, embedding, geluTanh, pad, softmaxCrossEntropy } from './nn.js';
 import { recurrent } from './recurrent.js';
 import { conv2d } from './conv.js';
+import { pool2d } from './pool.js';
 import { attention } from './attention.js';
 
 const implemented = {
@@ -18,7 +19,7 @@ const implemented = {
   matmul, linear,
   reshape, permute, expand, slice, select, cat, gather, indexSelect, clone,
   full, arange, random,
-  pad, windows2d, conv2d, embedding, geluTanh, binaryCrossEntropy, softmaxCrossEntropy, classAccuracy,
+  pad, conv2d, pool2d, embedding, geluTanh, binaryCrossEntropy, softmaxCrossEntropy, classAccuracy,
   recurrent, attention,
   // Every spec has an implementation, and (excess property check) every implementation a spec.
 } satisfies Record<OpName, OpDef>;

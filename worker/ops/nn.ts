@@ -1,9 +1,8 @@
-// Ops behind sn.nn's layers and losses. Convolution and pooling are built
-// from two movement-style ops, `pad` and `windows2d` (the im2col view), plus
-// matmul and reductions, so they need no WGSL of their own.
+// Ops behind sn.nn's layers and losses (convolution and pooling have their
+// own kernels: conv.ts, pool.ts).
 
 import * as spec from '../../lib/ops/nn.js';
-import { paddedShape, windowShape, type WindowAttrs } from '../../lib/ops/nn.js';
+import { paddedShape } from '../../lib/ops/nn.js';
 import type { Shape } from '../../lib/shape.js';
 import { ELEMENTWISE, c, f, x, type ClassesKernel, type Expr } from '../backend/kernel.js';
 import type { Ctx } from '../ctx.js';
@@ -26,37 +25,6 @@ export const pad = implement(spec.pad, {
     return out;
   },
   backward: (ctx, g, [a], _out, { pad }) => [interior(ctx, g, a.shape, pad)],
-});
-
-/** [..., H, W] seen as [..., OH, OW, KH, KW]: window (oh, ow) starts at (oh*sh, ow*sw), tap (i, j) sits i*dh, j*dw further. */
-function windowView(ctx: Ctx, t: WT, shape: Shape, { stride, dilation }: WindowAttrs): WT {
-  const lead = t.strides.slice(0, -2);
-  const [sh, sw] = t.strides.slice(-2);
-  return ctx.view(t, shape, [...lead, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1]], t.offset);
-}
-
-/**
- * Sliding 2-D windows as a view (overlapping windows share storage; the
- * consumer's contiguous copy is the im2col). Backward adds each kernel tap's
- * gradient into the input positions it read: one in-place map per tap, and
- * within one tap every window reads a different position, so no writes collide.
- */
-export const windows2d = implement(spec.windows2d, {
-  forward: (ctx, [a], at) => windowView(ctx, a, windowShape(a.shape, at), at),
-  backward: (ctx, g, [a], _out, at) => {
-    const out = ctx.full(a.shape, 0);
-    const r = a.shape.length;
-    const taps = windowView(ctx, out, g.shape, at);
-    const [kh, kw] = at.kernel;
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const tap = (t: WT) => ctx.view(t, t.shape.slice(0, r), t.strides.slice(0, r), t.offset + i * t.strides[r] + j * t.strides[r + 1]);
-        const target = tap(taps);
-        ctx.mapInto([f('add', x(0), x(1))], [target, tap(g)], [target]);
-      }
-    }
-    return [out];
-  },
 });
 
 /** The paddingIdx row never receives gradient. */

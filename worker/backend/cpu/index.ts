@@ -7,7 +7,7 @@ import { sizeOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
 import {
   ELEMENTWISE, activationExpr, indexError, operandStorages, plainOperands, prologueMap, segmentMap, uniformAt,
-  type AttentionKernel, type ConvKernel, type Expr, type View, type Prologue, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
+  type AttentionKernel, type ConvKernel, type PoolKernel, type Expr, type View, type Prologue, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type RandKernel, type ReduceKernel, type SoftmaxKernel,
 } from '../kernel.js';
 import { classesKernel } from '../classes.js';
 import { loopGemm, scan } from '../scan.js';
@@ -119,6 +119,7 @@ export class CpuBackend implements Backend {
       case 'scatterAdd': return scatterAdd(k, ins[0], ins[1] as Int32Array, outs[0]);
       case 'rand': return rand(k, outs[0]);
       case 'conv': return conv(k, ins, outs[0]);
+      case 'pool': return pool(k, ins, outs[0]);
       case 'classes': return classesKernel(k, ins, outs[0]);
       case 'attention': return attention(k, ins, outs);
       case 'scan': {
@@ -224,6 +225,74 @@ export function conv(k: ConvKernel, ins: TypedArray[], out: TypedArray) {
       }
       out[at(k.w, o, ci, i, j)] = acc;
     }
+  }
+}
+
+/** Each element of a pool kernel from its definition (see PoolKernel), in float64; the wasm backend runs it on its heap too. */
+export function pool(k: PoolKernel, ins: TypedArray[], out: TypedArray) {
+  const [N, C, H, W, OH, OW, KH, KW] = k.dims;
+  const [sh, sw] = k.stride;
+  const [dh, dw] = k.dilation;
+  const [ph, pw] = k.pad;
+  const at = (v: View, a: number, b: number, c: number, d: number) => v.offset + a * v.strides[0] + b * v.strides[1] + c * v.strides[2] + d * v.strides[3];
+  const inside = (v: number, lo: number, hi: number) => v >= lo && v < hi;
+  /** The tap (i * KW + j) holding window (p, q)'s first largest value (NaN wins), or -1 for a window wholly outside the image. */
+  const argmax = (x: TypedArray, n: number, c: number, p: number, q: number) => {
+    let best = -Infinity;
+    let found = -1;
+    for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) {
+      const y = p * sh + i * dh - ph;
+      const z = q * sw + j * dw - pw;
+      if (!inside(y, 0, H) || !inside(z, 0, W)) continue;
+      const v = x[at(k.x, n, c, y, z)];
+      if (found < 0 || v > best || Number.isNaN(v)) [best, found] = [v, i * KW + j];
+    }
+    return found;
+  };
+  /** Window (p, q)'s divisor: its taps inside the padded image (countIncludePad) or inside the image. */
+  const divisor = (p: number, q: number) => {
+    const [loH, hiH, loW, hiW] = k.countIncludePad ? [-ph, k.end[0], -pw, k.end[1]] : [0, H, 0, W];
+    let count = 0;
+    for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) count += +(inside(p * sh + i * dh - ph, loH, hiH) && inside(q * sw + j * dw - pw, loW, hiW));
+    return count;
+  };
+  if (k.mode === 'max' || k.mode === 'avg') {
+    const [x] = ins;
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let p = 0; p < OH; p++) for (let q = 0; q < OW; q++) {
+      let v: number;
+      if (k.mode === 'max') {
+        const t = argmax(x, n, c, p, q);
+        v = t < 0 ? -Infinity : x[at(k.x, n, c, p * sh + Math.floor(t / KW) * dh - ph, q * sw + (t % KW) * dw - pw)];
+      } else {
+        let sum = 0;
+        for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) {
+          const y = p * sh + i * dh - ph;
+          const z = q * sw + j * dw - pw;
+          if (inside(y, 0, H) && inside(z, 0, W)) sum += x[at(k.x, n, c, y, z)];
+        }
+        v = sum / divisor(p, q);
+      }
+      out[at(k.y, n, c, p, q)] = v;
+    }
+    return;
+  }
+  const [x, dy] = k.mode === 'maxGrad' ? ins : [null, ins[0]];
+  /** The window index along one axis whose tap t covers pixel v, or -1. */
+  const window = (v: number, t: number, s: number, d: number, pad: number, size: number) => {
+    const o = v + pad - t * d;
+    return o >= 0 && o % s === 0 && o / s < size ? o / s : -1;
+  };
+  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) {
+    let acc = 0;
+    for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) {
+      const p = window(h, i, sh, dh, ph, OH);
+      const q = window(w, j, sw, dw, pw, OW);
+      if (p < 0 || q < 0) continue;
+      const g = dy[at(k.y, n, c, p, q)];
+      if (x) acc += argmax(x, n, c, p, q) === i * KW + j ? g : 0;
+      else acc += g / divisor(p, q);
+    }
+    out[at(k.dx, n, c, h, w)] = acc;
   }
 }
 

@@ -10,7 +10,7 @@ import type { Activation } from '../../../lib/ops/activations.js';
 import type { DType } from '../../../lib/shape.js';
 import { sizeOf, stridesOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
-import { attention, rand } from '../cpu/index.js';
+import { attention, pool, rand } from '../cpu/index.js';
 import { classesKernel } from '../classes.js';
 import { activationExpr, f, indexError, operandStorages, plainOperands, prologueMap, segmentMap, x, type Epilogue, type Prologue, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
 import kernelsWasm from './assembly/kernels.wasm';
@@ -253,6 +253,8 @@ export class WasmBackend implements Backend {
       case 'scatterAdd': return gatherRows(k, this.view(inputs[0]), this.view(inputs[1]) as Int32Array, this.view(outputs[0]));
       case 'rand': return rand(k, this.view(outputs[0]));
       case 'conv': return convWasm(this.convHost, k, inputs.map(ptr), ptr(outputs[0]));
+      // Pooling reads a few values per output: the oracle's loops on the heap.
+      case 'pool': return pool(k, inputs.map((s) => this.view(s)), this.view(outputs[0]));
       case 'classes': return classesKernel(k, inputs.map((s) => this.view(s)), this.view(outputs[0]));
       // The oracle's loops on the heap (the fused lowering runs only when sn.init asks for it).
       case 'attention': return attention(k, inputs.map((s) => this.view(s)), outputs.map((s) => this.view(s)));

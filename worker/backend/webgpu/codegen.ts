@@ -3,7 +3,7 @@
 
 import type { DType } from '../../../lib/shape.js';
 import type { Storage } from '../backend.js';
-import { ELEMENTWISE, activationExpr, operandStorages, type AttentionKernel, type CellSource, type CellTarget, type ClassesKernel, type ConvKernel, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type MultiMapKernel, type ReduceKernel, type ScanKernel } from '../kernel.js';
+import { ELEMENTWISE, activationExpr, operandStorages, type AttentionKernel, type CellSource, type CellTarget, type ClassesKernel, type ConvKernel, type PoolKernel, type View, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type MultiMapKernel, type ReduceKernel, type ScanKernel } from '../kernel.js';
 import common from '../../../shaders/common.wgsl';
 import elementwise from '../../../shaders/elementwise.wgsl';
 import foreachSrc from '../../../shaders/optim_foreach.wgsl';
@@ -15,6 +15,7 @@ import matmulDirectSrc from '../../../shaders/matmul_direct.wgsl';
 import gatherSrc from '../../../shaders/gather.wgsl';
 import randSrc from '../../../shaders/rand.wgsl';
 import convSrc from '../../../shaders/conv.wgsl';
+import poolSrc from '../../../shaders/pool.wgsl';
 import crossEntropySrc from '../../../shaders/cross_entropy.wgsl';
 import flagSrc from '../../../shaders/flag.wgsl';
 import attentionSrc from '../../../shaders/attention.wgsl';
@@ -117,6 +118,7 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
     case 'rand': return 'rand';
     case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''} ${convEntry(k, opts)}`;
+    case 'pool': return `pool ${k.mode}`;
     case 'classes': return `classes ${k.mode} ${k.sparse} ${inputs[1].dtype} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined}`;
     case 'attention': return `attention ${k.mode} ${k.dims[4]} ${k.dims[5]} ${k.mask} ${k.causal}`;
     case 'scan': {
@@ -141,6 +143,7 @@ export function generate(k: Kernel, inputs: Storage[], outputs: Storage[], bufs:
     case 'scatterAdd': return gatherKernel(k, inputs[0], outputs[0], words);
     case 'rand': return { code: withPrelude(randSrc, words), bindings: [0] };
     case 'conv': return convCode(k, opts, words);
+    case 'pool': return poolCode(k, words);
     case 'classes': return classesCode(k, inputs, words);
     case 'attention': return attentionCode(k, opts, words);
     case 'scan': return scanCode(k, inputs, bufs, opts, words);
@@ -182,6 +185,18 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
       return { params: new Uint32Array([k.size, k.seed >>> 0, k.counter >>> 0, f32Bits(k.p), dist]), workgroups: grid(Math.ceil(k.size / 256)) };
     }
     case 'conv': return convLaunch(k, opts);
+    case 'pool': {
+      const [n, c, h, w, oh, ow, kh, kw] = k.dims;
+      const forward = k.mode === 'max' || k.mode === 'avg';
+      // Windows that do not overlap: the grad modes take a thread per window (see shaders/pool.wgsl).
+      const tiled = !forward && k.stride[0] >= (kh - 1) * k.dilation[0] + 1 && k.stride[1] >= (kw - 1) * k.dilation[1] + 1;
+      const threads = forward || tiled ? n * c * oh * ow : n * c * h * w;
+      const view = (v: View) => [v.offset, ...v.strides];
+      const written = forward ? k.y : k.dx;
+      const channelsInner = +(written.strides[1] === 1 && c > 1);
+      const params = new Uint32Array([...k.dims, ...k.stride, ...k.dilation, ...k.pad, ...k.end, +k.countIncludePad, ...view(k.x), ...view(k.y), ...view(k.dx), threads, channelsInner, +tiled]);
+      return { params, workgroups: grid(Math.ceil(threads / 256)) };
+    }
     case 'classes': {
       const words = new Uint32Array(GATHER_SITE_WORD + 1);
       words.set([k.rows, k.classes, (k.ignoreIndex ?? 0) >>> 0, +(k.ignoreIndex !== null), f32Bits(k.smoothing), ['mean', 'sum', 'none'].indexOf(k.reduction), +k.softmax, f32Bits(k.gradConstant ?? 0)]);
@@ -411,10 +426,11 @@ function convEntry(k: ConvKernel, opts: CodegenOptions): 'tiled' | 'direct' | 'd
 
 function convLaunch(k: ConvKernel, opts: CodegenOptions): Launch {
   const [, c, , , o] = k.dims;
+  const chunks = k.mode === 'gradWeight' ? k.chunks ?? 1 : 1;
   const view = (v: ConvKernel['x']) => [v.offset, ...v.strides];
   const params = new Uint32Array([
     ...k.dims, ...k.stride, ...k.dilation, ...k.pad, c / k.groups, o / k.groups,
-    ...view(k.x), ...view(k.w), ...view(k.y), k.groups,
+    ...view(k.x), ...view(k.w), ...view(k.y), k.groups, chunks, chunks > 1 ? o * (c / k.groups) * k.dims[7] * k.dims[8] : 0,
   ]);
   const [m, nc] = convGemm(k);
   const tile = convEntry(k, opts) === 'direct' ? 32 : 64;
@@ -422,8 +438,8 @@ function convLaunch(k: ConvKernel, opts: CodegenOptions): Launch {
   const rowTiles = Math.ceil(m / tile);
   const y = Math.min(rowTiles, MAX_GROUPS);
   const slabs = y ? Math.ceil(rowTiles / y) : 0;
-  if (k.groups * slabs > MAX_GROUPS) throw new Error(`conv2d: ${k.groups} groups of ${m} rows exceed one dispatch`);
-  return { params, workgroups: [Math.ceil(nc / tile), y, k.groups * slabs] };
+  if (k.groups * slabs * chunks > MAX_GROUPS) throw new Error(`conv2d: ${k.groups} groups of ${m} rows exceed one dispatch`);
+  return { params, workgroups: [Math.ceil(nc / tile), y, k.groups * slabs * chunks] };
 }
 
 function convCode(k: ConvKernel, opts: CodegenOptions, words: number): KernelCode {
@@ -435,6 +451,17 @@ function convCode(k: ConvKernel, opts: CodegenOptions, words: number): KernelCod
   const epilogue = epilogueFn(bias, k.mode === 'forward' ? k.activation : null);
   const code = withPrelude(fill(convSrc, { BINDINGS: bindings, EPILOGUE: epilogue, MODE: k.mode }), words);
   return { code, bindings: bias ? [0, 1, 2, 3] : [0, 1, 2], entryPoint: convEntry(k, opts) };
+}
+
+/** Bindings per mode ([inputs..., output]); read_x and read_dy reach the storages the mode has (shaders/pool.wgsl). */
+function poolCode(k: PoolKernel, words: number): KernelCode {
+  const reads = k.mode === 'maxGrad' ? ['X', 'DY'] : k.mode === 'avgGrad' ? ['DY'] : ['X'];
+  const decls = reads.map((name, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${name}: array<f32>;`);
+  decls.push(`@group(0) @binding(${reads.length + 1}) var<storage, read_write> Out: array<f32>;`);
+  // A mode without one of them never calls its reader (the other modes' functions still name it).
+  for (const name of ['X', 'DY']) decls.push(`fn read_${name.toLowerCase()}(i: u32) -> f32 { return ${reads.includes(name) ? `${name}[i]` : '0.0'}; }`);
+  const code = withPrelude(fill(poolSrc, { BINDINGS: decls.join('\n'), MODE: k.mode }), words);
+  return { code, bindings: reads.map((_, i) => i).concat(reads.length) };
 }
 
 /**
