@@ -241,12 +241,16 @@ export class Ctx implements LazyHost {
 
   private dispatch(kernel: Kernel, inputs: Buf[], outputs: Buf[]) {
     const ins = inputs.map((b) => b.storage);
-    if (this.backend.isLost && ins.some((s) => this.backend.isLost!(s))) {
-      throw new Error(`${this.opName}: an input was lost with the WebGPU device (computed after the last host copy, so it could not be restored)`);
-    }
+    this.checkNotLost(ins);
     this.kernels++;
     const outs = outputs.map((b) => b.storage);
     this.backend.dispatch(this.backend.prepare(kernel, ins, outs), kernel, ins, outs);
+  }
+
+  private checkNotLost(ins: Storage[]) {
+    if (this.backend.isLost && ins.some((s) => this.backend.isLost!(s))) {
+      throw new Error(`${this.opName}: an input was lost with the WebGPU device (computed after the last host copy, so it could not be restored)`);
+    }
   }
 
   /** What must happen before a kernel writes these buffers: lazy ones are computed (it writes part of them), and so is every lazy recipe that reads them (it must see the old values). */
@@ -260,12 +264,13 @@ export class Ctx implements LazyHost {
   /** Computes a lazy buffer into memory (Buf.storage calls this). */
   materialise(buf: Buf): Storage {
     const p = buf.pending!;
+    const ins = p.inputs.map((b) => b.storage);
+    this.checkNotLost(ins);
     const storage = this.backend.alloc(sizeOf(p.shape), p.dtype);
     this.forget(buf, p);
     if (sizeOf(p.shape) > 0) {
       const kernel: Kernel = { kind: 'map', shape: p.shape, exprs: [p.expr], inputs: p.views, inDtypes: p.dtypes, outputs: [{ shape: p.shape, strides: stridesOf(p.shape), offset: 0 }], dtype: p.dtype };
       this.kernels++;
-      const ins = p.inputs.map((b) => b.storage);
       this.backend.dispatch(this.backend.prepare(kernel, ins, [storage]), kernel, ins, [storage]);
     }
     buf.settle(storage);
@@ -279,7 +284,9 @@ export class Ctx implements LazyHost {
    * (fit's sums, optimizer state) and computed inside it would be recomputed at every replay.
    */
   materialiseAll(keep?: (b: Buf) => boolean) {
-    for (const b of [...this.lazy]) if (b.pending && !keep?.(b)) this.materialise(b);
+    // One reading memory lost with the WebGPU device is left lazy: its own use says so.
+    const lost = (b: Buf) => !!this.backend.isLost && b.pending!.inputs.some((i) => this.backend.isLost!(i.storage));
+    for (const b of [...this.lazy]) if (b.pending && !keep?.(b) && !lost(b)) this.materialise(b);
   }
 
   /** A lazy buffer nobody holds any more: its recipe lets go of its inputs. */

@@ -187,7 +187,8 @@ export class Engine {
   }
 
   private checkNotLost(t: WT, id: number) {
-    if (this.backend.isLost?.(t.storage)) {
+    // A lazy result holds no memory to lose (computing it checks what it reads) and is not computed here.
+    if (!t.buf.pending && this.backend.isLost?.(t.storage)) {
       throw new DeviceLostError(`tensor #${id} was lost with the WebGPU device: it was computed after the last host copy${this.lastCopy.point ? ` (taken ${this.lastCopy.at})` : ''}, so there was nothing to restore it from`);
     }
   }
