@@ -4,9 +4,10 @@
 // then sums the rows' terms (a training batch is small next to its GEMMs).
 // Parameter words: [rows, classes, ignoreIndex (i32 bits), hasIgnore,
 // smoothing (f32 bits), reduction (0 mean, 1 sum, 2 none), softmax, constant
-// incoming gradient (f32 bits), 0..., site at 19].
-// The generator supplies the bindings (X, Tgt, W?, G?, Out, err), SPARSE,
-// weight(c) and gscale(r) (the incoming gradient of row r's loss).
+// incoming gradient (f32 bits), targets' offset, 0..., site at 19].
+// The generator supplies the bindings (X, Targets, W?, G?, Out, GradOut, err), tgt(i), SPARSE,
+// weight(c), gscale(r) (the incoming gradient of row r's loss) and loss_grad(t, all): grad_rows
+// where the loss kernel writes its gradient too, else nothing.
 {{BINDINGS}}
 
 const WG = 64u;
@@ -40,7 +41,7 @@ fn stats(base: u32, n: u32) -> Stats {
 
 // The row's target class, or -1 when ignored; an out-of-range one is flagged and ignored.
 fn target_of(r: u32) -> i32 {
-  let t = i32(Tgt[r]);
+  let t = i32(tgt(r));
   if (u(3u) != 0u && t == bitcast<i32>(u(2u))) { return -1; }
   if (t < 0 || t >= i32(u(1u))) { flag(t, u(1u)); return -1; }
   return t;
@@ -55,7 +56,7 @@ fn mass(r: u32, c: u32, t: i32) -> f32 {
     if (t < 0) { return 0.0; }
     q = (1.0 - eps) * select(0.0, 1.0, i32(c) == t) + eps / f32(n);
   } else {
-    q = f32(Tgt[r * n + c]) * (1.0 - eps) + eps / f32(n);
+    q = f32(tgt(r * n + c)) * (1.0 - eps) + eps / f32(n);
   }
   return q * weight(c);
 }
@@ -91,19 +92,28 @@ fn loss(@builtin(local_invocation_id) lid: vec3<u32>) {
     acc += l;
     total += denom(tc);
   }
-  if (reduction == 2u) { return; }
+  if (reduction == 2u) {
+    loss_grad(t, 1.0);
+    return;
+  }
   let sum = tree_sum(t, acc);
   let all = tree_sum(t, total);
   if (t == 0u) { Out[0] = select(sum, sum / all, reduction == 0u); }
+  loss_grad(t, all);
 }
 
 @compute @workgroup_size(64)
 fn grad(@builtin(local_invocation_id) lid: vec3<u32>) {
   let t = lid.x;
-  let rows = u(0u); let n = u(1u); let reduction = u(5u);
+  let rows = u(0u);
   var total = 0.0;
   for (var r = t; r < rows; r += WG) { total += denom(target_row(r)); }
-  let all = tree_sum(t, total);
+  grad_rows(t, tree_sum(t, total));
+}
+
+// Thread t's rows of the gradient into GradOut; `all` is the 'mean' denominator.
+fn grad_rows(t: u32, all: f32) {
+  let rows = u(0u); let n = u(1u); let reduction = u(5u);
   for (var r = t; r < rows; r += WG) {
     let base = r * n;
     let st = stats(base, n);
@@ -113,7 +123,7 @@ fn grad(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var c = 0u; c < n; c++) { sum += mass(r, c, tc); }
     for (var c = 0u; c < n; c++) {
       let p = exp(X[base + c] - st.m) / st.s;
-      Out[base + c] = scale * (sum * p - mass(r, c, tc));
+      GradOut[base + c] = scale * (sum * p - mass(r, c, tc));
     }
   }
 }
@@ -144,12 +154,12 @@ fn hits(@builtin(local_invocation_id) lid: vec3<u32>) {
       let v = score(base, c, st);
       if (better(v, av)) { a = c; av = v; }
     }
-    var b = i32(Tgt[r]);
+    var b = i32(tgt(r));
     if (!SPARSE) {
       b = 0;
-      var bv = f32(Tgt[base]);
+      var bv = f32(tgt(base));
       for (var c = 1u; c < n; c++) {
-        let v = f32(Tgt[base + c]);
+        let v = f32(tgt(base + c));
         if (better(v, bv)) { b = i32(c); bv = v; }
       }
     }

@@ -6,7 +6,9 @@
 // The generator supplies the bindings (A's, B's, the epilogue's, C), load_a(index,
 // batch, row, k) and load_b(index, batch, k, col) (A[index], or an elementwise
 // prologue computed at those coordinates), and epilogue(acc, batch, row, col)
-// (bias, activation, residual: applied at the store).
+// (bias, activation, residual: applied at the store). The COL_SUMS placeholder is empty, or
+// (a Linear's bias gradient beside its weight gradient) the first row block's threads
+// writing the sums of B's columns they own through col_sums(first, count, step).
 {{BINDINGS}}
 {{EPILOGUE}}
 
@@ -24,6 +26,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let row0 = wid.y * TILE;
   let col0 = wid.x * TILE;
   let tid = lid.y * 16u + lid.x;
+  {{COL_SUMS}}
   var acc: array<array<f32, 4>, 4>;
   for (var k0 = 0u; k0 < K; k0 += BK) {
     // 256 threads load 64x16 = 1024 elements of each panel, 4 each.

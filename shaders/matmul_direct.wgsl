@@ -6,7 +6,7 @@
 // setup, one k's step, its stores). SwiftShader emulates every storage load
 // as a bounds-checked gather, so loads, not multiply-adds, bound the loop:
 // a larger block does more of them per load, and K is unrolled by 4.
-// Same parameters, bindings, loads and epilogue as matmul.wgsl.
+// Same parameters, bindings, loads, epilogue and column sums as matmul.wgsl.
 {{BINDINGS}}
 {{EPILOGUE}}
 
@@ -19,6 +19,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let r0 = gid.y * {{ROWS}}u;
   let c0 = gid.x * {{COLS}}u;
   if (r0 >= M || c0 >= N) { return; }
+  {{COL_SUMS}}
   let aBase = u(4u) + batch * u(5u);
   let bBase = u(8u) + batch * u(9u);
   // Out-of-range rows and columns read a valid element and are never written.

@@ -22,7 +22,7 @@ function seedData(n) {
 describe('kernels per seed-MLP training step', function () {
   this.timeout(120000);
   for (const backend of ['webgpu', 'wasm']) {
-    it(`fit and the PyTorch-style loop stay within 22 and 14 kernels per step (${backend})`, async () => {
+    it(`fit and the PyTorch-style loop run ${backend === 'webgpu' ? '15 and 9' : '14 and 8'} kernels per step (${backend})`, async () => {
       await sn.init({ backend });
       const n = 256;
       const { x, y } = seedData(n);
@@ -48,8 +48,12 @@ describe('kernels per seed-MLP training step', function () {
       // The fused softmax cross-entropy and accuracy, GEMM operand prologues and dropping the unread softmax
       // output: a fit step's plan runs 18 kernels (two of them copy the batch's x and y), plus 8 per epoch
       // (the shuffle's 4, the sums' 1, the epoch's read 3) over its 2 steps; the PyTorch-style step 14.
-      expect(fitPerStep).to.be.at.most(22);
-      expect(loopPerStep).to.be.at.most(14);
+      // The multi-tensor Adam (2 kernels on cpu/wasm, 3 on WebGPU, where the large weight has a kernel of its own)
+      // made them 19 and 11 (20 and 12 on WebGPU); each Linear's bias gradient inside its weight-gradient GEMM, 17 and 9 (18 and 10);
+      // fit's launches reading the batch's rows in the data rather than copies of them, fit 15 (16); the cross-entropy
+      // forward kernel writing the gradient too (no backward kernel), 14 and 8 (15 and 9).
+      expect(fitPerStep).to.equal(backend === 'webgpu' ? 15 : 14);
+      expect(loopPerStep).to.equal(backend === 'webgpu' ? 9 : 8);
     });
   }
 });
@@ -197,6 +201,133 @@ describe('fusion: whole programs against the unfused CPU oracle', function () {
       got.forEach((g, i) => expectClose(Array.from(g), Array.from(want[i]), { atol: 1e-4, rtol: 1e-4, label: `${name} [${i}]` }));
     });
   }
+});
+
+describe('fit plans read each batch\'s rows where they are in the data', function () {
+  this.timeout(180000);
+  const stepPlans = (on) => sn._runtime().call((e) => e._stepPlans(on));
+  /** A fresh model's weights and history after fit, with step plans on or off. */
+  const train = async (plans, make, x, y, opts) => {
+    await stepPlans(plans);
+    sn.manualSeed(4);
+    const model = make();
+    const history = await model.fit(x, y, opts);
+    await stepPlans(true);
+    return { history: history.history, weights: await Promise.all(model.getWeights().map((w) => w.data())) };
+  };
+  const rng = mulberry32(23);
+  const n = 53;
+  const features = randomData(rng, n * 37);
+  const labels = Float32Array.from({ length: n }, () => Math.floor(rng() * 11));
+  const CASES = [
+    ['sparse labels [N]', () => sn.tensor(labels, [n]), 'sparse_categorical_crossentropy'],
+    ['sparse labels [N, 1]', () => sn.tensor(labels, [n, 1]), 'sparse_categorical_crossentropy'],
+    ['one-hot labels', () => sn.tensor(Float32Array.from({ length: n * 11 }, (_, i) => +(labels[Math.floor(i / 11)] === i % 11)), [n, 11]), 'categorical_crossentropy'],
+  ];
+  for (const backend of ['webgpu', 'wasm', 'cpu']) {
+    for (const [name, makeY, loss] of CASES) {
+      it(`${name}, shuffled and not, a remainder batch, validation: the same as op by op (${backend})`, async () => {
+        await sn.init({ backend });
+        const x = sn.tensor(features, [n, 37]);
+        const y = makeY();
+        const make = () => {
+          const m = sn.sequential([sn.layers.dense({ units: 29, activation: 'relu', inputShape: [37] }), sn.layers.dense({ units: 11, activation: 'softmax' })]);
+          m.compile({ optimizer: 'adam', loss, metrics: ['accuracy'] });
+          return m;
+        };
+        for (const shuffle of [false, true]) {
+          const opts = { epochs: 3, batchSize: 8, validationSplit: 0.2, shuffle };
+          const off = await train(false, make, x, y, opts);
+          const on = await train(true, make, x, y, opts);
+          expect(on.history).to.deep.equal(off.history);
+          on.weights.forEach((w, i) => expect(Array.from(w), `weight ${i}`).to.deep.equal(Array.from(off.weights[i])));
+        }
+      });
+    }
+  }
+});
+
+describe('bias gradients inside the weight-gradient GEMM', function () {
+  this.timeout(180000);
+  const F = sn.nn.functional;
+  // Each case: a Linear layer's forward, a loss weighting every output, and the gradients.
+  const CASES = [
+    ['37x53 -> 29, relu fused (the gradient a prologue of the GEMM), input gradient too', (rng) => {
+      const x = t(rng, [37, 53]).requiresGrad_(), w = t(rng, [29, 53]).requiresGrad_(), b = t(rng, [29]).requiresGrad_();
+      F.linear(x, w, b, { activation: 'relu' }).mul(t(rng, [37, 29])).sum().backward();
+      return [x.grad, w.grad, b.grad];
+    }],
+    ['batch 1, tanh (pre-activation recomputed), weight [in, out] as Keras holds it', (rng) => {
+      const x = t(rng, [1, 53]), k = t(rng, [53, 29]).requiresGrad_(), b = t(rng, [29]).requiresGrad_();
+      F.linear(x, k.T, b, { activation: 'tanh' }).mul(t(rng, [1, 29])).sum().backward();
+      return [k.grad, b.grad];
+    }],
+    ['3-D input (rows folded), a gradient read through a transpose, no activation', (rng) => {
+      const x = t(rng, [3, 7, 53]), w = t(rng, [61, 53]).requiresGrad_(), b = t(rng, [61]).requiresGrad_();
+      F.linear(x, w, b).transpose(1, 2).mul(t(rng, [3, 61, 7])).sum().backward();
+      return [w.grad, b.grad];
+    }],
+    ['the output gradient a computed buffer read transposed (a strided operand)', (rng) => {
+      const x = t(rng, [37, 53]), w = t(rng, [29, 53]).requiresGrad_(), b = t(rng, [29]).requiresGrad_();
+      F.linear(x, w, b).T.matmul(t(rng, [37, 5])).mul(t(rng, [29, 5])).sum().backward();
+      return [w.grad, b.grad];
+    }],
+    ['bias-less, and a bias whose weight is frozen', (rng) => {
+      const x = t(rng, [37, 53]), w = t(rng, [29, 53]).requiresGrad_(), v = t(rng, [29, 53]), b = t(rng, [29]).requiresGrad_();
+      F.linear(x, w).add(F.linear(x, v, b)).square().sum().backward();
+      return [w.grad, b.grad];
+    }],
+    ['a seed-MLP step shape: 128 rows, 784 -> 128 -> 10 with cross-entropy', (rng) => {
+      const net = new sn.nn.Sequential(new sn.nn.Linear(784, 128), new sn.nn.ReLU(), new sn.nn.Linear(128, 10));
+      const labels = sn.tensor(Int32Array.from({ length: 128 }, (_, i) => (i * 7) % 10), [128], { dtype: 'int32' });
+      new sn.nn.CrossEntropyLoss().forward(net.forward(t(rng, [128, 784])), labels).backward();
+      return net.parameters().map((p) => p.grad);
+    }],
+  ];
+  const runCases = async () => {
+    const out = [];
+    for (const [name, fn] of CASES) {
+      sn.manualSeed(5);
+      const ts = fn(mulberry32([...name].reduce((h, ch) => (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0, 11)));
+      out.push(await Promise.all(ts.map((g) => g.data())));
+    }
+    return out;
+  };
+  const runs = {};
+  const SETUPS = [['cpu'], ['wasm'], ['webgpu', 'direct'], ['webgpu', 'workgroup']];
+  before(async () => {
+    await sn.init({ backend: 'cpu', fuse: false });
+    runs.oracle = await runCases();
+    for (const [backend, kernels] of SETUPS) {
+      await sn.init({ backend, ...(kernels ? { kernels } : {}) });
+      runs[`${backend} ${kernels ?? ''}`] = await runCases();
+    }
+  });
+  CASES.forEach(([name], c) => SETUPS.forEach(([backend, kernels]) => {
+    it(`${name} (${backend} ${kernels ?? ''})`, () => {
+      const got = runs[`${backend} ${kernels ?? ''}`][c];
+      runs.oracle[c].forEach((want, i) => expectClose(Array.from(got[i]), Array.from(want), { atol: 1e-4, rtol: 1e-4, label: `${name} [${i}]` }));
+    });
+  }));
+
+  it('finite differences through the fused weight and bias gradients (webgpu)', async () => {
+    await sn.init({ backend: 'webgpu' });
+    const rng = mulberry32(17);
+    await expectFiniteDifferenceGradients(sn, 'linear relu', [[9, 13], [11, 13], [11]], [randomData(rng, 117), randomData(rng, 143), randomData(rng, 11)],
+      (x, w, b) => F.linear(x, w, b, { activation: 'relu' }), { rng, eps: 1e-2, probes: 4, tol: 2e-2 });
+  });
+
+  it('a Linear layer\'s bias gradient costs no kernel of its own', async () => {
+    await sn.init({ backend: 'wasm' });
+    const backwardKernels = async (withBias) => {
+      const x = sn.randn([37, 53]), w = sn.randn([29, 53], { requiresGrad: true }), b = sn.randn([29], { requiresGrad: true });
+      const y = withBias ? F.linear(x, w, b) : F.linear(x, w);
+      await y.data();
+      // b.grad is not read: reading a grad handle copies it out of the backward's result, a kernel either way.
+      return kernelsOf(async () => { y.sum().backward(); await w.grad.data(); });
+    };
+    expect(await backwardKernels(true)).to.equal(await backwardKernels(false));
+  });
 });
 
 describe('fusion: kernel counts', function () {

@@ -382,16 +382,19 @@ export class Ctx implements LazyHost {
   /**
    * A matmul [...batch, M, N] into `out` whose store applies `expr`: input 0 is the sum,
    * input k + 1 is extra[k] broadcast to out's shape (lazy ones inlined). A lazy operand is
-   * computed as the kernel reads it (a prologue) where its recipe may be inlined.
+   * computed as the kernel reads it (a prologue) where its recipe may be inlined. With `sums`
+   * (a [N] tensor; batch 1, no epilogue) the kernel also writes B's column sums there.
    */
-  runMatmul(kernel: Omit<MatmulKernel, 'epilogue'>, a: WT, b: WT, out: WT, expr: Expr, extra: WT[]) {
+  runMatmul(kernel: Omit<MatmulKernel, 'epilogue' | 'colSums'>, a: WT, b: WT, out: WT, expr: Expr, extra: WT[], sums?: WT) {
     if (out.size === 0) return;
+    if (sums && (kernel.batch !== 1 || extra.length || !('in' in expr))) throw new Error('matmul: column sums need batch 1 and no epilogue');
     const { batch, m, n, k } = kernel;
     const aPrologue = this.operandPrologue(a, kernel.a, [batch, m, k], out, OPERAND_BUFFERS);
     const bPrologue = this.operandPrologue(b, kernel.b, [batch, k, n], out, OPERAND_BUFFERS);
     const aBufs = aPrologue?.bufs ?? [a.buf];
     const bBufs = bPrologue?.bufs ?? [b.buf];
     const operands = { ...(aPrologue ? { aPrologue: aPrologue.prologue } : {}), ...(bPrologue ? { bPrologue: bPrologue.prologue } : {}) };
+    if (sums) return this.dispatch({ ...kernel, ...operands, colSums: true }, [...aBufs, ...bBufs], [out.buf, sums.buf]);
     if (!extra.length && 'in' in expr) return this.dispatch({ ...kernel, ...operands }, [...aBufs, ...bBufs], [out.buf]);
     const shape = [batch, m, n];
     // Each extra input as a [batch, M, N] view (a copy where its batch dims do not fold).

@@ -8,7 +8,7 @@
 // progress only when the page asked for it and at most every BATCH_EVENT_MS.
 
 import type { Command, FitEvents, FitSpec, EvalSpec, ProgramSpec } from '../lib/protocol.js';
-import { c, f, x } from './backend/kernel.js';
+import { c, f, shiftInputs, x, type Kernel } from './backend/kernel.js';
 import type { Storage } from './backend/backend.js';
 import type { Ctx } from './ctx.js';
 import type { Buf, WT } from './tensor.js';
@@ -137,6 +137,19 @@ interface BatchStep {
 }
 
 /**
+ * A program's recorded plan, and where the recorded batch's rows began in each source when its
+ * launches read them in place (each replay moves them to its batch's rows); null when the rows
+ * were copied into storages of the step's own (some kernel reads its inputs at a fixed place).
+ */
+interface FitPlan {
+  plan: StepPlan;
+  rowsAt: number[] | null;
+}
+
+/** Where row `start` of a source begins in its storage. */
+const rowAt = (t: WT, start: number) => t.offset + start * t.strides[0];
+
+/**
  * What a sweep's plans are bound to: the sums they add into, the batch count, the data they copy
  * rows from (the page's tensors, or this sweep's permutation of them). Kept across a fit's epochs
  * (rewritten in place at each start), so the plans recorded in the first epoch replay in all.
@@ -148,7 +161,9 @@ export interface SweepState {
   /** The programs the sweep runs (without dead ops): the keys of `plans`. */
   programs: Record<number, ProgramSpec>;
   /** Null when plans are off. */
-  plans: Map<ProgramSpec, StepPlan | null> | null;
+  plans: Map<ProgramSpec, FitPlan | null> | null;
+  /** Programs whose rows must be copied for their plan (see FitPlan). */
+  copyRows: Set<ProgramSpec>;
   toFree: Map<ProgramSpec, number[]>;
   /** Sweeps run on this state so far. */
   sweeps: number;
@@ -156,7 +171,7 @@ export interface SweepState {
 
 function disposeState({ sums, batches, sources, plans }: SweepState) {
   for (const t of [...sums, ...sources]) t.release();
-  for (const plan of plans?.values() ?? []) plan?.dispose();
+  for (const p of plans?.values() ?? []) p?.plan.dispose();
   batches.release();
 }
 
@@ -210,7 +225,7 @@ export class FitLoop {
           const batchStep: BatchStep = { program, sources: state.sources, start, end, sums, batches, toFree: toFree.get(program)! };
           const plan = plans?.get(program);
           if (plan) this.replay(plan, batchStep);
-          else if (plans && plan === undefined) this.record(plans, batchStep);
+          else if (plans && plan === undefined) this.record(plans, state.copyRows, batchStep);
           else this.runBatch(batchStep);
           this.host.flush();
         } finally {
@@ -246,7 +261,9 @@ export class FitLoop {
     return this.host.ctx.scoped(() => {
       const data = [...spec.x, ...spec.y].map((id) => (perm ? this.permuted(this.host.get(id), perm) : this.host.get(id)));
       // The rows copies read the data at the batch's offset: its layout and memory size must be the same.
-      if (data.some((t, i) => !same(t.shape, views[i].shape) || !same(t.strides, views[i].strides) || t.storage.size !== views[i].storage.size || t.dtype !== views[i].dtype)) {
+      // Plans reading rows in place move each source on its own: sources sharing a storage do not resume.
+      const shared = new Set(data.map((t) => t.storage)).size < data.length;
+      if (shared || data.some((t, i) => !same(t.shape, views[i].shape) || !same(t.strides, views[i].strides) || t.storage.size !== views[i].storage.size || t.dtype !== views[i].dtype)) {
         kept.dispose();
         return undefined;
       }
@@ -254,8 +271,9 @@ export class FitLoop {
       data.forEach((t, i) => { if (t.storage !== views[i].storage) moved.set(views[i].storage, t.storage); });
       for (const [size, program] of Object.entries(programs)) {
         const plan = state.plans!.get(state.programs[+size]);
-        if (moved.size) plan?.move(moved);
+        if (moved.size) plan?.plan.move(moved);
         state.plans!.set(program, plan!);
+        if (state.copyRows.delete(state.programs[+size])) state.copyRows.add(program);
         state.toFree.set(program, [...program.inputs, ...createdIds(program.commands)]);
       }
       for (const old of Object.values(state.programs)) {
@@ -286,7 +304,9 @@ export class FitLoop {
         batches,
         sources: [...xs, ...ys].map((t) => (perm ? this.permuted(t, perm) : t).retain()),
         programs,
-        plans: this.host.plans.on ? new Map<ProgramSpec, StepPlan | null>() : null,
+        plans: this.host.plans.on ? new Map<ProgramSpec, FitPlan | null>() : null,
+        // Rows are read in place only from distinct storages (a delta per storage).
+        copyRows: new Set(new Set([...xs, ...ys].map((t) => t.buf)).size < xs.length + ys.length ? Object.values(programs) : []),
         // What each program leaves to free after a run, worked out once rather than per batch.
         toFree: new Map(Object.values(programs).map((p) => [p, [...p.inputs, ...createdIds(p.commands)]])),
         sweeps: 0,
@@ -322,7 +342,7 @@ export class FitLoop {
         sources[i].release();
         sources[i] = next;
       });
-      for (const plan of state.plans?.values() ?? []) plan?.move(moved);
+      for (const p of state.plans?.values() ?? []) p?.plan.move(moved);
     });
   }
 
@@ -350,17 +370,17 @@ export class FitLoop {
   /**
    * One step of the program on rows [start, end): its outputs added into `sums` and the first
    * non-finite batch noted in the marker after them. Synchronous: nothing else runs in between.
-   * With `tag` (recording a plan) the rows are copied into tensors of the step's own, so that
-   * only that copy's offset changes from batch to batch, and what the step does is tagged:
-   * a command by its index, the copy for input i by -1 - i.
+   * With `tag` (recording a plan) what the step does is tagged: a command by its index; with
+   * `copyRows` too the rows are copied into tensors of the step's own, so that only that copy's
+   * offset changes from batch to batch, the copy for input i tagged -1 - i.
    */
-  private runBatch({ program, sources, start, end, sums, batches, toFree }: BatchStep, tag?: (t: Tag) => void) {
+  private runBatch({ program, sources, start, end, sums, batches, toFree }: BatchStep, tag?: (t: Tag) => void, copyRows = false) {
     const { ctx } = this.host;
     ctx.scoped(() => {
       program.inputs.forEach((id, i) => {
         const rows = this.rows(sources[i], start, end);
         tag?.(-1 - i);
-        if (!tag) return this.host.set(id, rows);
+        if (!copyRows) return this.host.set(id, rows);
         // A copy dispatched now, under its tag: a lazy one would run wherever it is first read.
         const copy = ctx.empty(rows.shape, rows.dtype);
         ctx.mapInto([x(0)], [rows], [copy]);
@@ -386,20 +406,45 @@ export class FitLoop {
     });
   }
 
-  /** Runs the step op by op and keeps its plan (null when it cannot be replayed: it then always runs op by op). */
-  private record(plans: Map<ProgramSpec, StepPlan | null>, step: BatchStep) {
-    const plan = StepPlan.record(this.host.ctx, (tag) => this.runBatch(step, tag));
-    plans.set(step.program, plan);
+  /**
+   * Runs the step op by op and keeps its plan (null when it cannot be replayed: it then always runs
+   * op by op). A plan whose launches read the rows in place but cannot all be moved to another
+   * batch's rows is dropped, and the program's next batch records again, copying its rows.
+   */
+  private record(plans: Map<ProgramSpec, FitPlan | null>, copyRows: Set<ProgramSpec>, step: BatchStep) {
+    const copies = copyRows.has(step.program);
+    const plan = StepPlan.record(this.host.ctx, (tag) => this.runBatch(step, tag, copies));
+    if (plan && !copies && !this.readsMove(plan, step.sources)) {
+      plan.dispose();
+      copyRows.add(step.program);
+      return;
+    }
+    plans.set(step.program, plan && { plan, rowsAt: copies ? null : step.sources.map((t) => rowAt(t, step.start)) });
     if (plan) this.host.plans.recorded++;
     else this.host.plans.refused++;
   }
 
-  /** The step again through its plan: the rows' copies read from this batch's offset. */
-  private replay(plan: StepPlan, { sources, start }: BatchStep) {
-    plan.replay(this.host.ctx, (tag, k) => {
-      if (tag >= 0 || k.kind !== 'map') return undefined;
-      const src = sources[-1 - tag];
-      return { ...k, inputs: [{ ...k.inputs[0], offset: src.offset + start * src.strides[0] }] };
+  /** Whether every launch that reads the data was made by a command and reads it at places shiftInputs can move. */
+  private readsMove(plan: StepPlan, sources: WT[]): boolean {
+    const data = new Set(sources.map((t) => t.storage));
+    return plan.launchesReading(data).every(({ tag, kernel, inputs }) => tag !== undefined && tag >= 0 && shiftInputs(kernel, inputs.map((s) => data.has(s)), 1) !== null);
+  }
+
+  /** The step again through its plan, on this batch's rows: its copies of them, or its launches reading the data, moved there. */
+  private replay({ plan, rowsAt }: FitPlan, { sources, start }: BatchStep) {
+    plan.replay(this.host.ctx, (tag, k, inputs) => {
+      if (rowsAt === null) {
+        if (tag >= 0 || k.kind !== 'map') return undefined;
+        return { ...k, inputs: [{ ...k.inputs[0], offset: rowAt(sources[-1 - tag], start) }] };
+      }
+      // Every source is in a storage of its own (see copyRows): each moves by as far as its batch rows did.
+      // readsMove saw at recording that every launch reading them can move (shiftInputs is not null).
+      let shifted: Kernel = k;
+      sources.forEach((src, i) => {
+        const reads = inputs.map((s) => s === src.storage);
+        if (reads.some(Boolean)) shifted = shiftInputs(shifted, reads, rowAt(src, start) - rowsAt[i])!;
+      });
+      return shifted === k ? undefined : shifted;
     });
     this.host.plans.replayed++;
   }

@@ -26,8 +26,8 @@ interface Upload {
   tag: Tag;
 }
 
-/** A new kernel (same structure and storages) for a launch made under `tag`, or undefined to replay it as recorded. */
-export type KernelPatch = (tag: number, recorded: Kernel) => Kernel | undefined;
+/** A new kernel (same structure and storages) for a launch made under `tag` reading `inputs`, or undefined to replay it as recorded. */
+export type KernelPatch = (tag: number, recorded: Kernel, inputs: readonly Storage[]) => Kernel | undefined;
 
 /**
  * Passes every call to the real backend and writes down what a step did. Storages the step
@@ -186,6 +186,11 @@ export class StepPlan {
     return this.launches.filter((l) => l.tag === tag).map((l) => l.kernel);
   }
 
+  /** The launches that read any of `storages`. */
+  launchesReading(storages: Set<Storage>): { tag: Tag; kernel: Kernel; inputs: readonly Storage[] }[] {
+    return this.launches.filter((l) => l.inputs.some((s) => storages.has(s)));
+  }
+
   /** Whether a tensor still holds this export (the one lent at the last run). */
   isLent(s: Storage) {
     return this.lender.lent.has(s);
@@ -236,8 +241,8 @@ export class StepPlan {
     for (const u of this.uploads) this.backend.write(u.target, (u.tag !== undefined && data?.(u.tag)) || u.data);
     const changed = new Map<number, Kernel>();
     for (const i of this.tagged) {
-      const { tag, kernel } = this.launches[i];
-      const k = patch?.(tag!, kernel);
+      const { tag, kernel, inputs } = this.launches[i];
+      const k = patch?.(tag!, kernel, inputs);
       if (k) changed.set(i, k);
     }
     for (const i of this.randLaunches) {

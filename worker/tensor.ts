@@ -36,6 +36,11 @@ export class Buf {
   version = 0;
   /** Lazy buffers whose recipes read this one: computed before anything writes it. */
   readonly readers = new Set<Buf>();
+  /**
+   * What the op that computed this keeps for its backward (softmax cross-entropy's gradient, which
+   * its forward kernel writes too); let go with this buffer, or once the graph is freed.
+   */
+  saved: WT | null = null;
   constructor(
     private computed: Storage | null,
     private readonly backend: Backend,
@@ -53,8 +58,14 @@ export class Buf {
   retain() { this.refs++; }
   release() {
     if (--this.refs > 0) return;
+    this.dropSaved();
     if (this.computed) this.backend.free(this.computed);
     else this.host!.dropped(this);
+  }
+  dropSaved() {
+    const saved = this.saved;
+    this.saved = null;
+    saved?.release();
   }
 }
 
@@ -109,6 +120,7 @@ export class WT {
     const node = this.node;
     if (!node || node.freed) return;
     node.freed = true;
+    this.buf.dropSaved();
     const inputs = node.inputs;
     node.inputs = [];
     for (const x of inputs) x.release();

@@ -20,9 +20,16 @@ function argmaxRow(v: (c: number) => number, n: number): number {
   return best;
 }
 
-export function classesKernel(k: ClassesKernel, ins: TypedArray[], out: TypedArray): void {
+/** Writes each output of the kernel: the loss kernel's gradient (withGrad) after its loss. */
+export function classesKernel(k: ClassesKernel, ins: TypedArray[], outs: TypedArray[]): void {
+  classesOutput(k, ins, outs[0]);
+  if (k.mode === 'loss' && k.withGrad) classesOutput({ ...k, mode: 'grad', gradConstant: 1 }, ins, outs[1]);
+}
+
+function classesOutput(k: ClassesKernel, ins: TypedArray[], out: TypedArray): void {
   const { rows, classes: n, sparse, smoothing: eps, reduction } = k;
-  const [x, target] = ins;
+  const [x, all] = ins;
+  const target = all.subarray(k.targetOffset);
   const weight = k.weighted ? ins[2] : null;
   const w = (c: number) => (weight ? weight[c] : 1);
   // Row max and log of the sum of exp(x - max), as the softmax kernel computes them.

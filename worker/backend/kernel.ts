@@ -194,6 +194,11 @@ export interface MatmulKernel {
    */
   aPrologue?: Prologue;
   bPrologue?: Prologue;
+  /**
+   * Also writes B's column sums (sum over K of each column; batch 1) to a second output of [N]:
+   * a Linear layer's bias gradient beside its weight gradient Xᵀ dY, read from the dY the GEMM loads.
+   */
+  colSums?: boolean;
 }
 
 /** How many of a matmul's input storages belong to A and to B; the epilogue's follow. */
@@ -360,6 +365,13 @@ export interface ClassesKernel {
   op: string;
   /** grad: the incoming gradient when it is a known constant (the backward seed): no g input then. */
   gradConstant?: number;
+  /** Where the (contiguous) targets start in their storage: a batch's rows of a fit's data are read in place. */
+  targetOffset: number;
+  /**
+   * loss: also writes to a second output the gradient the 'grad' mode would for an incoming
+   * gradient of 1 (each row's, for reduction 'none'), so a backward needs no kernel of its own.
+   */
+  withGrad?: boolean;
 }
 
 /**
@@ -448,4 +460,34 @@ export function pcgHash(v: number): number {
 export function uniformAt(seed: number, counter: number, i: number): number {
   const h = pcgHash((pcgHash((seed ^ Math.imul(counter, 0x9e3779b9)) >>> 0) + i) >>> 0);
   return ((h >>> 8) + 0.5) / 16777216;
+}
+
+/**
+ * The kernel reading input storages `moved` (by index) `delta` elements further on, or null when
+ * this kind reads them at a fixed place: a fit plan's launches follow the batch's rows this way
+ * instead of copying them into a storage of the step's own.
+ */
+export function shiftInputs(k: Kernel, moved: boolean[], delta: number): Kernel | null {
+  const shift = (v: View): View => ({ ...v, offset: v.offset + delta });
+  const views = (vs: View[], from: number) => vs.map((v, j) => (moved[from + j] ? shift(v) : v));
+  if (!moved.some(Boolean)) return k;
+  switch (k.kind) {
+    case 'map': return { ...k, inputs: views(k.inputs, 0) };
+    case 'reduce': return k.prologue ? { ...k, prologue: { ...k.prologue, inputs: views(k.prologue.inputs, 0) } } : null;
+    case 'matmul': {
+      const [na, nb] = operandStorages(k);
+      const operand = (p: Prologue | undefined, layout: MatmulKernel['a'], from: number) =>
+        p ? { prologue: { ...p, inputs: views(p.inputs, from) }, layout } : { prologue: p, layout: moved[from] ? { ...layout, offset: layout.offset + delta } : layout };
+      const a = operand(k.aPrologue, k.a, 0);
+      const b = operand(k.bPrologue, k.b, na);
+      return {
+        ...k, a: a.layout, b: b.layout,
+        ...(a.prologue ? { aPrologue: a.prologue } : {}), ...(b.prologue ? { bPrologue: b.prologue } : {}),
+        ...(k.epilogue ? { epilogue: { ...k.epilogue, inputs: views(k.epilogue.inputs, na + nb) } } : {}),
+      };
+    }
+    // Only the targets (input 1) are read at an offset of their own.
+    case 'classes': return moved.every((m, j) => !m || j === 1) ? { ...k, targetOffset: k.targetOffset + delta } : null;
+    default: return null;
+  }
 }

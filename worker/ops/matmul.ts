@@ -87,6 +87,25 @@ export const matmul = implement(spec.matmul, {
   },
 });
 
+/**
+ * dW = Xᵀ @ dY and db = dY summed over rows in one kernel: the GEMM loads every row of dY
+ * (its B operand) anyway, so it sums them into a second output.
+ */
+function weightAndBiasGrads(ctx: Ctx, X: WT, gPre: WT): [WT, WT] {
+  const A = mT(ctx, X);
+  const [k, m] = X.shape;
+  const n = gPre.shape[1];
+  if (k === 0) return [ctx.full([m, n], 0), ctx.full([n], 0)];
+  const dW = ctx.empty([m, n]);
+  const db = ctx.empty([n]);
+  ctx.runMatmul({
+    kind: 'matmul', batch: 1, m, n, k,
+    a: { offset: A.offset, batchStride: 0, rowStride: A.strides[0], colStride: A.strides[1] },
+    b: { offset: gPre.offset, batchStride: 0, rowStride: gPre.strides[0], colStride: gPre.strides[1] },
+  }, A, gPre, dW, x(0), [], db);
+  return [dW, db];
+}
+
 /** Leading dims folded into rows: [..., d] as [prod(...), d]. */
 const rows = (ctx: Ctx, t: WT) => ctx.reshape(t, [sizeOf(t.shape.slice(0, -1)), t.shape[t.shape.length - 1]]);
 
@@ -108,6 +127,7 @@ export const linear = implement(spec.linear, {
     const gPre = activation === null ? G : UNARY_OPS[activation].backward!(ctx, G, [pre()], O, {})[0]!;
     // Only the gradients some input wants (the first layer's input, data, wants none).
     const dX = x.requiresGrad ? ctx.reshape(matmulViews(ctx, gPre, mT(ctx, w)), x.shape) : null;
+    if (w.requiresGrad && b?.requiresGrad && ctx.fuse && X.dtype === 'float32') return [dX, ...weightAndBiasGrads(ctx, X, gPre)];
     const dW = w.requiresGrad ? matmulViews(ctx, mT(ctx, X), gPre) : null;
     return b ? [dX, dW, b.requiresGrad ? ctx.op('sum', [gPre], { dims: [0] }) : null] : [dX, dW];
   },

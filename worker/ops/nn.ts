@@ -79,29 +79,46 @@ function constantOf(t: WT): number | null {
 const classesKernel = (mode: ClassesKernel['mode'], x: WT, t: WT, weighted: boolean, at: Partial<spec.SoftmaxCrossEntropyAttrs> & { softmax?: boolean }): ClassesKernel => ({
   kind: 'classes', mode, rows: x.shape[0], classes: x.shape[1], sparse: t.shape.length === 1, weighted,
   ignoreIndex: at.ignoreIndex ?? null, smoothing: at.labelSmoothing ?? 0, reduction: at.reduction ?? 'mean', softmax: !!at.softmax, op: at.loss ?? 'accuracy',
+  targetOffset: readInPlace(t) ? t.offset : 0,
 });
+
+/** Contiguous targets are read where they are (at an offset: a batch of a fit's data); others are copied first. */
+const readInPlace = (t: WT) => t.contiguous && !t.buf.pending;
+const targets = (ctx: Ctx, t: WT) => (readInPlace(t) ? t : ctx.contiguous(t));
 
 /** Softmax cross-entropy as one kernel each way; the gradient reaches the scores only. */
 export const softmaxCrossEntropy = implement(spec.softmaxCrossEntropy, {
   forward: (ctx, [x, t, w], at) => {
     const out = ctx.empty(at.reduction === 'none' ? [x.shape[0]] : []);
-    ctx.run(classesKernel('loss', x, t, !!w, at), [x, t, ...(w ? [w] : [])].map((a) => ctx.contiguous(a)), [out]);
+    // Where a backward will want it, the same kernel writes the gradient for an incoming gradient of 1.
+    const dx = ctx.fuse && x.requiresGrad && x.size > 0 ? ctx.empty(x.shape) : null;
+    ctx.run({ ...classesKernel('loss', x, t, !!w, at), withGrad: !!dx }, [ctx.contiguous(x), targets(ctx, t), ...(w ? [ctx.contiguous(w)] : [])], dx ? [out, dx] : [out]);
+    if (dx) out.buf.saved = dx.retain();
     return out;
   },
-  backward: (ctx, g, [x, t, w], _out, at) => {
+  backward: (ctx, g, [x, t, w], out, at) => {
+    const nothing = w ? [null, null] : [null];
+    const saved = out.buf.saved;
+    if (saved) {
+      const seed = constantOf(g);
+      // Each row's loss has its own incoming gradient under reduction 'none'.
+      const scale = at.reduction === 'none' ? ctx.reshape(g, [x.shape[0], 1]) : g;
+      const dx = seed === 1 ? ctx.view(saved, saved.shape, saved.strides, saved.offset) : ctx.map(f('mul', { in: 0 }, { in: 1 }), [saved, scale], x.shape);
+      return [dx, ...nothing];
+    }
     const dx = ctx.empty(x.shape);
     // The backward seed (a lazy constant 1) travels as a parameter: no kernel computes it.
     const gradConstant = constantOf(g);
     const k = { ...classesKernel('grad', x, t, !!w, at), ...(gradConstant === null ? {} : { gradConstant }) };
-    ctx.run(k, [x, t, ...(w ? [w] : []), ...(gradConstant === null ? [g] : [])].map((a) => ctx.contiguous(a)), [dx]);
-    return w ? [dx, null, null] : [dx, null];
+    ctx.run(k, [ctx.contiguous(x), targets(ctx, t), ...[...(w ? [w] : []), ...(gradConstant === null ? [g] : [])].map((a) => ctx.contiguous(a))], [dx]);
+    return [dx, ...nothing];
   },
 });
 
 export const classAccuracy = implement(spec.classAccuracy, {
   forward: (ctx, [x, t], { softmax }) => {
     const out = ctx.empty([]);
-    ctx.run(classesKernel('hits', x, t, false, { softmax }), [x, t].map((a) => ctx.contiguous(a)), [out]);
+    ctx.run(classesKernel('hits', x, t, false, { softmax }), [ctx.contiguous(x), targets(ctx, t)], [out]);
     return out;
   },
 });

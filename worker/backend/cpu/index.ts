@@ -112,7 +112,11 @@ export class CpuBackend implements Backend {
         // A prologue operand's values first, into a dense buffer the plain GEMM reads.
         const operand = (p: Prologue | undefined, from: number, n: number) =>
           p ? prologueValues(p, 'float32', (this.prepare(prologueMap(p, 'float32')) as CpuPrepared).fns!, ins.slice(from, from + n)) : ins[from];
-        return matmul(plainOperands(k), operand(k.aPrologue, 0, na), operand(k.bPrologue, na, nb), ins.slice(na + nb), (prepared as CpuPrepared).fns?.[0] ?? null, outs[0]);
+        const plain = plainOperands(k);
+        const b = operand(k.bPrologue, na, nb);
+        matmul(plain, operand(k.aPrologue, 0, na), b, ins.slice(na + nb), (prepared as CpuPrepared).fns?.[0] ?? null, outs[0]);
+        if (k.colSums) colSums(plain, b, outs[1]);
+        return;
       }
       case 'softmax': return softmax(k, ins[0], outs[0] as Float32Array);
       case 'gather': return gather(k, ins[0], ins[1] as Int32Array, outs[0]);
@@ -120,7 +124,7 @@ export class CpuBackend implements Backend {
       case 'rand': return rand(k, outs[0]);
       case 'conv': return conv(k, ins, outs[0]);
       case 'pool': return pool(k, ins, outs[0]);
-      case 'classes': return classesKernel(k, ins, outs[0]);
+      case 'classes': return classesKernel(k, ins, outs);
       case 'attention': return attention(k, ins, outs);
       case 'scan': {
         const buffers = () => [...ins, ...outs] as Float32Array[];
@@ -345,6 +349,15 @@ function matmul(k: MatmulKernel, a: TypedArray, b: TypedArray, extra: TypedArray
       }
       c.set(row, (bt * m + i) * n);
     }
+  }
+}
+
+/** Sums over K of each column of B (batch 1), in the order and precision of the sum reduction. */
+function colSums(k: MatmulKernel, b: TypedArray, out: TypedArray) {
+  for (let j = 0; j < k.n; j++) {
+    let acc = 0;
+    for (let p = 0; p < k.k; p++) acc += b[k.b.offset + p * k.b.rowStride + j * k.b.colStride];
+    out[j] = acc;
   }
 }
 

@@ -229,7 +229,8 @@ export class WasmBackend implements Backend {
         }
       }
       case 'matmul': {
-        if (!k.aPrologue && !k.bPrologue) return this.matmul(k, prepared as WasmPrepared, ptr(inputs[0]), ptr(inputs[1]), inputs.slice(2).map(ptr), ptr(outputs[0]));
+        const sums = k.colSums ? ptr(outputs[1]) : 0;
+        if (!k.aPrologue && !k.bPrologue) return this.matmul(k, prepared as WasmPrepared, ptr(inputs[0]), ptr(inputs[1]), inputs.slice(2).map(ptr), ptr(outputs[0]), sums);
         // Prologue operands are computed into scratch buffers the GEMM then reads.
         const [na, nb] = operandStorages(k);
         const scratch: [number, number][] = [];
@@ -243,7 +244,7 @@ export class WasmBackend implements Backend {
           return at;
         };
         try {
-          return this.matmul(plainOperands(k), prepared as WasmPrepared, operand(k.aPrologue, 0, na), operand(k.bPrologue, na, nb), inputs.slice(na + nb).map(ptr), ptr(outputs[0]));
+          return this.matmul(plainOperands(k), prepared as WasmPrepared, operand(k.aPrologue, 0, na), operand(k.bPrologue, na, nb), inputs.slice(na + nb).map(ptr), ptr(outputs[0]), sums);
         } finally {
           for (const [at, bytes] of scratch) this.heap.free(at, bytes);
         }
@@ -255,7 +256,7 @@ export class WasmBackend implements Backend {
       case 'conv': return convWasm(this.convHost, k, inputs.map(ptr), ptr(outputs[0]));
       // Pooling reads a few values per output: the oracle's loops on the heap.
       case 'pool': return pool(k, inputs.map((s) => this.view(s)), this.view(outputs[0]));
-      case 'classes': return classesKernel(k, inputs.map((s) => this.view(s)), this.view(outputs[0]));
+      case 'classes': return classesKernel(k, inputs.map((s) => this.view(s)), outputs.map((s) => this.view(s)));
       // The oracle's loops on the heap (the fused lowering runs only when sn.init asks for it).
       case 'attention': return attention(k, inputs.map((s) => this.view(s)), outputs.map((s) => this.view(s)));
       case 'scan': throw new Error('wasm: scan kernels are not dispatched here; the recurrent op runs its steps as ops on wasm');
@@ -279,14 +280,29 @@ export class WasmBackend implements Backend {
     else this.kernels.reduceScalar(x, out, k.outer, k.n, k.inner, REDUCE_OPS[k.op], +(k.dtype === 'int32'));
   }
 
-  private matmul(k: MatmulKernel, prepared: WasmPrepared, a: number, b: number, extra: number[], c: number) {
+  /** `sums`: where B's column sums go when the kernel asks for them (k.colSums). */
+  private matmul(k: MatmulKernel, prepared: WasmPrepared, a: number, b: number, extra: number[], c: number, sums: number) {
     if (k.batch * k.m * k.n === 0) return;
+    if (k.colSums) this.colSums(k, b, sums);
     const { gemm, map } = prepared;
     const bias = gemm?.bias ? extra[0] + gemm.bias.offset * 4 : 0;
     this.gemm(k, a, b, bias, gemm?.act ?? 0, c);
     if (gemm) return;
     // Any other epilogue is a loop over C after the GEMM.
     if (map) this.map(epilogueMap(k), map, [c, ...extra], [c]);
+  }
+
+  /** B's column sums: the sum reduction's own kernel where B is dense rows, else a loop over the heap. */
+  private colSums(k: MatmulKernel, b: number, out: number) {
+    const { offset, rowStride, colStride } = k.b;
+    if (colStride === 1 && rowStride === k.n) return this.kernels.reduceSumF32(b + offset * 4, out, 1, k.k, k.n, 1);
+    this.refreshViews();
+    const f32 = this.f32;
+    for (let j = 0; j < k.n; j++) {
+      let acc = 0;
+      for (let p = 0; p < k.k; p++) acc += f32[b / 4 + offset + p * rowStride + j * colStride];
+      f32[out / 4 + j] = acc;
+    }
   }
 
   private gemm(k: MatmulKernel, a: number, b: number, bias: number, act: number, c: number) {

@@ -112,14 +112,14 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     case 'matmul': {
       const exprs = [k.epilogue, k.aPrologue, k.bPrologue].map((e) => (e ? JSON.stringify(e.expr) : '-')).join(' ');
       const block = opts.software ? ` ${directBlock(k).rows}` : '';
-      return `matmul ${operandStorages(k).join(',')} ${inputs.map((s) => s.dtype[0]).join('')} ${distinctBindings(bufs.slice(0, inputs.length)).bindingOf.join(',')} ${exprs}${block}`;
+      return `matmul ${operandStorages(k).join(',')} ${!!k.colSums} ${inputs.map((s) => s.dtype[0]).join('')} ${distinctBindings(bufs.slice(0, inputs.length)).bindingOf.join(',')} ${exprs}${block}`;
     }
     case 'gather':
     case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
     case 'rand': return 'rand';
     case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''} ${convEntry(k, opts)}`;
     case 'pool': return `pool ${k.mode}`;
-    case 'classes': return `classes ${k.mode} ${k.sparse} ${inputs[1].dtype} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined}`;
+    case 'classes': return `classes ${k.mode} ${k.sparse} ${inputs[1].dtype} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined} ${!!k.withGrad}`;
     case 'attention': return `attention ${k.mode} ${k.dims[4]} ${k.dims[5]} ${k.mask} ${k.causal}`;
     case 'scan': {
       const { pass, mode, H, G, reverse, masked, sources, exprs, targets } = k;
@@ -199,7 +199,7 @@ export function launch(k: Kernel, opts: CodegenOptions): Launch {
     }
     case 'classes': {
       const words = new Uint32Array(GATHER_SITE_WORD + 1);
-      words.set([k.rows, k.classes, (k.ignoreIndex ?? 0) >>> 0, +(k.ignoreIndex !== null), f32Bits(k.smoothing), ['mean', 'sum', 'none'].indexOf(k.reduction), +k.softmax, f32Bits(k.gradConstant ?? 0)]);
+      words.set([k.rows, k.classes, (k.ignoreIndex ?? 0) >>> 0, +(k.ignoreIndex !== null), f32Bits(k.smoothing), ['mean', 'sum', 'none'].indexOf(k.reduction), +k.softmax, f32Bits(k.gradConstant ?? 0), k.targetOffset]);
       words[GATHER_SITE_WORD] = opts.site ?? 0;
       return { params: words, workgroups: [1, 1, 1] };
     }
@@ -330,6 +330,20 @@ function multiMapKernel(k: MultiMapKernel, inputs: Storage[], outputs: Storage[]
   return { code, bindings: unique };
 }
 
+/** D[col] = the sum over K of B's column col, for the columns a thread owns (MatmulKernel.colSums). */
+const COL_SUMS_FN = [
+  'fn col_sums(first: u32, count: u32, step: u32) {',
+  '  let N = u(2u); let K = u(3u);',
+  '  for (var i = 0u; i < count; i++) {',
+  '    let col = first + i * step;',
+  '    if (col >= N) { return; }',
+  '    var s = 0.0;',
+  '    for (var k = 0u; k < K; k++) { s += load_b(u(8u) + k * u(10u) + col * u(11u), 0u, k, col); }',
+  '    D[col] = s;',
+  '  }',
+  '}',
+];
+
 function matmulKernel(k: MatmulKernel, inputs: Storage[], bufs: GPUBuffer[], opts: CodegenOptions, words: number): KernelCode {
   // Storages in order: A's (one, or its prologue's), B's, the epilogue's; one binding per distinct buffer, then C.
   const [na, nb] = operandStorages(k);
@@ -337,6 +351,7 @@ function matmulKernel(k: MatmulKernel, inputs: Storage[], bufs: GPUBuffer[], opt
   const bindings = [
     ...unique.map((i, j) => `@group(0) @binding(${1 + j}) var<storage, read> S${j}: array<${wgslType(inputs[i].dtype)}>;`),
     `@group(0) @binding(${1 + unique.length}) var<storage, read_write> C: array<f32>;`,
+    ...(k.colSums ? [`@group(0) @binding(${2 + unique.length}) var<storage, read_write> D: array<f32>;`] : []),
   ].join('\n');
   // View j of the epilogue and prologues has its words at MATMUL_WORDS + 4 j.
   let view = 0;
@@ -360,9 +375,15 @@ function matmulKernel(k: MatmulKernel, inputs: Storage[], bufs: GPUBuffer[], opt
     '}',
     ...load('load_a', k.aPrologue, 0, na, 'row,kk'),
     ...load('load_b', k.bPrologue, na, nb, 'kk,col'),
+    ...(k.colSums ? COL_SUMS_FN : []),
   ].join('\n');
-  const shader = withPrelude(opts.software ? fill(matmulDirectSrc, { BINDINGS: bindings, EPILOGUE: code, ...directBlockCode(directBlock(k)) }) : fill(matmulSrc, { BINDINGS: bindings, EPILOGUE: code }), words);
-  return { code: shader, bindings: [...unique, inputs.length] };
+  const block = directBlock(k);
+  // The threads of the first row block sum the columns they own (batch 1): `count` columns from `first`, `step` apart.
+  const colSums = !k.colSums ? '' : opts.software ? `if (r0 == 0u) { col_sums(c0, ${4 * block.cols4}u, 1u); }` : 'if (row0 == 0u && lid.y == 0u) { col_sums(col0 + lid.x, 4u, 16u); }';
+  const shader = withPrelude(opts.software
+    ? fill(matmulDirectSrc, { BINDINGS: bindings, EPILOGUE: code, COL_SUMS: colSums, ...directBlockCode(block) })
+    : fill(matmulSrc, { BINDINGS: bindings, EPILOGUE: code, COL_SUMS: colSums }), words);
+  return { code: shader, bindings: [...unique, inputs.length, ...(k.colSums ? [inputs.length + 1] : [])] };
 }
 
 /**
@@ -465,15 +486,17 @@ function poolCode(k: PoolKernel, words: number): KernelCode {
 }
 
 /**
- * Bindings X, Tgt, W (weighted), G (grad), Out and the flag buffer (loss and grad: out-of-range
- * targets), as cross_entropy.wgsl expects; `inputs` counts the kernel's inputs.
+ * Bindings X, Targets, W (weighted), G (grad), Out or GradOut (both: a loss with its gradient) and the
+ * flag buffer (loss and grad: out-of-range targets), as cross_entropy.wgsl expects.
  */
 function classesCode(k: ClassesKernel, storages: Storage[], words: number): KernelCode {
   const inputs = storages.length;
   const T = wgslType(storages[1].dtype);
   const decls = [
     '@group(0) @binding(1) var<storage, read> X: array<f32>;',
-    `@group(0) @binding(2) var<storage, read> Tgt: array<${T}>;`,
+    `@group(0) @binding(2) var<storage, read> Targets: array<${T}>;`,
+    // Targets start at a word of their own (a batch's rows of a fit's data, read in place).
+    `fn tgt(i: u32) -> ${T} { return Targets[u(8u) + i]; }`,
   ];
   const bindings = [0, 1];
   const bind = (decl: string, index: number) => decls.push(`@group(0) @binding(${bindings.push(index)}) ${decl}`);
@@ -481,15 +504,29 @@ function classesCode(k: ClassesKernel, storages: Storage[], words: number): Kern
   if (weighted) bind('var<storage, read> W: array<f32>;', 2);
   const readsG = k.mode === 'grad' && k.gradConstant === undefined;
   if (readsG) bind('var<storage, read> G: array<f32>;', inputs - 1);
-  bind('var<storage, read_write> Out: array<f32>;', inputs);
+  // Storages a mode does not write are declared for the shared code, left out of its layout (bindings 8 and 9).
+  const out = 'var<storage, read_write> Out: array<f32>;';
+  const gradOut = 'var<storage, read_write> GradOut: array<f32>;';
+  const withGrad = k.mode === 'loss' && !!k.withGrad;
+  if (k.mode === 'grad') {
+    bind(gradOut, inputs);
+    decls.push(`@group(0) @binding(9) ${out}`);
+  } else {
+    bind(out, inputs);
+    if (withGrad) bind(gradOut, inputs + 1);
+    else decls.push(`@group(0) @binding(9) ${gradOut}`);
+  }
   const err = 'var<storage, read_write> err: array<atomic<i32>, 4>;';
-  // Accuracy reads no flags: declared for the shared code, left out of its layout.
-  if (k.mode !== 'hits') bind(err, inputs + 1);
+  // Accuracy reads no flags.
+  if (k.mode !== 'hits') bind(err, inputs + (withGrad ? 2 : 1));
   else decls.push(`@group(0) @binding(8) ${err}`);
   decls.push(
     `const SPARSE = ${k.sparse};`,
+    // Only a loss that writes its gradient refers to GradOut (a binding then).
+    `fn loss_grad(t: u32, all: f32) { ${withGrad ? 'grad_rows(t, all);' : ''} }`,
     `fn weight(c: u32) -> f32 { return ${weighted ? 'W[c]' : '1.0'}; }`,
-    `fn gscale(r: u32) -> f32 { return ${!readsG ? 'bitcast<f32>(u(7u))' : k.reduction === 'none' ? 'G[r]' : 'G[0]'}; }`,
+    // The loss kernel's gradient is for an incoming gradient of 1.
+    `fn gscale(r: u32) -> f32 { return ${k.mode === 'loss' ? '1.0' : !readsG ? 'bitcast<f32>(u(7u))' : k.reduction === 'none' ? 'G[r]' : 'G[0]'}; }`,
   );
   const code = withPrelude(fill(crossEntropySrc, { BINDINGS: decls.join('\n'), FLAG: flagCode() }), words);
   return { code, bindings, entryPoint: k.mode };
