@@ -10,7 +10,7 @@
 // its functions below.
 // Two entry points share them: `tiled` (64x64 tiles of C per 16x16
 // workgroup, 16-deep panels of A and B in workgroup memory, 4x4 per thread:
-// for GPUs) and `direct` (each thread a 4x4 block of C straight from memory,
+// for GPUs) and `direct` (each thread a block of C straight from memory,
 // no workgroup memory or barriers, which a CPU emulates at great cost: for
 // software adapters). Rows and columns past an edge read a clamped row or
 // column and are never stored; the K tail of a tile and taps in the padding
@@ -214,7 +214,12 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
   }
 }
 
-/** Workgroups [ceil(NC / 32), ceil(M / 32), groups] (see the parameter words). */
+/**
+ * Each thread a block of C, {{ROWS}} rows by {{COLS}} columns (8x8 where the mode's GEMM
+ * has 64 such blocks, else 4x4: codegen.ts convBlockCode writes the block's statements).
+ * SwiftShader gathers every load, so a larger block does more multiply-adds per load.
+ * Workgroups [ceil(NC / (8 * COLS)), ceil(M / (8 * ROWS)), groups] (z as split_z says).
+ */
 @compute @workgroup_size(8, 8)
 fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let z = split_z(wid.z);
@@ -223,128 +228,20 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
   let M = size.x; let NC = size.y;
   let runs = {{MODE}}_taps(G); let steps = {{MODE}}_steps(G);
   let range = tap_range(G, runs.x);
-  let r0 = (gid.y + nwg.y * 8u * z.y) * 4u;
-  let c0 = gid.x * 4u;
+  let r0 = (gid.y + nwg.y * 8u * z.y) * {{ROWS}}u;
+  let c0 = gid.x * {{COLS}}u;
   if (r0 >= M || c0 >= NC) { return; }
-  let ra = {{MODE}}_row(G, r0);
-  let rb = {{MODE}}_row(G, min(r0 + 1u, M - 1u));
-  let rc = {{MODE}}_row(G, min(r0 + 2u, M - 1u));
-  let rd = {{MODE}}_row(G, min(r0 + 3u, M - 1u));
-  let ca = {{MODE}}_col(G, c0);
-  let cb = {{MODE}}_col(G, min(c0 + 1u, NC - 1u));
-  let cc = {{MODE}}_col(G, min(c0 + 2u, NC - 1u));
-  let cd = {{MODE}}_col(G, min(c0 + 3u, NC - 1u));
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
+{{SETUP}}
   for (var t = range.x; t < range.y; t++) {
-    let a0 = {{MODE}}_a(G, ra, t); let a1 = {{MODE}}_a(G, rb, t); let a2 = {{MODE}}_a(G, rc, t); let a3 = {{MODE}}_a(G, rd, t);
-    let b0 = {{MODE}}_b(G, ca, t); let b1 = {{MODE}}_b(G, cb, t); let b2 = {{MODE}}_b(G, cc, t); let b3 = {{MODE}}_b(G, cd, t);
-    let okA = vec4<bool>(a0.ok, a1.ok, a2.ok, a3.ok);
-    let okB = vec4<bool>(b0.ok, b1.ok, b2.ok, b3.ok);
+{{TAP}}
     // A whole tap in the padding adds nothing.
-    if (!any(okA) || !any(okB)) { continue; }
-    var pa = vec4<u32>(a0.addr, a1.addr, a2.addr, a3.addr);
-    var pb = vec4<u32>(b0.addr, b1.addr, b2.addr, b3.addr);
+    if ({{SKIP}}) { continue; }
+{{ADDRESSES}}
     for (var l = 0u; l < runs.y; l++) {
-      let inB = okB & vec4<bool>({{MODE}}_in(G, ca, l), {{MODE}}_in(G, cb, l), {{MODE}}_in(G, cc, l), {{MODE}}_in(G, cd, l));
-      let b = select(vec4<f32>(0.0), vec4<f32>({{MODE}}_B(pb.x), {{MODE}}_B(pb.y), {{MODE}}_B(pb.z), {{MODE}}_B(pb.w)), inB);
-      let a = select(vec4<f32>(0.0), vec4<f32>({{MODE}}_A(pa.x), {{MODE}}_A(pa.y), {{MODE}}_A(pa.z), {{MODE}}_A(pa.w)), okA);
-      acc0 = fma(vec4<f32>(a.x), b, acc0);
-      acc1 = fma(vec4<f32>(a.y), b, acc1);
-      acc2 = fma(vec4<f32>(a.z), b, acc2);
-      acc3 = fma(vec4<f32>(a.w), b, acc3);
-      pa += vec4<u32>(steps.x);
-      pb += vec4<u32>(steps.y);
+{{STEP}}
     }
   }
-  store_row(G, r0, c0, M, NC, acc0);
-  store_row(G, r0 + 1u, c0, M, NC, acc1);
-  store_row(G, r0 + 2u, c0, M, NC, acc2);
-  store_row(G, r0 + 3u, c0, M, NC, acc3);
-}
-
-/**
- * `direct` with an 8x8 block per thread (two vec4 accumulators per row): SwiftShader
- * gathers every load, so twice the multiply-adds per load run the GEMM about twice
- * as fast where the output has enough blocks to keep the threads busy (codegen.ts
- * convBlock). Workgroups [ceil(NC / 64), ceil(M / 64), groups] (z as in `direct`).
- */
-@compute @workgroup_size(8, 8)
-fn direct8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let z = split_z(wid.z);
-  let G = geometry(z.x, z.z);
-  let size = {{MODE}}_size(G);
-  let M = size.x; let NC = size.y;
-  let runs = {{MODE}}_taps(G); let steps = {{MODE}}_steps(G);
-  let range = tap_range(G, runs.x);
-  let r0 = (gid.y + nwg.y * 8u * z.y) * 8u;
-  let c0 = gid.x * 8u;
-  if (r0 >= M || c0 >= NC) { return; }
-  let ra = {{MODE}}_row(G, r0);
-  let rb = {{MODE}}_row(G, min(r0 + 1u, M - 1u));
-  let rc = {{MODE}}_row(G, min(r0 + 2u, M - 1u));
-  let rd = {{MODE}}_row(G, min(r0 + 3u, M - 1u));
-  let re = {{MODE}}_row(G, min(r0 + 4u, M - 1u));
-  let rf = {{MODE}}_row(G, min(r0 + 5u, M - 1u));
-  let rg = {{MODE}}_row(G, min(r0 + 6u, M - 1u));
-  let rh = {{MODE}}_row(G, min(r0 + 7u, M - 1u));
-  let ca = {{MODE}}_col(G, c0);
-  let cb = {{MODE}}_col(G, min(c0 + 1u, NC - 1u));
-  let cc = {{MODE}}_col(G, min(c0 + 2u, NC - 1u));
-  let cd = {{MODE}}_col(G, min(c0 + 3u, NC - 1u));
-  let ce = {{MODE}}_col(G, min(c0 + 4u, NC - 1u));
-  let cf = {{MODE}}_col(G, min(c0 + 5u, NC - 1u));
-  let cg = {{MODE}}_col(G, min(c0 + 6u, NC - 1u));
-  let ch = {{MODE}}_col(G, min(c0 + 7u, NC - 1u));
-  // acc<row>_<column half>
-  var acc0_0 = vec4<f32>(0.0); var acc0_1 = vec4<f32>(0.0);
-  var acc1_0 = vec4<f32>(0.0); var acc1_1 = vec4<f32>(0.0);
-  var acc2_0 = vec4<f32>(0.0); var acc2_1 = vec4<f32>(0.0);
-  var acc3_0 = vec4<f32>(0.0); var acc3_1 = vec4<f32>(0.0);
-  var acc4_0 = vec4<f32>(0.0); var acc4_1 = vec4<f32>(0.0);
-  var acc5_0 = vec4<f32>(0.0); var acc5_1 = vec4<f32>(0.0);
-  var acc6_0 = vec4<f32>(0.0); var acc6_1 = vec4<f32>(0.0);
-  var acc7_0 = vec4<f32>(0.0); var acc7_1 = vec4<f32>(0.0);
-  for (var t = range.x; t < range.y; t++) {
-    let a0 = {{MODE}}_a(G, ra, t); let a1 = {{MODE}}_a(G, rb, t); let a2 = {{MODE}}_a(G, rc, t); let a3 = {{MODE}}_a(G, rd, t);
-    let a4 = {{MODE}}_a(G, re, t); let a5 = {{MODE}}_a(G, rf, t); let a6 = {{MODE}}_a(G, rg, t); let a7 = {{MODE}}_a(G, rh, t);
-    let b0 = {{MODE}}_b(G, ca, t); let b1 = {{MODE}}_b(G, cb, t); let b2 = {{MODE}}_b(G, cc, t); let b3 = {{MODE}}_b(G, cd, t);
-    let b4 = {{MODE}}_b(G, ce, t); let b5 = {{MODE}}_b(G, cf, t); let b6 = {{MODE}}_b(G, cg, t); let b7 = {{MODE}}_b(G, ch, t);
-    let okA0 = vec4<bool>(a0.ok, a1.ok, a2.ok, a3.ok); let okA1 = vec4<bool>(a4.ok, a5.ok, a6.ok, a7.ok);
-    let okB0 = vec4<bool>(b0.ok, b1.ok, b2.ok, b3.ok); let okB1 = vec4<bool>(b4.ok, b5.ok, b6.ok, b7.ok);
-    // A whole tap in the padding adds nothing.
-    if (!(any(okA0) || any(okA1)) || !(any(okB0) || any(okB1))) { continue; }
-    var pa0 = vec4<u32>(a0.addr, a1.addr, a2.addr, a3.addr); var pa1 = vec4<u32>(a4.addr, a5.addr, a6.addr, a7.addr);
-    var pb0 = vec4<u32>(b0.addr, b1.addr, b2.addr, b3.addr); var pb1 = vec4<u32>(b4.addr, b5.addr, b6.addr, b7.addr);
-    for (var l = 0u; l < runs.y; l++) {
-      let inB0 = okB0 & vec4<bool>({{MODE}}_in(G, ca, l), {{MODE}}_in(G, cb, l), {{MODE}}_in(G, cc, l), {{MODE}}_in(G, cd, l));
-      let inB1 = okB1 & vec4<bool>({{MODE}}_in(G, ce, l), {{MODE}}_in(G, cf, l), {{MODE}}_in(G, cg, l), {{MODE}}_in(G, ch, l));
-      let v0 = select(vec4<f32>(0.0), vec4<f32>({{MODE}}_B(pb0.x), {{MODE}}_B(pb0.y), {{MODE}}_B(pb0.z), {{MODE}}_B(pb0.w)), inB0);
-      let v1 = select(vec4<f32>(0.0), vec4<f32>({{MODE}}_B(pb1.x), {{MODE}}_B(pb1.y), {{MODE}}_B(pb1.z), {{MODE}}_B(pb1.w)), inB1);
-      let u0 = select(vec4<f32>(0.0), vec4<f32>({{MODE}}_A(pa0.x), {{MODE}}_A(pa0.y), {{MODE}}_A(pa0.z), {{MODE}}_A(pa0.w)), okA0);
-      let u1 = select(vec4<f32>(0.0), vec4<f32>({{MODE}}_A(pa1.x), {{MODE}}_A(pa1.y), {{MODE}}_A(pa1.z), {{MODE}}_A(pa1.w)), okA1);
-      acc0_0 = fma(vec4<f32>(u0.x), v0, acc0_0); acc0_1 = fma(vec4<f32>(u0.x), v1, acc0_1);
-      acc1_0 = fma(vec4<f32>(u0.y), v0, acc1_0); acc1_1 = fma(vec4<f32>(u0.y), v1, acc1_1);
-      acc2_0 = fma(vec4<f32>(u0.z), v0, acc2_0); acc2_1 = fma(vec4<f32>(u0.z), v1, acc2_1);
-      acc3_0 = fma(vec4<f32>(u0.w), v0, acc3_0); acc3_1 = fma(vec4<f32>(u0.w), v1, acc3_1);
-      acc4_0 = fma(vec4<f32>(u1.x), v0, acc4_0); acc4_1 = fma(vec4<f32>(u1.x), v1, acc4_1);
-      acc5_0 = fma(vec4<f32>(u1.y), v0, acc5_0); acc5_1 = fma(vec4<f32>(u1.y), v1, acc5_1);
-      acc6_0 = fma(vec4<f32>(u1.z), v0, acc6_0); acc6_1 = fma(vec4<f32>(u1.z), v1, acc6_1);
-      acc7_0 = fma(vec4<f32>(u1.w), v0, acc7_0); acc7_1 = fma(vec4<f32>(u1.w), v1, acc7_1);
-      pa0 += vec4<u32>(steps.x); pa1 += vec4<u32>(steps.x);
-      pb0 += vec4<u32>(steps.y); pb1 += vec4<u32>(steps.y);
-    }
-  }
-  store_row(G, r0, c0, M, NC, acc0_0); store_row(G, r0, c0 + 4u, M, NC, acc0_1);
-  store_row(G, r0 + 1u, c0, M, NC, acc1_0); store_row(G, r0 + 1u, c0 + 4u, M, NC, acc1_1);
-  store_row(G, r0 + 2u, c0, M, NC, acc2_0); store_row(G, r0 + 2u, c0 + 4u, M, NC, acc2_1);
-  store_row(G, r0 + 3u, c0, M, NC, acc3_0); store_row(G, r0 + 3u, c0 + 4u, M, NC, acc3_1);
-  store_row(G, r0 + 4u, c0, M, NC, acc4_0); store_row(G, r0 + 4u, c0 + 4u, M, NC, acc4_1);
-  store_row(G, r0 + 5u, c0, M, NC, acc5_0); store_row(G, r0 + 5u, c0 + 4u, M, NC, acc5_1);
-  store_row(G, r0 + 6u, c0, M, NC, acc6_0); store_row(G, r0 + 6u, c0 + 4u, M, NC, acc6_1);
-  store_row(G, r0 + 7u, c0, M, NC, acc7_0); store_row(G, r0 + 7u, c0 + 4u, M, NC, acc7_1);
+{{STORE}}
 }
 
 fn store_row(G: Geo, r: u32, c0: u32, M: u32, NC: u32, v: vec4<f32>) {

@@ -75,7 +75,7 @@ const NCHW_CASES = [
   ['13x11, 3 -> 5 channels, stride 2, padding 1, dilation 2', [1, 3, 13, 11], [5, 3, 3, 3], { stride: 2, padding: 1, dilation: 2 }, true],
   // Over 64 output channels and 64 sums per grad-weight element: several 64x64 tiles and K panels.
   ['70 output channels, batch 3 (several tiles each way)', [3, 4, 9, 10], [70, 4, 3, 3], { padding: 1 }, true],
-  // GEMMs of at least 64 8x8 blocks in every mode run the direct kernels' 8x8 thread blocks (codegen.ts convEntry).
+  // GEMMs of at least 64 8x8 blocks in every mode run the direct kernels' 8x8 thread blocks (codegen.ts convBlock).
   ['8x8 thread blocks in every mode: 70 channels, stride [2, 1], dilation [1, 2], padding 1', [2, 8, 19, 17], [70, 8, 3, 3], { stride: [2, 1], dilation: [1, 2], padding: 1 }, true],
   ['8x8 thread blocks in every mode, groups 2, 8 -> 130 channels', [2, 8, 19, 17], [130, 4, 3, 3], { groups: 2 }, true],
   // A 3 x 18 grad weight over 3 x 50 rows: on WebGPU its sum is cut into chunks added after.

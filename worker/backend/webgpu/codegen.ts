@@ -117,7 +117,7 @@ export function kernelKey(k: Kernel, inputs: Storage[], outputs: Storage[], bufs
     case 'gather':
     case 'scatterAdd': return `${k.kind} ${inputs[0].dtype} ${outputs[0].dtype}`;
     case 'rand': return 'rand';
-    case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''} ${convEntry(k, opts)}`;
+    case 'conv': return `conv ${k.mode} ${k.mode === 'forward' && !!k.bias} ${(k.mode === 'forward' && k.activation) || ''} ${convBlock(k, opts)?.rows ?? 'tiled'}`;
     case 'pool': return `pool ${k.mode}`;
     case 'classes': return `classes ${k.mode} ${k.sparse} ${inputs[1].dtype} ${k.weighted} ${k.reduction === 'none'} ${k.gradConstant === undefined} ${!!k.withGrad}`;
     case 'attention': return `attention ${k.mode} ${k.dims[4]} ${k.dims[5]} ${k.mask} ${k.causal}`;
@@ -387,15 +387,16 @@ function matmulKernel(k: MatmulKernel, inputs: Storage[], bufs: GPUBuffer[], opt
 }
 
 /**
- * A direct-matmul thread's block of C: 8 rows by 8 columns where the output has enough of
- * them to keep 64 threads busy, else 4 by 4. Measured on SwiftShader (bench/NOTES.md): 8x8
- * runs the seed MLP's GEMMs about twice as fast as 4x4, but a small output such as
- * [128, 10] then has too few threads.
+ * A direct kernel thread's block of C (matmul, conv): 8 rows by 8 columns where the output
+ * has enough of them to keep 64 threads busy, else 4 by 4. Measured on SwiftShader
+ * (bench/NOTES.md): 8x8 runs the seed MLP's GEMMs about twice as fast as 4x4, but a small
+ * output such as [128, 10] then has too few threads.
  */
-function directBlock(k: MatmulKernel): { rows: number; cols4: number } {
-  const blocks = Math.ceil(k.m / 8) * Math.ceil(k.n / 8) * k.batch;
-  return blocks >= 64 ? { rows: 8, cols4: 2 } : { rows: 4, cols4: 1 };
+function blockFor(m: number, n: number, count: number): { rows: number; cols4: number } {
+  return Math.ceil(m / 8) * Math.ceil(n / 8) * count >= 64 ? { rows: 8, cols4: 2 } : { rows: 4, cols4: 1 };
 }
+
+const directBlock = (k: MatmulKernel) => blockFor(k.m, k.n, k.batch);
 
 /** matmul_direct.wgsl's statements for a block of `rows` x 4 `cols4`, one vec4 accumulator per row and 4 columns. */
 function directBlockCode({ rows, cols4 }: { rows: number; cols4: number }): Record<string, string> {
@@ -438,11 +439,47 @@ function convGemm(k: ConvKernel): [number, number] {
   return k.mode === 'forward' ? [n * oh * ow, og] : k.mode === 'gradInput' ? [n * h * w, cg] : [og, cg * kh * kw];
 }
 
-/** conv.wgsl's entry point: tiled on GPUs; on software adapters 8x8 blocks per thread where the GEMM has 64 of them, as matmul (directBlock). */
-function convEntry(k: ConvKernel, opts: CodegenOptions): 'tiled' | 'direct' | 'direct8' {
-  if (!opts.software) return 'tiled';
+/** conv.wgsl's direct entry's block per thread on software adapters; GPUs run the tiled entry (null). */
+function convBlock(k: ConvKernel, opts: CodegenOptions): { rows: number; cols4: number } | null {
+  if (!opts.software) return null;
   const [m, nc] = convGemm(k);
-  return Math.ceil(m / 8) * Math.ceil(nc / 8) * k.groups >= 64 ? 'direct8' : 'direct';
+  return blockFor(m, nc, k.groups);
+}
+
+/** conv.wgsl's direct statements for a block of `rows` x 4 `cols4` (vec4 accumulators as in directBlockCode). */
+function convBlockCode(mode: ConvKernel['mode'], { rows, cols4 }: { rows: number; cols4: number }): Record<string, string> {
+  const R = Array.from({ length: rows }, (_, i) => i);
+  const RG = Array.from({ length: rows / 4 }, (_, g) => g);
+  const V = Array.from({ length: cols4 }, (_, v) => v);
+  const cols = Array.from({ length: 4 * cols4 }, (_, j) => j);
+  const four = (f: (e: number) => string) => [0, 1, 2, 3].map(f).join(', ');
+  const lane = 'xyzw';
+  const setup = [
+    ...R.map((i) => `  let row${i} = ${mode}_row(G, min(r0 + ${i}u, M - 1u));`),
+    ...cols.map((j) => `  let col${j} = ${mode}_col(G, min(c0 + ${j}u, NC - 1u));`),
+    ...R.flatMap((i) => V.map((v) => `  var acc${i}_${v} = vec4<f32>(0.0);`)),
+  ];
+  const tap = [
+    ...R.map((i) => `    let a${i} = ${mode}_a(G, row${i}, t);`),
+    ...cols.map((j) => `    let b${j} = ${mode}_b(G, col${j}, t);`),
+    ...RG.map((g) => `    let okA${g} = vec4<bool>(${four((e) => `a${4 * g + e}.ok`)});`),
+    ...V.map((v) => `    let okB${v} = vec4<bool>(${four((e) => `b${4 * v + e}.ok`)});`),
+  ];
+  const skip = `!(${RG.map((g) => `any(okA${g})`).join(' || ')}) || !(${V.map((v) => `any(okB${v})`).join(' || ')})`;
+  const addresses = [
+    ...RG.map((g) => `    var pa${g} = vec4<u32>(${four((e) => `a${4 * g + e}.addr`)});`),
+    ...V.map((v) => `    var pb${v} = vec4<u32>(${four((e) => `b${4 * v + e}.addr`)});`),
+  ];
+  const step = [
+    ...V.map((v) => `      let inB${v} = okB${v} & vec4<bool>(${four((e) => `${mode}_in(G, col${4 * v + e}, l)`)});`),
+    ...V.map((v) => `      let vb${v} = select(vec4<f32>(0.0), vec4<f32>(${four((e) => `${mode}_B(pb${v}.${lane[e]})`)}), inB${v});`),
+    ...RG.map((g) => `      let va${g} = select(vec4<f32>(0.0), vec4<f32>(${four((e) => `${mode}_A(pa${g}.${lane[e]})`)}), okA${g});`),
+    ...R.flatMap((i) => V.map((v) => `      acc${i}_${v} = fma(vec4<f32>(va${i >> 2}.${lane[i & 3]}), vb${v}, acc${i}_${v});`)),
+    ...RG.map((g) => `      pa${g} += vec4<u32>(steps.x);`),
+    ...V.map((v) => `      pb${v} += vec4<u32>(steps.y);`),
+  ];
+  const store = R.flatMap((i) => V.map((v) => `  store_row(G, r0 + ${i}u, c0 + ${4 * v}u, M, NC, acc${i}_${v});`));
+  return { ROWS: String(rows), COLS: String(4 * cols4), SETUP: setup.join('\n'), TAP: tap.join('\n'), SKIP: skip, ADDRESSES: addresses.join('\n'), STEP: step.join('\n'), STORE: store.join('\n') };
 }
 
 function convLaunch(k: ConvKernel, opts: CodegenOptions): Launch {
@@ -454,13 +491,15 @@ function convLaunch(k: ConvKernel, opts: CodegenOptions): Launch {
     ...view(k.x), ...view(k.w), ...view(k.y), k.groups, chunks, chunks > 1 ? o * (c / k.groups) * k.dims[7] * k.dims[8] : 0,
   ]);
   const [m, nc] = convGemm(k);
-  const tile = convEntry(k, opts) === 'direct' ? 32 : 64;
+  // A tiled workgroup covers 64x64 of C; a direct one 8x8 threads' blocks.
+  const block = convBlock(k, opts);
+  const [tileM, tileN] = block ? [8 * block.rows, 32 * block.cols4] : [64, 64];
   // Row tiles past the y limit go to further slabs along z (see shaders/conv.wgsl).
-  const rowTiles = Math.ceil(m / tile);
+  const rowTiles = Math.ceil(m / tileM);
   const y = Math.min(rowTiles, MAX_GROUPS);
   const slabs = y ? Math.ceil(rowTiles / y) : 0;
   if (k.groups * slabs * chunks > MAX_GROUPS) throw new Error(`conv2d: ${k.groups} groups of ${m} rows exceed one dispatch`);
-  return { params, workgroups: [Math.ceil(nc / tile), y, k.groups * slabs * chunks] };
+  return { params, workgroups: [Math.ceil(nc / tileN), y, k.groups * slabs * chunks] };
 }
 
 function convCode(k: ConvKernel, opts: CodegenOptions, words: number): KernelCode {
@@ -470,8 +509,10 @@ function convCode(k: ConvKernel, opts: CodegenOptions, words: number): KernelCod
     `@group(0) @binding(${bias ? 4 : 3}) var<storage, read_write> Out: array<f32>;`,
   ].join('\n');
   const epilogue = epilogueFn(bias, k.mode === 'forward' ? k.activation : null);
-  const code = withPrelude(fill(convSrc, { BINDINGS: bindings, EPILOGUE: epilogue, MODE: k.mode }), words);
-  return { code, bindings: bias ? [0, 1, 2, 3] : [0, 1, 2], entryPoint: convEntry(k, opts) };
+  const block = convBlock(k, opts);
+  // GPUs run `tiled`; the unused direct entry is filled with the small block to stay valid WGSL.
+  const code = withPrelude(fill(convSrc, { BINDINGS: bindings, EPILOGUE: epilogue, MODE: k.mode, ...convBlockCode(k.mode, block ?? { rows: 4, cols4: 1 }) }), words);
+  return { code, bindings: bias ? [0, 1, 2, 3] : [0, 1, 2], entryPoint: block ? 'direct' : 'tiled' };
 }
 
 /** Bindings per mode ([inputs..., output]); read_x and read_dy reach the storages the mode has (shaders/pool.wgsl). */
