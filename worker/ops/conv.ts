@@ -13,8 +13,8 @@ import type { WT } from '../tensor.js';
 import { UNARY_OPS } from './elementwise.js';
 import { implement } from './op.js';
 
-/** A tensor's view with its dims reordered into PyTorch's order. */
-const canonical = (t: WT, order: number[]): View => ({ shape: order.map((d) => t.shape[d]), strides: order.map((d) => t.strides[d]), offset: t.offset });
+/** A tensor's view with its dims reordered into PyTorch's order (pooling's kernels read theirs the same way). */
+export const canonical = (t: WT, order: number[]): View => ({ shape: order.map((d) => t.shape[d]), strides: order.map((d) => t.strides[d]), offset: t.offset });
 
 export const conv2d = implement(spec.conv2d, {
   forward: (ctx, [x, w, b], at) => {

@@ -352,8 +352,8 @@ function matmul(k: MatmulKernel, a: TypedArray, b: TypedArray, extra: TypedArray
   }
 }
 
-/** Sums over K of each column of B (batch 1), in the order and precision of the sum reduction. */
-function colSums(k: MatmulKernel, b: TypedArray, out: TypedArray) {
+/** Sums over K of each column of B (batch 1), in the order and precision of the sum reduction; the wasm backend runs it on its heap too. */
+export function colSums(k: MatmulKernel, b: TypedArray, out: TypedArray) {
   for (let j = 0; j < k.n; j++) {
     let acc = 0;
     for (let p = 0; p < k.k; p++) acc += b[k.b.offset + p * k.b.rowStride + j * k.b.colStride];

@@ -10,7 +10,7 @@ import type { Activation } from '../../../lib/ops/activations.js';
 import type { DType } from '../../../lib/shape.js';
 import { sizeOf, stridesOf } from '../../../lib/shape.js';
 import { sequentialSteps, type Backend, type Launch, type Prepared, type Storage, type TypedArray } from '../backend.js';
-import { attention, pool, rand } from '../cpu/index.js';
+import { attention, colSums, pool, rand } from '../cpu/index.js';
 import { classesKernel } from '../classes.js';
 import { activationExpr, f, indexError, operandStorages, plainOperands, prologueMap, segmentMap, x, type Epilogue, type Prologue, type Expr, type GatherKernel, type Kernel, type MapKernel, type MatmulKernel, type ReduceKernel, type View } from '../kernel.js';
 import kernelsWasm from './assembly/kernels.wasm';
@@ -292,17 +292,12 @@ export class WasmBackend implements Backend {
     if (map) this.map(epilogueMap(k), map, [c, ...extra], [c]);
   }
 
-  /** B's column sums: the sum reduction's own kernel where B is dense rows, else a loop over the heap. */
+  /** B's column sums: the sum reduction's own kernel where B is dense rows, else the cpu oracle's loop over the heap. */
   private colSums(k: MatmulKernel, b: number, out: number) {
     const { offset, rowStride, colStride } = k.b;
     if (colStride === 1 && rowStride === k.n) return this.kernels.reduceSumF32(b + offset * 4, out, 1, k.k, k.n, 1);
     this.refreshViews();
-    const f32 = this.f32;
-    for (let j = 0; j < k.n; j++) {
-      let acc = 0;
-      for (let p = 0; p < k.k; p++) acc += f32[b / 4 + offset + p * rowStride + j * colStride];
-      f32[out / 4 + j] = acc;
-    }
+    colSums(k, this.f32.subarray(b / 4), this.f32.subarray(out / 4));
   }
 
   private gemm(k: MatmulKernel, a: number, b: number, bias: number, act: number, c: number) {

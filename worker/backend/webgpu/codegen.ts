@@ -386,20 +386,23 @@ function matmulKernel(k: MatmulKernel, inputs: Storage[], bufs: GPUBuffer[], opt
   return { code: shader, bindings: [...unique, inputs.length, ...(k.colSums ? [inputs.length + 1] : [])] };
 }
 
+/** A direct kernel thread's block of C: `rows` rows by 4 `cols4` columns. */
+interface Block { rows: number; cols4: number }
+
 /**
  * A direct kernel thread's block of C (matmul, conv): 8 rows by 8 columns where the output
  * has enough of them to keep 64 threads busy, else 4 by 4. Measured on SwiftShader
  * (bench/NOTES.md): 8x8 runs the seed MLP's GEMMs about twice as fast as 4x4, but a small
  * output such as [128, 10] then has too few threads.
  */
-function blockFor(m: number, n: number, count: number): { rows: number; cols4: number } {
+function blockFor(m: number, n: number, count: number): Block {
   return Math.ceil(m / 8) * Math.ceil(n / 8) * count >= 64 ? { rows: 8, cols4: 2 } : { rows: 4, cols4: 1 };
 }
 
 const directBlock = (k: MatmulKernel) => blockFor(k.m, k.n, k.batch);
 
 /** matmul_direct.wgsl's statements for a block of `rows` x 4 `cols4`, one vec4 accumulator per row and 4 columns. */
-function directBlockCode({ rows, cols4 }: { rows: number; cols4: number }): Record<string, string> {
+function directBlockCode({ rows, cols4 }: Block): Record<string, string> {
   const R = Array.from({ length: rows }, (_, i) => i);
   const V = Array.from({ length: cols4 }, (_, v) => v);
   const cols = Array.from({ length: 4 * cols4 }, (_, j) => j);
@@ -440,14 +443,14 @@ function convGemm(k: ConvKernel): [number, number] {
 }
 
 /** conv.wgsl's direct entry's block per thread on software adapters; GPUs run the tiled entry (null). */
-function convBlock(k: ConvKernel, opts: CodegenOptions): { rows: number; cols4: number } | null {
+function convBlock(k: ConvKernel, opts: CodegenOptions): Block | null {
   if (!opts.software) return null;
   const [m, nc] = convGemm(k);
   return blockFor(m, nc, k.groups);
 }
 
 /** conv.wgsl's direct statements for a block of `rows` x 4 `cols4` (vec4 accumulators as in directBlockCode). */
-function convBlockCode(mode: ConvKernel['mode'], { rows, cols4 }: { rows: number; cols4: number }): Record<string, string> {
+function convBlockCode(mode: ConvKernel['mode'], { rows, cols4 }: Block): Record<string, string> {
   const R = Array.from({ length: rows }, (_, i) => i);
   const RG = Array.from({ length: rows / 4 }, (_, g) => g);
   const V = Array.from({ length: cols4 }, (_, v) => v);
